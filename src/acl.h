@@ -1,0 +1,48 @@
+/*
+ * acl.h - the allow/deny rules on which mappings LAN hosts may ask for.
+ *
+ * One rule is "EXTPORTS INTADDR[/LEN] INTPORTS" as in miniupnpd's
+ * "allow"/"deny" lines: ports as N or N-M, the internal address IPv4 or
+ * IPv6 with a prefix length. One rule list serves every front-end
+ * (spec/iwf.md X-09); the first matching rule wins, no match allows.
+ */
+#ifndef IWFD_ACL_H
+#define IWFD_ACL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Room for the text of any valid rule (and a readable error). */
+#define ACL_RULE_TEXT_MAX	128
+/* IPv4 prefixes are stored on the IPv4-mapped address: +96 bits. */
+#define ACL_V4_PREFIX_OFFSET	96
+#define ACL_V4_PREFIX_MAX	32
+#define ACL_V6_PREFIX_MAX	128
+
+struct acl_rule {
+	bool		 allow;
+	uint16_t	 ext_min, ext_max;
+	struct in6_addr	 addr;		/* IPv4-mapped for IPv4, host bits 0 */
+	uint8_t		 prefix_len;	/* 0..128, +96 for IPv4 */
+	uint16_t	 int_min, int_max;
+};
+
+/*
+ * Parse the value of an "allow" or "deny" line. On failure write a short
+ * reason (without key or line) to err and leave *out untouched.
+ */
+bool	acl_rule_parse(const char *text, bool allow, struct acl_rule *out,
+	    char *err, size_t errlen);
+bool	acl_rule_match(const struct acl_rule *,
+	    const struct in6_addr *internal_addr, uint16_t ext_port,
+	    uint16_t int_port);
+/* First match wins; no match -> allow (INTERFACE.md: default allow). */
+bool	acl_allows(const struct acl_rule *rules, size_t n,
+	    const struct in6_addr *addr, uint16_t ext_port, uint16_t int_port);
+/* The rule value in normal form ("1024-65535 192.168.1.0/24 1024-65535"),
+   without the allow/deny word; acl_rule_parse() reads it back. */
+void	acl_rule_format(const struct acl_rule *, char *buf, size_t len);
+
+#endif

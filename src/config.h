@@ -1,0 +1,113 @@
+/*
+ * config.h - pcp-iwfd.conf: the configuration and its strict parser.
+ *
+ * One schema table in config.c drives parsing, defaults and printing
+ * (STYLE.md habit 8). Nothing here is global: a reload parses into a fresh
+ * struct iwfd_config and swaps it in only when the parse succeeded.
+ */
+#ifndef IWFD_CONFIG_H
+#define IWFD_CONFIG_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "acl.h"
+
+#define CONFIG_DEFAULT_PATH		"/etc/pcp-iwfd.conf"
+
+#define CONFIG_MAX_LAN_INTERFACES	16
+#define CONFIG_MAX_UPSTREAM_SERVERS	8
+#define CONFIG_MAX_ACL_RULES		256
+/* The largest file read; a real one is a few hundred bytes. */
+#define CONFIG_FILE_MAX			(1024 * 1024)
+/* The longest value on a line (a path is the longest legitimate one). */
+#define CONFIG_VALUE_MAX		PATH_MAX
+
+#define CONFIG_NFT_TABLE_MAX		64
+#define CONFIG_USER_MAX			32	/* useradd's limit */
+/* UPnP Device Architecture 1.0 §2.1: friendlyName < 64 characters. */
+#define CONFIG_FRIENDLY_NAME_MAX	63
+#define CONFIG_FRIENDLY_NAME_SIZE	(CONFIG_FRIENDLY_NAME_MAX * 4 + 1)
+/* sizeof(struct sockaddr_un.sun_path) on Linux; checked in config.c. */
+#define CONFIG_SOCKET_PATH_SIZE		108
+
+enum config_nat {
+	CONFIG_NAT_LOCAL = 0,	/* this box NATs LAN -> WAN (home router) */
+	CONFIG_NAT_NONE,	/* routed LAN: THIRD_PARTY upstream */
+};
+
+enum config_third_party {
+	CONFIG_THIRD_PARTY_DENY = 0,
+	CONFIG_THIRD_PARTY_ALLOW,
+};
+
+struct config_upstream {
+	struct in6_addr	 addr;		/* IPv4-mapped for IPv4 */
+	uint16_t	 port;		/* default PCP_SERVER_PORT (5351) */
+};
+
+/* Every key of INTERFACE.md with its effective value. */
+struct iwfd_config {
+	char		 lan_interface[CONFIG_MAX_LAN_INTERFACES][IFNAMSIZ];
+	size_t		 n_lan_interface;
+	char		 wan_interface[IFNAMSIZ];
+	struct config_upstream upstream_server[CONFIG_MAX_UPSTREAM_SERVERS];
+	size_t		 n_upstream_server;
+	enum config_nat	 nat;
+	bool		 upnp;
+	uint8_t		 upnp_igd_version;	/* 1 or 2 */
+	uint16_t	 upnp_port;		/* 0: any */
+	char		 upnp_friendly_name[CONFIG_FRIENDLY_NAME_SIZE];
+	bool		 natpmp;
+	bool		 pcp;
+	/* RFC 7648 §3.4 (P-16, P-17): relay unknown opcodes and options. */
+	bool		 relay_unknown;
+	enum config_third_party third_party;
+	uint32_t	 max_mappings_per_host;
+	uint32_t	 min_lifetime;
+	uint32_t	 max_lifetime;
+	char		 state_file[PATH_MAX];
+	char		 control_socket[CONFIG_SOCKET_PATH_SIZE];
+	char		 nft_table[CONFIG_NFT_TABLE_MAX + 1];
+	char		 user[CONFIG_USER_MAX + 1];
+	/* allow and deny lines together, in file order: first match wins. */
+	struct acl_rule	 acl[CONFIG_MAX_ACL_RULES];
+	size_t		 n_acl;
+};
+
+/* Every error of one parse, each "FILE:LINE: message" or "FILE: message". */
+#define CONFIG_ERRORS_MAX	64
+#define CONFIG_ERROR_LEN	512
+
+struct config_errors {
+	size_t		 count;		/* messages in msg[] */
+	size_t		 dropped;	/* errors beyond CONFIG_ERRORS_MAX */
+	char		 msg[CONFIG_ERRORS_MAX][CONFIG_ERROR_LEN];
+};
+
+void	config_defaults(struct iwfd_config *);
+void	config_errors_init(struct config_errors *);
+/* One message a line, then a count of the dropped ones if any. */
+void	config_errors_print(const struct config_errors *, FILE *);
+
+/*
+ * Both start from config_defaults(), collect every error into errs
+ * (initialised here) and return 0 on success, -1 when errs->count > 0.
+ * On failure *cfg is incomplete and must not be used. name is the file
+ * name put in front of each message.
+ */
+int	config_parse_file(const char *path, struct iwfd_config *,
+	    struct config_errors *errs);
+int	config_parse_buffer(const char *name, const char *text, size_t len,
+	    struct iwfd_config *, struct config_errors *errs);
+
+/* "key = value" for every key in schema order, defaults included; the
+   output parses back to the same configuration. */
+void	config_print(const struct iwfd_config *, FILE *);
+
+#endif

@@ -1,0 +1,447 @@
+/*
+ * control.c - the control socket: a UNIX stream socket, mode 0600, one
+ * request line per connection (see control.h). Output is built in an
+ * evbuffer and streamed, so listing 50,000 mappings costs one pass.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "control.h"
+#include "iwfd.h"
+#include "json.h"
+#include "log.h"
+#include "map.h"
+#include "netif.h"
+#include "pcp_wire.h"
+#include "table.h"
+
+/* A client that sends nothing useful is dropped after this long. */
+#define CONTROL_TIMEOUT_SEC	10
+#define CONTROL_MAX_ARGS	4
+
+struct control {
+	struct iwfd		*iwfd;
+	struct evconnlistener	*listener;
+	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static void
+control_reply_error(struct evbuffer *out, const char *msg)
+{
+	evbuffer_add_printf(out, "error %s\n", msg);
+}
+
+/* The external address clients are told: the upstream's once learned;
+   without an upstream, the WAN interface's own (DESIGN.md "Time, epoch,
+   external address"). */
+static bool
+control_external_address(const struct iwfd *iwfd, struct in6_addr *addr)
+{
+	if (iwfd->conf->n_upstream_server > 0)
+		return false;	/* learned from MAP responses (proxy core) */
+	return netif_ipv4_address(iwfd->conf->wan_interface, addr);
+}
+
+static void
+control_status_json(struct iwfd *iwfd, struct evbuffer *out)
+{
+	const struct iwfd_config *conf = iwfd->conf;
+	struct json_writer jw;
+	struct in6_addr ext;
+	char buf[INET6_ADDRSTRLEN];
+	size_t i;
+
+	json_init(&jw, out);
+	json_object_begin(&jw);
+	json_kv_string(&jw, "version", PACKAGE_VERSION);
+	json_kv_uint(&jw, "epoch", iwfd_epoch(iwfd));
+	json_kv_uint(&jw, "uptime", (iwfd_now_ms(iwfd) - iwfd->started_ms) / 1000);
+	if (control_external_address(iwfd, &ext))
+		json_kv_string(&jw, "external_address",
+		    pcp_addr_ntop(&ext, buf, sizeof(buf)));
+	else
+		json_kv_null(&jw, "external_address");
+	json_kv_uint(&jw, "mappings", table_count(iwfd->table));
+	json_kv_string(&jw, "nat", conf->nat == CONFIG_NAT_LOCAL ? "local" : "none");
+	json_kv_string(&jw, "wan_interface", conf->wan_interface);
+	json_key(&jw, "lan_interfaces");
+	json_array_begin(&jw);
+	for (i = 0; i < conf->n_lan_interface; i++)
+		json_string(&jw, conf->lan_interface[i]);
+	json_array_end(&jw);
+	json_key(&jw, "upstream");
+	json_array_begin(&jw);
+	for (i = 0; i < conf->n_upstream_server; i++) {
+		json_object_begin(&jw);
+		json_kv_string(&jw, "address", pcp_addr_ntop(
+		    &conf->upstream_server[i].addr, buf, sizeof(buf)));
+		json_kv_uint(&jw, "port", conf->upstream_server[i].port);
+		/* No upstream engine runs yet: nothing has been sent, so the
+		   server's state is honestly unknown. */
+		json_kv_string(&jw, "state", "unknown");
+		json_kv_null(&jw, "epoch");
+		json_kv_null(&jw, "last_error");
+		json_object_end(&jw);
+	}
+	json_array_end(&jw);
+	json_object_end(&jw);
+	evbuffer_add(out, "\n", 1);
+}
+
+static void
+control_status_text(struct iwfd *iwfd, struct evbuffer *out)
+{
+	const struct iwfd_config *conf = iwfd->conf;
+	struct in6_addr ext;
+	char buf[INET6_ADDRSTRLEN];
+	size_t i;
+
+	evbuffer_add_printf(out, "pcp-iwfd %s, epoch %u, %zu mapping(s)\n",
+	    PACKAGE_VERSION, iwfd_epoch(iwfd), table_count(iwfd->table));
+	evbuffer_add_printf(out, "external address: %s\n",
+	    control_external_address(iwfd, &ext) ?
+	    pcp_addr_ntop(&ext, buf, sizeof(buf)) : "unknown");
+	evbuffer_add_printf(out, "nat: %s, wan: %s, lan:",
+	    conf->nat == CONFIG_NAT_LOCAL ? "local" : "none",
+	    conf->wan_interface);
+	for (i = 0; i < conf->n_lan_interface; i++)
+		evbuffer_add_printf(out, " %s", conf->lan_interface[i]);
+	evbuffer_add_printf(out, "\n");
+	if (conf->n_upstream_server == 0)
+		evbuffer_add_printf(out, "upstream: none (this gateway is the "
+		    "last NAT)\n");
+	for (i = 0; i < conf->n_upstream_server; i++)
+		evbuffer_add_printf(out, "upstream %s port %u: unknown\n",
+		    pcp_addr_ntop(&conf->upstream_server[i].addr, buf,
+		    sizeof(buf)), conf->upstream_server[i].port);
+}
+
+static void
+control_list_json(struct iwfd *iwfd, struct evbuffer *out)
+{
+	struct json_writer jw;
+	const struct mapping *m;
+	uint64_t now = iwfd_now_ms(iwfd);
+	char a[INET6_ADDRSTRLEN];
+	const char *proto;
+	size_t i;
+
+	json_init(&jw, out);
+	json_array_begin(&jw);
+	for (i = 0; (m = table_at(iwfd->table, i)) != NULL; i++) {
+		json_object_begin(&jw);
+		proto = map_proto_name(m->protocol);
+		if (proto != NULL)
+			json_kv_string(&jw, "protocol", proto);
+		else
+			json_kv_uint(&jw, "protocol", m->protocol);
+		json_kv_string(&jw, "internal_address",
+		    pcp_addr_ntop(&m->internal_addr, a, sizeof(a)));
+		json_kv_uint(&jw, "internal_port", m->internal_port);
+		json_kv_string(&jw, "external_address",
+		    pcp_addr_ntop(&m->outer_addr, a, sizeof(a)));
+		json_kv_uint(&jw, "external_port", m->outer_port);
+		json_kv_uint(&jw, "local_port", m->ext_port);
+		json_kv_uint(&jw, "lifetime", mapping_remaining(m, now));
+		json_kv_string(&jw, "origin", map_origin_name(m->origin));
+		json_kv_string(&jw, "description",
+		    m->description != NULL ? m->description : "");
+		json_kv_string(&jw, "state", map_state_name(m->state));
+		json_kv_string(&jw, "requester",
+		    pcp_addr_ntop(&m->requester, a, sizeof(a)));
+		json_object_end(&jw);
+	}
+	json_array_end(&jw);
+	evbuffer_add(out, "\n", 1);
+}
+
+static void
+control_list_text(struct iwfd *iwfd, struct evbuffer *out)
+{
+	const struct mapping *m;
+	uint64_t now = iwfd_now_ms(iwfd);
+	char in[INET6_ADDRSTRLEN], ex[INET6_ADDRSTRLEN];
+	const char *proto;
+	size_t i;
+
+	evbuffer_add_printf(out, "%-5s %-22s %-22s %10s %-7s %s\n", "PROTO",
+	    "INTERNAL", "EXTERNAL", "LIFETIME", "ORIGIN", "DESCRIPTION");
+	for (i = 0; (m = table_at(iwfd->table, i)) != NULL; i++) {
+		proto = map_proto_name(m->protocol);
+		pcp_addr_ntop(&m->internal_addr, in, sizeof(in));
+		pcp_addr_ntop(&m->outer_addr, ex, sizeof(ex));
+		evbuffer_add_printf(out, "%-5s %s:%-*u %s:%-*u %10u %-7s %s\n",
+		    proto != NULL ? proto : "?", in,
+		    (int)(21 - strlen(in) > 0 ? 21 - strlen(in) : 0),
+		    m->internal_port, ex,
+		    (int)(21 - strlen(ex) > 0 ? 21 - strlen(ex) : 0),
+		    m->outer_port, mapping_remaining(m, now),
+		    map_origin_name(m->origin),
+		    m->description != NULL ? m->description : "");
+	}
+}
+
+/* Parse a port number 1..65535 strictly. */
+static bool
+control_parse_port(const char *s, uint16_t *port)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+/*
+ * The external port a user sees is the outermost one (the upstream's
+ * grant); with no upstream it equals the gateway's local port. An operator
+ * command, so a scan is fine; front-end paths use the hashed lookups.
+ */
+static struct mapping *
+control_find_outer(const struct table *t, uint8_t proto, uint16_t port)
+{
+	struct mapping *m;
+	size_t i;
+
+	for (i = 0; (m = table_at(t, i)) != NULL; i++)
+		if (m->protocol == proto && m->outer_port == port)
+			return m;
+	return NULL;
+}
+
+static void
+control_delete(struct iwfd *iwfd, char **argv, int argc, struct evbuffer *out)
+{
+	struct mapping *m;
+	uint16_t port;
+	int proto;
+
+	if (argc != 3 || (proto = map_proto_parse(argv[1])) < 0 ||
+	    map_proto_name((uint8_t)proto) == NULL) {
+		control_reply_error(out, "usage: delete tcp|udp EXTPORT");
+		return;
+	}
+	if (!control_parse_port(argv[2], &port)) {
+		control_reply_error(out, "external port must be 1..65535");
+		return;
+	}
+	m = control_find_outer(iwfd->table, (uint8_t)proto, port);
+	if (m == NULL) {
+		control_reply_error(out, "no such mapping");
+		return;
+	}
+	log_info("control: deleting %s mapping of external port %u",
+	    argv[1], port);
+	table_remove(iwfd->table, m, iwfd_now_ms(iwfd));
+	iwfd_table_changed(iwfd);
+	evbuffer_add_printf(out, "ok\n");
+}
+
+/* Split a line into at most max words in place. */
+static int
+control_split(char *line, char **argv, int max)
+{
+	char *p, *save = NULL;
+	int argc = 0;
+
+	for (p = strtok_r(line, " \t", &save); p != NULL;
+	    p = strtok_r(NULL, " \t", &save)) {
+		if (argc == max)
+			return -1;
+		argv[argc++] = p;
+	}
+	return argc;
+}
+
+void
+control_dispatch(struct iwfd *iwfd, const char *request, struct evbuffer *out)
+{
+	char line[CONTROL_LINE_MAX], *argv[CONTROL_MAX_ARGS];
+	bool json;
+	int argc;
+
+	if (strlen(request) >= sizeof(line)) {
+		control_reply_error(out, "request too long");
+		return;
+	}
+	strcpy(line, request);
+	argc = control_split(line, argv, CONTROL_MAX_ARGS);
+	if (argc <= 0) {
+		control_reply_error(out, "empty or overlong request");
+		return;
+	}
+	json = argc == 2 && strcmp(argv[1], "json") == 0;
+	if (strcmp(argv[0], "delete") == 0) {
+		control_delete(iwfd, argv, argc, out);
+		return;
+	}
+	if (argc > 2 || (argc == 2 && !json && strcmp(argv[1], "text") != 0)) {
+		control_reply_error(out, "usage: status|list [json|text]");
+		return;
+	}
+	if (strcmp(argv[0], "status") == 0) {
+		evbuffer_add_printf(out, "ok\n");
+		if (json)
+			control_status_json(iwfd, out);
+		else
+			control_status_text(iwfd, out);
+	} else if (strcmp(argv[0], "list") == 0) {
+		evbuffer_add_printf(out, "ok\n");
+		if (json)
+			control_list_json(iwfd, out);
+		else
+			control_list_text(iwfd, out);
+	} else
+		control_reply_error(out, "unknown command");
+}
+
+static void
+control_conn_close(struct bufferevent *bev)
+{
+	bufferevent_free(bev);
+}
+
+static void
+control_conn_written(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		control_conn_close(bev);
+}
+
+static void
+control_conn_read(struct bufferevent *bev, void *arg)
+{
+	struct control *ctl = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len;
+	char *line;
+
+	line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+	if (line == NULL) {
+		if (evbuffer_get_length(in) >= CONTROL_LINE_MAX) {
+			log_warnx("control: request line too long");
+			control_conn_close(bev);
+		}
+		return;
+	}
+	bufferevent_disable(bev, EV_READ);
+	control_dispatch(ctl->iwfd, line, bufferevent_get_output(bev));
+	free(line);
+	bufferevent_setcb(bev, NULL, control_conn_written, NULL, ctl);
+	bufferevent_enable(bev, EV_WRITE);
+}
+
+static void
+control_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		control_conn_close(bev);
+}
+
+static void
+control_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct control *ctl = arg;
+	struct bufferevent *bev;
+	struct timeval tv = { CONTROL_TIMEOUT_SEC, 0 };
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	bev = bufferevent_socket_new(ctl->iwfd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		log_warnx("control: out of memory");
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(bev, control_conn_read, NULL, control_conn_event, ctl);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ);
+}
+
+/* Another daemon answering on the path? Then we must not steal it. */
+static bool
+control_path_in_use(const struct sockaddr_un *sun)
+{
+	int fd, rc;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return false;
+	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	close(fd);
+	return rc == 0;
+}
+
+struct control *
+control_open(struct iwfd *iwfd, const char *path)
+{
+	struct control *ctl;
+	struct sockaddr_un sun;
+	mode_t old_umask;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("control socket path too long: %s", path);
+		return NULL;
+	}
+	strcpy(sun.sun_path, path);
+	if (control_path_in_use(&sun)) {
+		log_warnx("control socket %s: another pcp-iwfd is running", path);
+		return NULL;
+	}
+	if (unlink(path) == -1 && errno != ENOENT) {
+		log_warn("control socket %s: unlink", path);
+		return NULL;
+	}
+	if ((ctl = calloc(1, sizeof(*ctl))) == NULL)
+		return NULL;
+	ctl->iwfd = iwfd;
+	strcpy(ctl->path, path);
+	/* Mode 0600 from the start: no window where others may connect. */
+	old_umask = umask(S_IRWXG | S_IRWXO | S_IXUSR);
+	ctl->listener = evconnlistener_new_bind(iwfd->base, control_accept, ctl,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+	    (struct sockaddr *)&sun, sizeof(sun));
+	umask(old_umask);
+	if (ctl->listener == NULL) {
+		log_warn("control socket %s", path);
+		free(ctl);
+		return NULL;
+	}
+	if (chmod(path, S_IRUSR | S_IWUSR) == -1)
+		log_warn("control socket %s: chmod", path);
+	log_debug("control socket listening on %s", path);
+	return ctl;
+}
+
+void
+control_close(struct control *ctl)
+{
+	if (ctl == NULL)
+		return;
+	evconnlistener_free(ctl->listener);
+	unlink(ctl->path);
+	free(ctl);
+}

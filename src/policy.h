@@ -1,0 +1,75 @@
+/*
+ * policy.h - who may ask for which mapping (DESIGN.md "Data flow" step 2,
+ * "Security"). A plain struct of values the daemon fills from its config
+ * and the LAN interfaces' addresses; policy_check() reads it and the table
+ * and changes nothing.
+ */
+#ifndef IWFD_POLICY_H
+#define IWFD_POLICY_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "acl.h"
+#include "map.h"
+
+struct table;
+
+/* A LAN prefix. IPv4 as in acl.h: the IPv4-mapped address (::ffff:a.b.c.d)
+   and 96 + the IPv4 prefix length. */
+struct policy_prefix {
+	struct in6_addr	 addr;
+	uint8_t		 prefix_len;	/* 0..128 */
+};
+
+struct policy {
+	const struct policy_prefix *lan_prefixes; /* none: nobody is LAN */
+	size_t		 n_lan_prefixes;
+	const struct acl_rule *acl;	/* first match wins, default allow */
+	size_t		 n_acl;
+	bool		 third_party;	/* mappings for other LAN hosts */
+	uint32_t	 max_mappings_per_host;	/* 0: no limit */
+	uint32_t	 min_lifetime;	/* seconds */
+	uint32_t	 max_lifetime;
+};
+
+/*
+ * Check a LAN request, in this order (the first failure is the answer):
+ *   1. LAN only: the requester must be inside a LAN prefix
+ *      (RFC 6887 §18.3.2 ingress filtering, spec/iwf.md X-02)
+ *      -> MAP_ERR_NOT_AUTHORIZED;
+ *   2. third party: internal address != requester is denied unless
+ *      policy->third_party (RFC 6887 §13.1, S-11, X-03)
+ *      -> MAP_ERR_THIRD_PARTY_DENIED; when allowed, the internal address
+ *      must be a LAN address too -> MAP_ERR_NOT_AUTHORIZED;
+ *   3. a delete (lifetime 0 or MAP_F_DELETE) stops here: MAP_OK, lifetime 0
+ *      (ownership is the table's nonce check);
+ *   4. reserved port: PREFER_FAILURE with suggested UDP 5350/5351
+ *      (RFC 6887 §11.3) -> MAP_ERR_RESERVED_PORT (a mere hint is moved by
+ *      the table instead);
+ *   5. ACL: with PREFER_FAILURE the suggested port must be allowed; without
+ *      it some external port must be allowed for (internal address,
+ *      internal port) -> MAP_ERR_NOT_AUTHORIZED; the allocator then keeps to
+ *      allowed ports through policy_ext_port_check;
+ *   6. quota: a request that would create a mapping (none exists for its
+ *      protocol, internal address and port) when the internal address
+ *      already holds max_mappings_per_host of any protocol
+ *      (RFC 6887 §17.2) -> MAP_ERR_QUOTA;
+ *   7. lifetime: clamped to [min_lifetime, max_lifetime] into *lifetime.
+ * Control-socket (static) requests do not come through here.
+ */
+enum map_err	 policy_check(const struct policy *, const struct table *,
+		    const struct map_req *, uint32_t *lifetime);
+/* Is `addr` inside one of the LAN prefixes? */
+bool		 policy_is_lan(const struct policy *, const struct in6_addr *);
+/* The ACL for one candidate external port: MAP_OK or MAP_ERR_NOT_AUTHORIZED
+   (and MAP_ERR_RESERVED_PORT for UDP 5350/5351). Shaped for
+   table_set_port_check(): pass the policy as arg. */
+enum map_err	 policy_ext_port_check(void *policy, const struct map_req *,
+		    uint16_t ext_port);
+/* Clamp a requested lifetime; 0 (delete) stays 0. */
+uint32_t	 policy_clamp_lifetime(const struct policy *, uint32_t);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * table.h - the mapping table, the single source of truth for mappings
+ * (DESIGN.md "Data flow" step 3, STYLE.md habit 5).
+ *
+ * Every per-request operation is O(1) on average and flat in table size:
+ * two intrusive hash indexes (protocol + internal address + internal port;
+ * protocol + the gateway's external port), a per-host index (count and list
+ * of a host's mappings), a binary min-heap on expiry and an array of all
+ * mappings for listing by index. Bucket arrays are powers of two that grow
+ * (and shrink) with the count; a failed growth leaves the old, still
+ * correct, arrays in place.
+ *
+ * Time: `now` is always a parameter, in MILLISECONDS of the monotonic clock
+ * (clock_now_ms(), clock.h); lifetimes are in seconds, as on the wire. The
+ * table never reads a clock, so tests drive it with a fake one.
+ *
+ * Errors leave the table unchanged: every function that can fail allocates
+ * first and links only when nothing can fail any more.
+ */
+#ifndef IWFD_TABLE_H
+#define IWFD_TABLE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "map.h"
+
+/* RFC 6887 §11.3: static mappings are reported with lifetime 2^32-1; a
+   mapping with this lifetime never expires. */
+#define TABLE_LIFETIME_INFINITE	UINT32_MAX
+#define TABLE_EXPIRY_NEVER	UINT64_MAX
+/* RFC 6887 §15: a released external port is held ~2 minutes (TCP MSL). */
+#define TABLE_HOLD_SECONDS	120
+/* Default range for ports the table picks itself (not for suggestions). */
+#define TABLE_PORT_MIN_DEFAULT	1024
+#define TABLE_PORT_MAX_DEFAULT	65535
+#define TABLE_MS_PER_SECOND	1000
+
+/*
+ * A mapping's life (STYLE.md habit 7). EXPIRED and DELETED are terminal:
+ * the mapping is freed right after it enters them.
+ */
+enum map_state {
+	MAP_STATE_REQUESTED = 0,	/* allocated locally, nothing sent */
+	MAP_STATE_PENDING_UPSTREAM,	/* temporary, waiting for upstream */
+	MAP_STATE_GRANTED,		/* live */
+	MAP_STATE_RENEWING,		/* live, a renewal is in flight */
+	MAP_STATE_EXPIRED,
+	MAP_STATE_DELETED,
+	MAP_STATE_COUNT
+};
+
+/* struct mapping flags. */
+#define MAPPING_F_PREFER_FAILURE 0x01	/* asked with PREFER_FAILURE */
+#define MAPPING_F_THIRD_PARTY	0x02	/* made for another host */
+#define MAPPING_F_ANY_PORT	0x04	/* UPnP AddAnyPortMapping */
+#define MAPPING_F_STATIC	0x08	/* manual: no nonce, no client delete */
+#define MAPPING_F_WAS_GRANTED	0x10	/* reached GRANTED once: its port
+					   is held after release (§15) */
+
+/*
+ * One mapping. Fields are ordered by size so that nothing is wasted on
+ * padding (sizeof is 152 on LP64). Read any field freely; change the
+ * indexed ones (protocol, internal_addr, internal_port, ext_port, expiry,
+ * state) only through table functions. outer_addr, outer_port, upstream
+ * and owner_data are the caller's to set.
+ */
+struct mapping {
+	struct in6_addr	 internal_addr;
+	struct in6_addr	 requester;	/* who asked (PCP/NAT-PMP replies) */
+	struct in6_addr	 outer_addr;	/* outermost external address: the
+					   upstream grant, else ours */
+	uint64_t	 expiry;	/* ms, absolute; TABLE_EXPIRY_NEVER */
+	char		*description;	/* NULL when none or empty */
+	void		*owner_data;	/* the proxy engine's hook */
+	struct mapping	*next[2];	/* hash chains (private) */
+	struct mapping	*host_next;	/* this host's mappings (private
+					   links; use table_host_next) */
+	struct mapping	*host_prev;
+	uint32_t	 heap_index;	/* private */
+	uint32_t	 list_index;	/* private; table_at() position */
+	uint32_t	 lifetime;	/* granted seconds */
+	uint32_t	 requested_lifetime; /* what the client last asked */
+	uint8_t		 nonce[MAP_NONCE_SIZE];
+	uint16_t	 internal_port;
+	uint16_t	 ext_port;	/* the gateway's own (local) port */
+	uint16_t	 outer_port;	/* outermost external port */
+	uint16_t	 requester_port;/* requester's source port */
+	uint8_t		 protocol;	/* MAP_PROTO_* */
+	uint8_t		 origin;	/* enum map_origin */
+	uint8_t		 state;		/* enum map_state */
+	uint8_t		 flags;		/* MAPPING_F_* */
+	uint8_t		 upstream;	/* upstream server index */
+};
+
+/* What the table says about a create/refresh/delete request
+   (RFC 6887 §11.3, §15; spec/pcp.md §1.6, S-08, S-13). */
+enum table_verdict {
+	TABLE_NEW,		/* no mapping: allocate a port, table_add */
+	TABLE_REFRESH,		/* same owner: refresh, keep the ports */
+	TABLE_DELETE,		/* same owner asks for deletion */
+	TABLE_DELETE_MISSING,	/* delete of nothing: success */
+	TABLE_NONCE_MISMATCH,	/* NOT_AUTHORIZED, lifetime = remaining */
+	TABLE_CANNOT_PROVIDE,	/* PREFER_FAILURE, the existing mapping's
+				   external port/address differs */
+	TABLE_STATIC,		/* a static mapping: answer it as is, with
+				   TABLE_LIFETIME_INFINITE */
+	TABLE_STATIC_DENIED,	/* delete of a static mapping */
+};
+
+/*
+ * Extra check for a candidate external port, e.g. "the gateway's own
+ * services use it" or the ACL (policy_ext_port_check). Return MAP_OK when
+ * the port may be used, else the error to report with PREFER_FAILURE.
+ */
+typedef enum map_err (*table_port_check_fn)(void *arg,
+    const struct map_req *, uint16_t ext_port);
+
+struct table;
+
+struct table	*table_new(void);
+void		 table_free(struct table *);
+/* Seed the pseudo-random port choice and the hash keys (the daemon passes
+   getrandom() bytes; tests a constant). Safe with entries present. */
+void		 table_set_seed(struct table *, uint64_t seed);
+/* Range for ports the table picks itself; lo <= hi, lo >= 1. */
+int		 table_set_port_range(struct table *, uint16_t lo, uint16_t hi);
+void		 table_set_hold(struct table *, uint32_t seconds);
+void		 table_set_port_check(struct table *, table_port_check_fn,
+		    void *arg);
+
+struct mapping	*table_find_internal(const struct table *, uint8_t proto,
+		    const struct in6_addr *, uint16_t port);
+struct mapping	*table_find_external(const struct table *, uint8_t proto,
+		    uint16_t ext_port);
+
+/* Decide what a request means; *existing is the mapping concerned, or NULL.
+   A request with lifetime 0 or MAP_F_DELETE is a delete. */
+enum table_verdict table_check(const struct table *, const struct map_req *,
+		    struct mapping **existing);
+/* The neutral error for a verdict (MAP_OK for those that go ahead;
+   MAP_ERR_NOT_FOUND for TABLE_DELETE_MISSING, which PCP/NAT-PMP answer
+   with success and UPnP with 714). */
+enum map_err	 table_verdict_err(enum table_verdict);
+const char	*table_verdict_name(enum table_verdict);
+
+/*
+ * Pick a local external port for a TABLE_NEW request: the suggestion if
+ * usable, else (unless PREFER_FAILURE came with a suggestion) the internal
+ * port, else a pseudo-random free port of the range set by
+ * table_set_port_range (which binds only this last choice: a suggestion
+ * or internal port outside it is honoured). Never UDP 5350/5351 (RFC 6887
+ * §11.3), never a port held for another owner (§15), never a port whose
+ * other-protocol twin a different host holds through NAT-PMP (RFC 6886
+ * §3.3). With PREFER_FAILURE and an unusable suggestion: MAP_ERR_CONFLICT
+ * (held by another mapping), MAP_ERR_RESERVED_PORT, or the port check's
+ * error. MAP_ERR_NO_RESOURCES when nothing is free. The table is unchanged.
+ */
+enum map_err	 table_alloc_port(struct table *, const struct map_req *,
+		    uint64_t now, uint16_t *port);
+/*
+ * Add a mapping in state REQUESTED with the given local external port and
+ * granted lifetime; outer_addr is unspecified and outer_port = ext_port
+ * until the caller sets them. Fails (NULL, *err set, table unchanged) when
+ * the internal key exists, the port is taken, reserved or held for another
+ * owner (MAP_ERR_CONFLICT / MAP_ERR_RESERVED_PORT), or memory runs out
+ * (MAP_ERR_NO_RESOURCES). MAP_F_STATIC in req->flags makes it static.
+ */
+struct mapping	*table_add(struct table *, const struct map_req *,
+		    uint16_t ext_port, uint32_t lifetime, uint64_t now,
+		    enum map_err *err);
+/*
+ * A refresh was granted: take the requester, its port, the request flags,
+ * the description (if req carries one), the requested lifetime from req and
+ * the granted lifetime; expiry = now + granted. State is the caller's (one
+ * transition function). -1 (table unchanged) when memory runs out.
+ */
+int		 table_refresh(struct table *, struct mapping *,
+		    const struct map_req *, uint32_t granted, uint64_t now);
+/* Set the absolute expiry (ms) of a mapping, e.g. a temporary one. */
+void		 table_set_expiry(struct table *, struct mapping *,
+		    uint64_t expiry);
+/* Replace the description (NULL or "" clears it). -1 on memory. */
+int		 table_set_description(struct table *, struct mapping *,
+		    const char *);
+/* Remove and free a mapping (state -> DELETED unless already terminal).
+   A mapping that was ever granted leaves its port held (RFC 6887 §15).
+   The caller has released owner_data. */
+void		 table_remove(struct table *, struct mapping *, uint64_t now);
+/*
+ * Expire: for each mapping whose expiry <= now, earliest first, set EXPIRED,
+ * call cb (may be NULL; it may read the mapping and its owner_data but must
+ * not change the table), then remove it. Returns how many expired.
+ */
+size_t		 table_expire(struct table *, uint64_t now,
+		    void (*cb)(struct mapping *, void *), void *arg);
+/* Earliest expiry (ms), TABLE_EXPIRY_NEVER when none: arm the timer. */
+uint64_t	 table_next_expiry(const struct table *);
+
+size_t		 table_count(const struct table *);
+size_t		 table_count_host(const struct table *,
+		    const struct in6_addr *);
+size_t		 table_count_state(const struct table *, enum map_state);
+/* Index access for listing and GetGenericPortMappingEntry: 0..count-1,
+   NULL past the end. Order is insertion order, except that removing a
+   mapping moves the last one into its place. O(1). */
+struct mapping	*table_at(const struct table *, size_t index);
+/* A host's mappings (all protocols): first, then next until NULL. Save
+   next before removing the current one. */
+struct mapping	*table_host_first(const struct table *,
+		    const struct in6_addr *);
+struct mapping	*table_host_next(const struct mapping *);
+
+/* Bytes the table holds: structs, descriptions, indexes, heap, holds. */
+size_t		 table_memory_bytes(const struct table *);
+/* How many released ports are still held (RFC 6887 §15). */
+size_t		 table_hold_count(const struct table *);
+
+/* Seconds left, rounded up; 0 once expired; TABLE_LIFETIME_INFINITE for
+   a mapping that never expires. */
+uint32_t	 mapping_remaining(const struct mapping *, uint64_t now);
+/*
+ * RFC 7648 §3 (P-01/P-02): answer a GRANTED mapping locally when at least
+ * 3/4 of the requested lifetime is left. When upstream granted less than
+ * the client last asked for, it will do so again: compare with that grant
+ * instead, so a capped lifetime does not defeat the cache.
+ */
+bool		 table_cache_hit(const struct mapping *,
+		    uint32_t requested_lifetime, uint64_t now);
+/* The one transition function (STYLE.md habit 7): logs old -> new. A
+   terminal state is never left; false when the transition is refused. */
+bool		 mapping_set_state(struct table *, struct mapping *,
+		    enum map_state);
+const char	*map_state_name(enum map_state);
+
+#endif

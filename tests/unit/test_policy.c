@@ -1,0 +1,443 @@
+/*
+ * test_policy.c - the request policy: LAN only, third party, reserved
+ * ports, ACL (first match wins, hints moved rather than failed), per-host
+ * quota across protocols, lifetime bounds, and the order of the checks.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "acl.h"
+#include "policy.h"
+#include "table.h"
+
+#define MIN_LIFE	120
+#define MAX_LIFE	86400
+#define V4_MAPPED_BITS	96
+
+static struct in6_addr
+addr(const char *text)
+{
+	struct in6_addr a;
+	struct in_addr v4;
+
+	memset(&a, 0, sizeof(a));
+	if (inet_pton(AF_INET, text, &v4) == 1) {
+		a.s6_addr[10] = 0xff;
+		a.s6_addr[11] = 0xff;
+		memcpy(&a.s6_addr[12], &v4, sizeof(v4));
+	} else
+		assert_int_equal(inet_pton(AF_INET6, text, &a), 1);
+	return a;
+}
+
+static struct policy_prefix lan[2];
+
+static struct policy
+policy_make(void)
+{
+	struct policy p;
+
+	lan[0].addr = addr("192.168.1.0");
+	lan[0].prefix_len = V4_MAPPED_BITS + 24;
+	lan[1].addr = addr("fd00:1::");
+	lan[1].prefix_len = 64;
+	memset(&p, 0, sizeof(p));
+	p.lan_prefixes = lan;
+	p.n_lan_prefixes = 2;
+	p.max_mappings_per_host = 64;
+	p.min_lifetime = MIN_LIFE;
+	p.max_lifetime = MAX_LIFE;
+	return p;
+}
+
+static struct map_req
+req_make(uint8_t proto, const char *host, uint16_t int_port,
+    uint16_t ext_port, uint32_t lifetime)
+{
+	struct map_req r;
+
+	memset(&r, 0, sizeof(r));
+	r.origin = MAP_ORIGIN_PCP;
+	r.requester = addr(host);
+	r.internal_addr = r.requester;
+	r.protocol = proto;
+	r.internal_port = int_port;
+	r.ext_port = ext_port;
+	r.lifetime = lifetime;
+	r.nonce[0] = (uint8_t)int_port;
+	return r;
+}
+
+static void
+parse_rule(const char *text, bool allow, struct acl_rule *out)
+{
+	char err[ACL_RULE_TEXT_MAX];
+
+	if (!acl_rule_parse(text, allow, out, err, sizeof(err)))
+		fail_msg("rule \"%s\": %s", text, err);
+}
+
+static void
+test_lan_only(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r = req_make(MAP_PROTO_TCP, "192.168.1.10", 80, 0,
+	    600);
+	uint32_t life = 1;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, 600);
+	assert_true(policy_is_lan(&p, &r.requester));
+	r = req_make(MAP_PROTO_TCP, "192.168.2.10", 80, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	assert_int_equal(life, 0);
+	r = req_make(MAP_PROTO_TCP, "fd00:1::abcd", 80, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r = req_make(MAP_PROTO_TCP, "fd00:2::abcd", 80, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	/* a /24 is exact at its edges */
+	r = req_make(MAP_PROTO_TCP, "192.168.1.255", 80, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r = req_make(MAP_PROTO_TCP, "192.168.0.255", 80, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	/* an odd prefix length: 192.168.1.0/25 */
+	lan[0].prefix_len = V4_MAPPED_BITS + 25;
+	r = req_make(MAP_PROTO_TCP, "192.168.1.127", 80, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r = req_make(MAP_PROTO_TCP, "192.168.1.128", 80, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	/* no LAN known: nobody is served; deletes neither */
+	p.n_lan_prefixes = 0;
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 80, 0, 0);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	table_free(t);
+}
+
+static void
+test_third_party(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r = req_make(MAP_PROTO_TCP, "192.168.1.10", 80, 0,
+	    600);
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	r.internal_addr = addr("192.168.1.11");
+	r.flags = MAP_F_THIRD_PARTY;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
+	/* deleting another host's mapping is third party too */
+	r.lifetime = 0;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
+	p.third_party = true;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r.lifetime = 600;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* allowed, but only for LAN hosts */
+	r.internal_addr = addr("8.8.8.8");
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	table_free(t);
+}
+
+static void
+test_delete_skips_the_rest(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r = req_make(MAP_PROTO_UDP, "192.168.1.10", 5351, 0,
+	    0);
+	struct acl_rule deny_all;
+	uint32_t life = 7;
+
+	(void)state;
+	assert_non_null(t);
+	parse_rule("0-65535 0.0.0.0/0 0-65535", false, &deny_all);
+	p.acl = &deny_all;
+	p.n_acl = 1;
+	p.max_mappings_per_host = 1;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, 0);	/* never clamped up to min */
+	r.lifetime = 600;
+	r.flags = MAP_F_DELETE;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, 0);
+	table_free(t);
+}
+
+static void
+test_reserved_ports(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r = req_make(MAP_PROTO_UDP, "192.168.1.10", 5351,
+	    5351, 600);
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	/* a hint: the table moves it */
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r.flags = MAP_F_PREFER_FAILURE;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_RESERVED_PORT);
+	r.ext_port = 5350;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_RESERVED_PORT);
+	r.protocol = MAP_PROTO_TCP;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* the port check for the allocator says the same */
+	r.protocol = MAP_PROTO_UDP;
+	assert_int_equal(policy_ext_port_check(&p, &r, 5350),
+	    MAP_ERR_RESERVED_PORT);
+	assert_int_equal(policy_ext_port_check(&p, &r, 5352), MAP_OK);
+	table_free(t);
+}
+
+static void
+test_acl(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct acl_rule rules[3];
+	struct map_req r;
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	parse_rule("22 192.168.1.0/24 0-65535", false, &rules[0]);
+	parse_rule("1024-65535 192.168.1.0/24 1024-65535", true, &rules[1]);
+	/* ::/0 covers IPv6 and IPv4-mapped hosts alike (acl.h) */
+	parse_rule("0-65535 ::/0 0-65535", false, &rules[2]);
+	p.acl = rules;
+	p.n_acl = 3;
+	/* PREFER_FAILURE on a denied port: refused */
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 2222, 22, 600);
+	r.flags = MAP_F_PREFER_FAILURE;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	r.ext_port = 2222;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* a denied hint is moved (RFC 6887 §11.3), not failed */
+	r.flags = 0;
+	r.ext_port = 22;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* internal port 80 matches no allow rule, then deny-all */
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 80, 8080, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	/* a LAN host outside the ACL's prefix */
+	r = req_make(MAP_PROTO_TCP, "fd00:1::5", 3000, 3000, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	table_free(t);
+}
+
+/* Only one external port allowed, found between two deny ranges and the
+   default allow: the "some port" test must see it. */
+static void
+test_acl_single_port_between_denies(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct acl_rule rules[2];
+	struct map_req r = req_make(MAP_PROTO_TCP, "192.168.1.10", 3000, 0,
+	    600);
+	uint32_t life;
+	uint16_t port = 0;
+
+	(void)state;
+	assert_non_null(t);
+	parse_rule("0-4999 0.0.0.0/0 0-65535", false, &rules[0]);
+	parse_rule("5001-65535 0.0.0.0/0 0-65535", false, &rules[1]);
+	p.acl = rules;
+	p.n_acl = 2;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* the allocator, checking the ACL per port, finds exactly 5000 */
+	table_set_port_check(t, policy_ext_port_check, &p);
+	assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+	assert_int_equal(port, 5000);
+	/* and with 5000 denied too, nothing is left */
+	parse_rule("0-65535 0.0.0.0/0 0-65535", false, &rules[1]);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	table_free(t);
+}
+
+/* The allocator with the policy as its port check keeps to allowed
+   ports when the hint is denied. */
+static void
+test_acl_steers_allocation(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct acl_rule rules[2];
+	struct map_req r = req_make(MAP_PROTO_TCP, "192.168.1.10", 22, 22,
+	    600);
+	uint16_t port = 0;
+	int i;
+
+	(void)state;
+	assert_non_null(t);
+	parse_rule("20000-20099 192.168.1.0/24 0-65535", true, &rules[0]);
+	parse_rule("0-65535 0.0.0.0/0 0-65535", false, &rules[1]);
+	p.acl = rules;
+	p.n_acl = 2;
+	table_set_port_check(t, policy_ext_port_check, &p);
+	for (i = 0; i < 20; i++) {
+		r.internal_port = (uint16_t)(22 + i);
+		assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+		assert_true(port >= 20000 && port <= 20099);
+	}
+	table_free(t);
+}
+
+static void
+test_quota_across_protocols(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r;
+	struct mapping *m;
+	enum map_err err;
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	p.max_mappings_per_host = 3;
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 1000, 0, 600);
+	assert_non_null(table_add(t, &r, 1000, 600, 0, &err));
+	r = req_make(MAP_PROTO_UDP, "192.168.1.10", 1000, 0, 600);
+	assert_non_null(table_add(t, &r, 1000, 600, 0, &err));
+	r = req_make(MAP_PROTO_UDP, "192.168.1.10", 1001, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_non_null(m = table_add(t, &r, 1001, 600, 0, &err));
+	/* a fourth, of either protocol, is over quota */
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 1001, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
+	assert_int_equal(life, 0);
+	/* refreshing one it has is not a new one */
+	r = req_make(MAP_PROTO_UDP, "192.168.1.10", 1001, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* another host has its own quota */
+	r = req_make(MAP_PROTO_TCP, "192.168.1.11", 1001, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* a third party request counts against the internal host */
+	p.third_party = true;
+	r = req_make(MAP_PROTO_TCP, "192.168.1.11", 1002, 0, 600);
+	r.internal_addr = addr("192.168.1.10");
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
+	/* room again after a removal */
+	table_remove(t, m, 0);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* 0: no limit */
+	p.max_mappings_per_host = 0;
+	assert_non_null(table_add(t, &r, 1002, 600, 0, &err));
+	r.internal_port = 1003;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	table_free(t);
+}
+
+static void
+test_lifetime_clamp(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r = req_make(MAP_PROTO_TCP, "192.168.1.10", 80, 0, 1);
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, MIN_LIFE);
+	r.lifetime = MAX_LIFE + 1;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, MAX_LIFE);
+	r.lifetime = UINT32_MAX;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, MAX_LIFE);
+	r.lifetime = 7200;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, 7200);
+	assert_int_equal(policy_clamp_lifetime(&p, 0), 0);
+	assert_int_equal(policy_clamp_lifetime(&p, MIN_LIFE), MIN_LIFE);
+	table_free(t);
+}
+
+/* The documented order: LAN, third party, delete, reserved, ACL, quota. */
+static void
+test_check_order(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct acl_rule deny_all;
+	struct map_req r;
+	enum map_err err;
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	parse_rule("0-65535 0.0.0.0/0 0-65535", false, &deny_all);
+	/* outside the LAN and third party: the LAN check speaks first */
+	r = req_make(MAP_PROTO_UDP, "10.9.9.9", 5351, 5351, 600);
+	r.internal_addr = addr("192.168.1.10");
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	/* third party before the reserved port */
+	r.requester = addr("192.168.1.11");
+	r.flags = MAP_F_PREFER_FAILURE;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
+	/* reserved port before the ACL */
+	r.requester = r.internal_addr;
+	p.acl = &deny_all;
+	p.n_acl = 1;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_RESERVED_PORT);
+	/* ACL before the quota */
+	p.max_mappings_per_host = 1;
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 1, 0, 600);
+	assert_non_null(table_add(t, &r, 1, 600, 0, &err));
+	r.internal_port = 2;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	p.n_acl = 0;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
+	table_free(t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lan_only),
+		cmocka_unit_test(test_third_party),
+		cmocka_unit_test(test_delete_skips_the_rest),
+		cmocka_unit_test(test_reserved_ports),
+		cmocka_unit_test(test_acl),
+		cmocka_unit_test(test_acl_single_port_between_denies),
+		cmocka_unit_test(test_acl_steers_allocation),
+		cmocka_unit_test(test_quota_across_protocols),
+		cmocka_unit_test(test_lifetime_clamp),
+		cmocka_unit_test(test_check_order),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
