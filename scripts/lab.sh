@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2015
 # lab.sh: a network-namespace lab with a real carrier PCP server.
 #
 # Source it from bash; sourcing only defines functions and defaults, it starts nothing.
@@ -38,7 +38,8 @@
 #
 # Knobs (environment): LAB_PREFIX (default iwfd$$), LAB_GW_NAT=local|none (masquerade the
 # LAN on gw; default local), LAB_CARRIER_DEBUG=1 (run miniupnpd -d, log to
-# $LAB_TMP/miniupnpd.log), LAB_KEEP_TMP=1 (keep $LAB_TMP after lab_down).
+# $LAB_TMP/miniupnpd.log), LAB_KEEP_TMP=1 (keep $LAB_TMP after lab_down),
+# LAB_CARRIER_MIN_LIFETIME / LAB_CARRIER_MAX_LIFETIME (miniupnpd: min can only go below 120).
 
 LAB_LAN_HOST_IP=192.0.2.10
 LAB_GW_LAN_IP=192.0.2.1
@@ -141,11 +142,13 @@ lab_check() {
 	return 1
 }
 
+# Re-exec the calling script under timeout(1), once: timeout keeps our pid, so the re-run
+# script sees it as its parent and knows it is already bounded.
 lab_hard_timeout() {
 	local secs="$1"
 	shift
-	if [ -z "${LAB_UNDER_TIMEOUT:-}" ]; then
-		export LAB_UNDER_TIMEOUT=1
+	if [ "${LAB_UNDER_TIMEOUT:-}" != "$PPID" ]; then
+		export LAB_UNDER_TIMEOUT=$$
 		exec timeout -k 10 "$secs" "$@"
 	fi
 }

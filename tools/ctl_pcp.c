@@ -44,6 +44,9 @@
 #define CTL_PROTO_MAX		255
 #define CTL_NONCE_HEX		(2 * PCP_NONCE_SIZE)
 #define CTL_MS_PER_S		1000
+#define CTL_NS_PER_MS		1000000
+/* "tcp", "udp", "all" or a protocol number, NUL */
+#define CTL_PROTO_TEXT_MAX	8
 /* Room for a datagram longer than PCP allows, so such replies are seen as
    too long (§8.3) instead of being cut to a valid-looking size. */
 #define CTL_RECV_SIZE		(2 * PCP_MAX_SIZE)
@@ -370,80 +373,88 @@ ctl_parse_remote(const char *s, struct ctl_pcp_opts *o)
 
 /* ---- command line ---- */
 
+/* -S, -I, -E, -T, -r; *what says what a good value looks like. */
+static bool
+ctl_apply_address(struct ctl_pcp_opts *o, int ch, const char *arg,
+    const char **what)
+{
+	*what = "an IPv4 or IPv6 address";
+	switch (ch) {
+	case 'S':
+		*what = "SERVER, SERVER:PORT or [IPV6]:PORT with a numeric "
+		    "address and a port 1-65535";
+		return ctl_parse_server(arg, o);
+	case 'I':
+		return (o->have_bind = ctl_resolve_numeric(arg, 0,
+		    &o->bind_addr, &o->bind_len));
+	case 'E':
+		return (o->have_ext_addr = ctl_parse_pcp_addr(arg,
+		    &o->ext_addr));
+	case 'T':
+		return (o->have_third_party = ctl_parse_pcp_addr(arg,
+		    &o->third_party));
+	default:	/* 'r' */
+		*what = "ADDR:PORT or [IPV6]:PORT with a port 1-65535";
+		return (o->have_remote = ctl_parse_remote(arg, o));
+	}
+}
+
+/* -p, -i, -e, -l, -N, -w; *what as above. */
+static bool
+ctl_apply_value(struct ctl_pcp_opts *o, int ch, const char *arg,
+    const char **what)
+{
+	unsigned long v = 0;
+	int proto;
+	bool ok;
+
+	*what = "a port 0-65535";
+	switch (ch) {
+	case 'p':
+		*what = "tcp, udp or a protocol number 0-255";
+		proto = map_proto_parse(arg);
+		if (proto < 0 || proto > CTL_PROTO_MAX)
+			return false;
+		o->protocol = (uint8_t)proto;
+		o->have_protocol = true;
+		return true;
+	case 'i':
+		return (o->have_internal_port = ctl_parse_port(arg, 0,
+		    &o->internal_port));
+	case 'e':
+		return ctl_parse_port(arg, 0, &o->ext_port);
+	case 'l':
+		*what = "a lifetime of 0-4294967295 seconds";
+		ok = ctl_parse_number(arg, 0, UINT32_MAX, &v);
+		o->lifetime = (uint32_t)v;
+		return ok;
+	case 'N':
+		*what = "a nonce of exactly 24 hex digits";
+		return (o->have_nonce = ctl_parse_nonce(arg, o->nonce));
+	default:	/* 'w' */
+		*what = "a wait of 1-86400 seconds";
+		ok = ctl_parse_number(arg, 1, CTL_MAX_WAIT, &v);
+		o->wait_s = (unsigned int)v;
+		return ok;
+	}
+}
+
 /* Apply one option; false after reporting a bad value. */
 static bool
 ctl_apply_option(struct ctl_pcp_opts *o, int ch, const char *arg)
 {
-	unsigned long v;
-	int proto;
+	const char *what;
+	bool ok;
 
 	switch (ch) {
-	case 'S':
-		if (!ctl_parse_server(arg, o)) {
-			ctl_usage_error(o->cmd, "-S: '%s' is not SERVER, "
-			    "SERVER:PORT or [IPV6]:PORT with a numeric address "
-			    "and a port 1-65535", arg);
-			return false;
-		}
-		return true;
-	case 'p':
-		if ((proto = map_proto_parse(arg)) < 0 || proto > CTL_PROTO_MAX) {
-			ctl_usage_error(o->cmd, "-p: '%s' is not tcp, udp or "
-			    "a protocol number 0-255", arg);
-			return false;
-		}
-		o->have_protocol = true;
-		o->protocol = (uint8_t)proto;
-		return true;
-	case 'i':
-		if (!ctl_parse_port(arg, 0, &o->internal_port)) {
-			ctl_usage_error(o->cmd, "-i: '%s' is not a port 0-65535",
-			    arg);
-			return false;
-		}
-		o->have_internal_port = true;
-		return true;
-	case 'I':
-		if (!ctl_resolve_numeric(arg, 0, &o->bind_addr, &o->bind_len)) {
-			ctl_usage_error(o->cmd, "-I: '%s' is not an IPv4 or "
-			    "IPv6 address", arg);
-			return false;
-		}
-		o->have_bind = true;
-		return true;
-	case 'e':
-		if (!ctl_parse_port(arg, 0, &o->ext_port)) {
-			ctl_usage_error(o->cmd, "-e: '%s' is not a port 0-65535",
-			    arg);
-			return false;
-		}
-		return true;
-	case 'E':
-		if (!ctl_parse_pcp_addr(arg, &o->ext_addr)) {
-			ctl_usage_error(o->cmd, "-E: '%s' is not an IPv4 or "
-			    "IPv6 address", arg);
-			return false;
-		}
-		o->have_ext_addr = true;
-		return true;
-	case 'l':
-		if (!ctl_parse_number(arg, 0, UINT32_MAX, &v)) {
-			ctl_usage_error(o->cmd, "-l: '%s' is not a lifetime "
-			    "0-4294967295 (seconds)", arg);
-			return false;
-		}
-		o->lifetime = (uint32_t)v;
-		return true;
-	case 'T':
-		if (!ctl_parse_pcp_addr(arg, &o->third_party)) {
-			ctl_usage_error(o->cmd, "-T: '%s' is not an IPv4 or "
-			    "IPv6 address", arg);
-			return false;
-		}
-		o->have_third_party = true;
-		return true;
 	case 'F':
 		o->prefer_failure = true;
+		return true;
+	case 'v':
+		o->verbose++;
+		return true;
+	case 'j':
+		o->json = true;
 		return true;
 	case 'D':
 		if (strlen(arg) > PCP_DESCRIPTION_MAX) {
@@ -453,39 +464,20 @@ ctl_apply_option(struct ctl_pcp_opts *o, int ch, const char *arg)
 		}
 		o->description = arg;
 		return true;
-	case 'N':
-		if (!ctl_parse_nonce(arg, o->nonce)) {
-			ctl_usage_error(o->cmd, "-N: '%s' is not a nonce of "
-			    "exactly 24 hex digits", arg);
-			return false;
-		}
-		o->have_nonce = true;
-		return true;
+	case 'S':
+	case 'I':
+	case 'E':
+	case 'T':
 	case 'r':
-		if (!ctl_parse_remote(arg, o)) {
-			ctl_usage_error(o->cmd, "-r: '%s' is not ADDR:PORT or "
-			    "[IPV6]:PORT with a port 1-65535", arg);
-			return false;
-		}
-		o->have_remote = true;
-		return true;
-	case 'w':
-		if (!ctl_parse_number(arg, 1, CTL_MAX_WAIT, &v)) {
-			ctl_usage_error(o->cmd, "-w: '%s' is not a wait of "
-			    "1-86400 seconds", arg);
-			return false;
-		}
-		o->wait_s = (unsigned int)v;
-		return true;
-	case 'v':
-		o->verbose++;
-		return true;
-	case 'j':
-		o->json = true;
-		return true;
+		ok = ctl_apply_address(o, ch, arg, &what);
+		break;
 	default:
-		return false;
+		ok = ctl_apply_value(o, ch, arg, &what);
+		break;
 	}
+	if (!ok)
+		ctl_usage_error(o->cmd, "-%c: '%s' is not %s", ch, arg, what);
+	return ok;
 }
 
 /* The checks that need several options together. */
@@ -732,7 +724,7 @@ ctl_now_ms(void)
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * CTL_MS_PER_S +
-	    (uint64_t)ts.tv_nsec / (1000 * 1000);
+	    (uint64_t)ts.tv_nsec / CTL_NS_PER_MS;
 }
 
 /* A fresh RAND for §8.1.1. */
@@ -916,16 +908,16 @@ ctl_addr_port_text(const struct in6_addr *a, uint16_t port, char *buf,
 }
 
 static void
-ctl_protocol_text(uint8_t proto, char buf[8])
+ctl_protocol_text(uint8_t proto, char buf[CTL_PROTO_TEXT_MAX])
 {
 	const char *name = map_proto_name(proto);
 
 	if (name != NULL)
-		(void)snprintf(buf, 8, "%s", name);
+		(void)snprintf(buf, CTL_PROTO_TEXT_MAX, "%s", name);
 	else if (proto == 0)
-		(void)snprintf(buf, 8, "all");
+		(void)snprintf(buf, CTL_PROTO_TEXT_MAX, "all");
 	else
-		(void)snprintf(buf, 8, "%u", (unsigned int)proto);
+		(void)snprintf(buf, CTL_PROTO_TEXT_MAX, "%u", (unsigned int)proto);
 }
 
 /* Server text is printed on a terminal: make control bytes visible. */
@@ -973,7 +965,8 @@ ctl_print_text(const struct ctl_pcp_opts *o, const struct pcp_msg *req,
     const struct pcp_msg *reply)
 {
 	char internal[CTL_ENDPOINT_MAX], external[CTL_ENDPOINT_MAX];
-	char peer[CTL_ENDPOINT_MAX], proto[8], hex[CTL_NONCE_HEX + 1];
+	char peer[CTL_ENDPOINT_MAX], proto[CTL_PROTO_TEXT_MAX];
+	char hex[CTL_NONCE_HEX + 1];
 	char addr[INET6_ADDRSTRLEN];
 
 	if (reply->result == PCP_UNSUPP_VERSION &&

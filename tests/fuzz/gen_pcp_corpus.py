@@ -84,9 +84,10 @@ def corpus():
         map_body(UDP, 50000, 0) + opt(OPT_PORT_SET, port_set(100, 50000, 1))
     yield "map-req-third-party-id", map_req + \
         opt(OPT_THIRD_PARTY_ID, b"\x00\x01\x02") + opt(OPT_THIRD_PARTY, THIRD)
-    yield "map-req-prefix64-unknown-optional", map_req + \
+    # PREFIX64 kept raw, then more optional options than msg->raw holds
+    yield "map-req-prefix64-many-optional", map_req + \
         opt(OPT_PREFIX64, struct.pack("!H", 12) + bytes(12)) + \
-        opt(222, b"xyz")
+        opt(222, b"xyz") * 70
     yield "peer-req-options", req_hdr(OP_PEER, 600) + peerb + \
         opt(OPT_THIRD_PARTY, THIRD) + \
         opt(OPT_DESCRIPTION, "caf\u00e9".encode()) + \
