@@ -107,10 +107,11 @@ pcp_addr_equal(const struct in6_addr *a, const struct in6_addr *b)
  * most U+10FFFF). A NUL octet is refused as well: the text is stored as a C
  * string and a NUL would silently cut it.
  */
-static bool
-pcp_utf8_valid(const uint8_t *s, size_t n)
+bool
+pcp_utf8_valid(const void *text, size_t n)
 {
 	static const uint32_t min_cp[] = { 0, 0x80, 0x800, 0x10000 };
+	const uint8_t *s = text;
 	size_t i = 0, k, more;
 	uint32_t cp;
 

@@ -22,7 +22,8 @@
 #define PCP_PEER_BODY_SIZE	56	/* §12.1 */
 #define PCP_NONCE_SIZE		12	/* §11.1: 96 bits */
 #define PCP_OPT_HDR_SIZE	4	/* §7.3 */
-#define PCP_DESCRIPTION_MAX	1016	/* RFC 7220 §3: fills a 1100-octet MAP */
+#define PCP_DESCRIPTION_MAX	1016	/* RFC 7220 §3: fills a 1100-octet PEER
+					   (80 + 4 + 1016); a MAP with it is 1080 */
 #define PCP_THIRD_PARTY_ID_MAX	1016	/* RFC 7843 */
 /* FILTER options that can fit in one MAP: (1100 - 60) / 24. */
 #define PCP_MAX_FILTERS		43
@@ -226,6 +227,13 @@ size_t	pcp_encode_error(const uint8_t *req, size_t req_len,
  * offsets), the body of an unknown opcode. The truncated flag is ignored.
  */
 bool	pcp_msg_equal(const struct pcp_msg *, const struct pcp_msg *);
+
+/*
+ * RFC 3629: well-formed UTF-8 (no overlong forms, no surrogates, at most
+ * U+10FFFF), as RFC 7220 §3 requires of DESCRIPTION. A NUL octet is refused
+ * too (the text is kept as a C string).
+ */
+bool	pcp_utf8_valid(const void *, size_t);
 
 /* Names as in RFC 6887 §7.4 ("SUCCESS", "NOT_AUTHORIZED", ...). */
 const char *pcp_result_name(unsigned int);

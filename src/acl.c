@@ -7,33 +7,27 @@
  * covers every IPv4 host.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "acl.h"
+#include "pcp_wire.h"
+#include "util.h"
 
 #define ACL_FIELDS		3	/* EXTPORTS INTADDR[/LEN] INTPORTS */
 #define ACL_SEPARATORS		" \t"
 #define ACL_PORT_TEXT_MAX	sizeof("65535-65535")
 #define ACL_ADDR_TEXT_MAX	(INET6_ADDRSTRLEN + sizeof("/128"))
 
-/* Strict decimal: digits only (no sign, space or junk), at most max. */
+/* A decimal number of at most max (util_parse_decimal's strict rules). */
 static bool
 acl_parse_number(const char *text, unsigned long max, unsigned long *out)
 {
-	char *end;
-	unsigned long v;
+	unsigned long long v;
 
-	if (!isdigit((unsigned char)text[0]))
+	if (!util_parse_decimal(text, &v) || v > max)
 		return false;
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return false;
-	*out = v;
+	*out = (unsigned long)v;
 	return true;
 }
 
@@ -73,33 +67,6 @@ acl_parse_ports(const char *what, const char *text, uint16_t *min,
 	return true;
 }
 
-/* Clear every bit after the first plen. */
-static void
-acl_mask(struct in6_addr *a, unsigned int plen)
-{
-	unsigned int i;
-
-	for (i = 0; i < sizeof(a->s6_addr); i++) {
-		if (plen >= 8) {
-			plen -= 8;
-			continue;
-		}
-		a->s6_addr[i] &= (uint8_t)(0xff00u >> plen);
-		plen = 0;
-	}
-}
-
-static bool
-acl_prefix_equal(const struct in6_addr *a, const struct in6_addr *b,
-    unsigned int plen)
-{
-	struct in6_addr ma = *a, mb = *b;
-
-	acl_mask(&ma, plen);
-	acl_mask(&mb, plen);
-	return memcmp(&ma, &mb, sizeof(ma)) == 0;
-}
-
 /* Text of addr/plen in the family the address was written in. */
 static void
 acl_addr_format(const struct in6_addr *addr, unsigned int plen, char *buf,
@@ -136,10 +103,7 @@ acl_parse_addr(const char *text, struct in6_addr *addr, uint8_t *plen,
 	if (slash != NULL)
 		*slash = '\0';
 	if (inet_pton(AF_INET, buf, &v4) == 1) {
-		memset(&a, 0, sizeof(a));
-		a.s6_addr[10] = 0xff;
-		a.s6_addr[11] = 0xff;
-		memcpy(&a.s6_addr[12], &v4, sizeof(v4));
+		pcp_addr_from_v4(&a, &v4);
 		maxlen = ACL_V4_PREFIX_MAX;
 		offset = ACL_V4_PREFIX_OFFSET;
 	} else if (inet_pton(AF_INET6, buf, &a) == 1) {
@@ -159,7 +123,7 @@ acl_parse_addr(const char *text, struct in6_addr *addr, uint8_t *plen,
 	/* A prefix with host bits set is most often a typo for another
 	   network; say which one rather than guess. */
 	masked = a;
-	acl_mask(&masked, (unsigned int)(len + offset));
+	util_addr_mask(&masked, (unsigned int)(len + offset));
 	if (memcmp(&masked, &a, sizeof(a)) != 0) {
 		acl_addr_format(&masked, (unsigned int)(len + offset),
 		    suggest, sizeof(suggest));
@@ -216,7 +180,7 @@ acl_rule_match(const struct acl_rule *r, const struct in6_addr *internal_addr,
 {
 	return ext_port >= r->ext_min && ext_port <= r->ext_max &&
 	    int_port >= r->int_min && int_port <= r->int_max &&
-	    acl_prefix_equal(&r->addr, internal_addr, r->prefix_len);
+	    util_prefix_match(&r->addr, internal_addr, r->prefix_len);
 }
 
 bool
@@ -229,6 +193,72 @@ acl_allows(const struct acl_rule *rules, size_t n, const struct in6_addr *addr,
 		if (acl_rule_match(&rules[i], addr, ext_port, int_port))
 			return rules[i].allow;
 	return true;
+}
+
+/* Replace out[i..j) by the nrepl ranges of repl. */
+static void
+acl_ranges_replace(struct port_range *out, size_t *count, size_t i, size_t j,
+    const struct port_range *repl, size_t nrepl)
+{
+	memmove(&out[i + nrepl], &out[j], (*count - j) * sizeof(*out));
+	memcpy(&out[i], repl, nrepl * sizeof(*out));
+	*count = *count - (j - i) + nrepl;
+}
+
+/* Paint [lo, hi] allowed or denied over the sorted allowed set. Each call
+   adds at most one range (a union merges, a cut splits one in two). */
+static void
+acl_ranges_paint(struct port_range *out, size_t *count, uint16_t lo,
+    uint16_t hi, bool allow)
+{
+	struct port_range repl[2];
+	size_t i, j, n = 0;
+
+	/* [i, j): the ranges that touch [lo, hi], adjacent ones too for a
+	   union (so the result stays non-adjacent) */
+	for (i = 0; i < *count && (uint32_t)out[i].hi + allow < lo; i++)
+		continue;
+	for (j = i; j < *count && out[j].lo <= (uint32_t)hi + allow; j++)
+		continue;
+	if (allow) {
+		repl[0].lo = i < j && out[i].lo < lo ? out[i].lo : lo;
+		repl[0].hi = i < j && out[j - 1].hi > hi ? out[j - 1].hi : hi;
+		acl_ranges_replace(out, count, i, j, repl, 1);
+		return;
+	}
+	if (i == j)
+		return;
+	if (out[i].lo < lo) {
+		repl[n].lo = out[i].lo;
+		repl[n++].hi = (uint16_t)(lo - 1);
+	}
+	if (out[j - 1].hi > hi) {
+		repl[n].lo = (uint16_t)(hi + 1);
+		repl[n++].hi = out[j - 1].hi;
+	}
+	acl_ranges_replace(out, count, i, j, repl, n);
+}
+
+size_t
+acl_ext_ranges(const struct acl_rule *rules, size_t n,
+    const struct in6_addr *addr, uint16_t int_port, struct port_range *out)
+{
+	const struct acl_rule *r;
+	size_t count = 1, i;
+
+	/* No match allows: start from everything, then paint the matching
+	   rules from the last to the first, so the first match ends on top. */
+	out[0].lo = 0;
+	out[0].hi = UINT16_MAX;
+	for (i = n; i-- > 0;) {
+		r = &rules[i];
+		if (int_port < r->int_min || int_port > r->int_max ||
+		    !util_prefix_match(&r->addr, addr, r->prefix_len))
+			continue;
+		acl_ranges_paint(out, &count, r->ext_min, r->ext_max,
+		    r->allow);
+	}
+	return count;
 }
 
 static void

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 /* Room for the text of any valid rule (and a readable error). */
 #define ACL_RULE_TEXT_MAX	128
 /* IPv4 prefixes are stored on the IPv4-mapped address: +96 bits. */
@@ -41,6 +43,16 @@ bool	acl_rule_match(const struct acl_rule *,
 /* First match wins; no match -> allow (INTERFACE.md: default allow). */
 bool	acl_allows(const struct acl_rule *rules, size_t n,
 	    const struct in6_addr *addr, uint16_t ext_port, uint16_t int_port);
+/*
+ * The external ports the rules allow for (addr, int_port), first match
+ * wins: ascending, disjoint, non-adjacent ranges within 0..65535 written to
+ * out, which must hold ACL_RANGES_MAX(n) entries; returns how many. Cost
+ * O(n^2) integer steps at worst, independent of the port count.
+ */
+#define ACL_RANGES_MAX(n)	((n) + 1)
+size_t	acl_ext_ranges(const struct acl_rule *rules, size_t n,
+	    const struct in6_addr *addr, uint16_t int_port,
+	    struct port_range *out);
 /* The rule value in normal form ("1024-65535 192.168.1.0/24 1024-65535"),
    without the allow/deny word; acl_rule_parse() reads it back. */
 void	acl_rule_format(const struct acl_rule *, char *buf, size_t len);

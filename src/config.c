@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "pcp_wire.h"
+#include "util.h"
 
 _Static_assert(sizeof(((struct sockaddr_un *)0)->sun_path) ==
     CONFIG_SOCKET_PATH_SIZE, "CONFIG_SOCKET_PATH_SIZE != sun_path");
@@ -376,28 +377,6 @@ config_parse_enum(struct config_parse *p, const struct config_key *k,
 	return false;
 }
 
-/*
- * Strict unsigned decimal: digits only, so no sign, white space, base
- * prefix or trailing junk that strtoul() would let through; a value too
- * big for unsigned long long reads as ULLONG_MAX (above every maximum).
- */
-static bool
-config_strtonum(const char *v, unsigned long long *out)
-{
-	const char *c;
-
-	if (*v == '\0')
-		return false;
-	for (c = v; *c != '\0'; c++)
-		if (!config_is_digit(*c))
-			return false;
-	errno = 0;
-	*out = strtoull(v, NULL, 10);
-	if (errno == ERANGE)
-		*out = ULLONG_MAX;
-	return true;
-}
-
 static bool
 config_parse_uint(struct config_parse *p, const struct config_key *k,
     const char *v, void *dst)
@@ -408,7 +387,7 @@ config_parse_uint(struct config_parse *p, const struct config_key *k,
 	uint16_t u16;
 	uint32_t u32;
 
-	if (!config_strtonum(v, &n)) {
+	if (!util_parse_decimal(v, &n)) {
 		config_key_error(p, k, "%s is not an unsigned decimal number",
 		    config_show_str(v, show));
 		return false;
@@ -477,15 +456,13 @@ config_parse_host(const char *host, bool v4_ok, bool v6_ok,
 	uint32_t h;
 
 	memset(&a, 0, sizeof(a));
-	if (v4_ok && inet_pton(AF_INET, host, &v4) == 1) {
+	if (v4_ok && inet_pton(AF_INET, host, &v4) == 1)
 		/* RFC 6887 §5: IPv4 travels IPv4-mapped. */
-		a.s6_addr[10] = 0xff;
-		a.s6_addr[11] = 0xff;
-		memcpy(&a.s6_addr[12], &v4, sizeof(v4));
-	} else if (!v6_ok || inet_pton(AF_INET6, host, &a) != 1)
+		pcp_addr_from_v4(&a, &v4);
+	else if (!v6_ok || inet_pton(AF_INET6, host, &a) != 1)
 		return CONFIG_HOST_NOT_ADDRESS;
 	if (IN6_IS_ADDR_V4MAPPED(&a)) {
-		memcpy(&v4, &a.s6_addr[12], sizeof(v4));
+		pcp_addr_to_v4(&a, &v4);
 		h = ntohl(v4.s_addr);
 		if (h == INADDR_ANY || h == INADDR_BROADCAST ||
 		    IN_MULTICAST(h))
@@ -562,7 +539,7 @@ config_parse_upstream(struct config_parse *p, const struct config_key *k,
 		    config_show_str(hp.host, show));
 	if (h != CONFIG_HOST_OK)
 		return false;
-	if (hp.port != NULL && (!config_strtonum(hp.port, &n) || n == 0 ||
+	if (hp.port != NULL && (!util_parse_decimal(hp.port, &n) || n == 0 ||
 	    n > UINT16_MAX)) {
 		config_key_error(p, k, "port %s is not in 1..65535",
 		    config_show_str(hp.port, show));

@@ -1,7 +1,8 @@
 /*
  * control.c - the control socket: a UNIX stream socket, mode 0600, one
- * request line per connection (see control.h). Output is built in an
- * evbuffer and streamed, so listing 50,000 mappings costs one pass.
+ * request line per connection (see control.h). The answer is built in one
+ * pass into the connection's evbuffer (50,000 mappings: ~12 MB, well under
+ * 0.1 s) and written out as the client reads it.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,7 +26,9 @@
 #include "map.h"
 #include "netif.h"
 #include "pcp_wire.h"
+#include "proxy.h"
 #include "table.h"
+#include "upstream.h"
 
 /* A client that sends nothing useful is dropped after this long. */
 #define CONTROL_TIMEOUT_SEC	10
@@ -49,15 +52,28 @@ control_reply_error(struct evbuffer *out, const char *msg)
 static bool
 control_external_address(const struct iwfd *iwfd, struct in6_addr *addr)
 {
-	if (iwfd->conf->n_upstream_server > 0)
-		return false;	/* learned from MAP responses (proxy core) */
-	return netif_ipv4_address(iwfd->conf->wan_interface, addr);
+	return proxy_external_addr(iwfd->proxy, addr);
+}
+
+static void
+control_upstream_info(const struct iwfd *iwfd, size_t i,
+    struct upstream_server_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	if (iwfd->upstream != NULL && i < upstream_server_count(iwfd->upstream))
+		upstream_server_info(iwfd->upstream, (unsigned int)i, info);
+	else {
+		info->addr = iwfd->conf->upstream_server[i].addr;
+		info->port = iwfd->conf->upstream_server[i].port;
+		info->state = UPSTREAM_UNKNOWN;
+	}
 }
 
 static void
 control_status_json(struct iwfd *iwfd, struct evbuffer *out)
 {
 	const struct iwfd_config *conf = iwfd->conf;
+	struct upstream_server_info info;
 	struct json_writer jw;
 	struct in6_addr ext;
 	char buf[INET6_ADDRSTRLEN];
@@ -84,15 +100,22 @@ control_status_json(struct iwfd *iwfd, struct evbuffer *out)
 	json_key(&jw, "upstream");
 	json_array_begin(&jw);
 	for (i = 0; i < conf->n_upstream_server; i++) {
+		control_upstream_info(iwfd, i, &info);
 		json_object_begin(&jw);
-		json_kv_string(&jw, "address", pcp_addr_ntop(
-		    &conf->upstream_server[i].addr, buf, sizeof(buf)));
-		json_kv_uint(&jw, "port", conf->upstream_server[i].port);
-		/* No upstream engine runs yet: nothing has been sent, so the
-		   server's state is honestly unknown. */
-		json_kv_string(&jw, "state", "unknown");
-		json_kv_null(&jw, "epoch");
-		json_kv_null(&jw, "last_error");
+		json_kv_string(&jw, "address", pcp_addr_ntop(&info.addr, buf,
+		    sizeof(buf)));
+		json_kv_uint(&jw, "port", info.port);
+		json_kv_string(&jw, "state", upstream_state_name(info.state));
+		if (info.epoch_known)
+			json_kv_uint(&jw, "epoch", info.epoch);
+		else
+			json_kv_null(&jw, "epoch");
+		if (info.last_error[0] != '\0')
+			json_kv_string(&jw, "last_error", info.last_error);
+		else
+			json_kv_null(&jw, "last_error");
+		json_kv_uint(&jw, "replies", info.replies);
+		json_kv_uint(&jw, "timeouts", info.timeouts);
 		json_object_end(&jw);
 	}
 	json_array_end(&jw);
@@ -104,6 +127,7 @@ static void
 control_status_text(struct iwfd *iwfd, struct evbuffer *out)
 {
 	const struct iwfd_config *conf = iwfd->conf;
+	struct upstream_server_info info;
 	struct in6_addr ext;
 	char buf[INET6_ADDRSTRLEN];
 	size_t i;
@@ -122,10 +146,14 @@ control_status_text(struct iwfd *iwfd, struct evbuffer *out)
 	if (conf->n_upstream_server == 0)
 		evbuffer_add_printf(out, "upstream: none (this gateway is the "
 		    "last NAT)\n");
-	for (i = 0; i < conf->n_upstream_server; i++)
-		evbuffer_add_printf(out, "upstream %s port %u: unknown\n",
-		    pcp_addr_ntop(&conf->upstream_server[i].addr, buf,
-		    sizeof(buf)), conf->upstream_server[i].port);
+	for (i = 0; i < conf->n_upstream_server; i++) {
+		control_upstream_info(iwfd, i, &info);
+		evbuffer_add_printf(out, "upstream %s port %u: %s%s%s\n",
+		    pcp_addr_ntop(&info.addr, buf, sizeof(buf)), info.port,
+		    upstream_state_name(info.state),
+		    info.last_error[0] != '\0' ? ", last error: " : "",
+		    info.last_error);
+	}
 }
 
 static void
@@ -167,28 +195,38 @@ control_list_json(struct iwfd *iwfd, struct evbuffer *out)
 	evbuffer_add(out, "\n", 1);
 }
 
+/* "addr:port", with brackets for IPv6 (RFC 5952 §6). */
+static const char *
+control_endpoint(const struct in6_addr *addr, uint16_t port, char *buf,
+    size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	pcp_addr_ntop(addr, a, sizeof(a));
+	snprintf(buf, len, pcp_addr_is_v4(addr) ? "%s:%u" : "[%s]:%u", a, port);
+	return buf;
+}
+
 static void
 control_list_text(struct iwfd *iwfd, struct evbuffer *out)
 {
 	const struct mapping *m;
 	uint64_t now = iwfd_now_ms(iwfd);
-	char in[INET6_ADDRSTRLEN], ex[INET6_ADDRSTRLEN];
+	char in[INET6_ADDRSTRLEN + 8], ex[INET6_ADDRSTRLEN + 8];
 	const char *proto;
 	size_t i;
 
-	evbuffer_add_printf(out, "%-5s %-22s %-22s %10s %-7s %s\n", "PROTO",
+	evbuffer_add_printf(out, "%-5s %-21s %-21s %10s %-7s %s\n", "PROTO",
 	    "INTERNAL", "EXTERNAL", "LIFETIME", "ORIGIN", "DESCRIPTION");
 	for (i = 0; (m = table_at(iwfd->table, i)) != NULL; i++) {
 		proto = map_proto_name(m->protocol);
-		pcp_addr_ntop(&m->internal_addr, in, sizeof(in));
-		pcp_addr_ntop(&m->outer_addr, ex, sizeof(ex));
-		evbuffer_add_printf(out, "%-5s %s:%-*u %s:%-*u %10u %-7s %s\n",
-		    proto != NULL ? proto : "?", in,
-		    (int)(21 - strlen(in) > 0 ? 21 - strlen(in) : 0),
-		    m->internal_port, ex,
-		    (int)(21 - strlen(ex) > 0 ? 21 - strlen(ex) : 0),
-		    m->outer_port, mapping_remaining(m, now),
-		    map_origin_name(m->origin),
+		evbuffer_add_printf(out, "%-5s %-21s %-21s %10u %-7s %s\n",
+		    proto != NULL ? proto : "?",
+		    control_endpoint(&m->internal_addr, m->internal_port, in,
+		    sizeof(in)),
+		    control_endpoint(&m->outer_addr, m->outer_port, ex,
+		    sizeof(ex)),
+		    mapping_remaining(m, now), map_origin_name(m->origin),
 		    m->description != NULL ? m->description : "");
 	}
 }
@@ -197,14 +235,9 @@ control_list_text(struct iwfd *iwfd, struct evbuffer *out)
 static bool
 control_parse_port(const char *s, uint16_t *port)
 {
-	char *end;
-	unsigned long v;
+	unsigned long long v;
 
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > 65535)
+	if (!util_parse_decimal(s, &v) || v == 0 || v > UINT16_MAX)
 		return false;
 	*port = (uint16_t)v;
 	return true;
@@ -250,8 +283,8 @@ control_delete(struct iwfd *iwfd, char **argv, int argc, struct evbuffer *out)
 	}
 	log_info("control: deleting %s mapping of external port %u",
 	    argv[1], port);
-	table_remove(iwfd->table, m, iwfd_now_ms(iwfd));
-	iwfd_table_changed(iwfd);
+	/* locally and upstream, like a client's delete (INTERFACE.md) */
+	proxy_delete(iwfd->proxy, m, iwfd_now_ms(iwfd));
 	evbuffer_add_printf(out, "ok\n");
 }
 
@@ -328,6 +361,14 @@ control_conn_written(struct bufferevent *bev, void *arg)
 }
 
 static void
+control_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		control_conn_close(bev);
+}
+
+static void
 control_conn_read(struct bufferevent *bev, void *arg)
 {
 	struct control *ctl = arg;
@@ -346,16 +387,11 @@ control_conn_read(struct bufferevent *bev, void *arg)
 	bufferevent_disable(bev, EV_READ);
 	control_dispatch(ctl->iwfd, line, bufferevent_get_output(bev));
 	free(line);
-	bufferevent_setcb(bev, NULL, control_conn_written, NULL, ctl);
+	/* Keep the event callback: a client that hangs up before reading
+	   must still free its connection and reply. */
+	bufferevent_setcb(bev, NULL, control_conn_written, control_conn_event,
+	    ctl);
 	bufferevent_enable(bev, EV_WRITE);
-}
-
-static void
-control_conn_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)arg;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		control_conn_close(bev);
 }
 
 static void
@@ -398,6 +434,7 @@ control_open(struct iwfd *iwfd, const char *path)
 {
 	struct control *ctl;
 	struct sockaddr_un sun;
+	struct stat st;
 	mode_t old_umask;
 
 	memset(&sun, 0, sizeof(sun));
@@ -411,9 +448,18 @@ control_open(struct iwfd *iwfd, const char *path)
 		log_warnx("control socket %s: another pcp-iwfd is running", path);
 		return NULL;
 	}
-	if (unlink(path) == -1 && errno != ENOENT) {
-		log_warn("control socket %s: unlink", path);
-		return NULL;
+	/* Replace a stale socket, never anything else (a typo in
+	   control_socket must not delete a file). */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_warnx("control socket %s: exists and is not a socket",
+			    path);
+			return NULL;
+		}
+		if (unlink(path) == -1) {
+			log_warn("control socket %s: unlink", path);
+			return NULL;
+		}
 	}
 	if ((ctl = calloc(1, sizeof(*ctl))) == NULL)
 		return NULL;

@@ -8,16 +8,22 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
+#include "backend.h"
 #include "clock.h"
 #include "control.h"
 #include "iwfd.h"
 #include "log.h"
 #include "netif.h"
+#include "pcp_frontend.h"
 #include "pcp_wire.h"
+#include "proxy.h"
 #include "table.h"
+#include "upstream.h"
+#include "upstream_io.h"
 
 uint64_t
 iwfd_now_ms(const struct iwfd *iwfd)
@@ -56,45 +62,245 @@ iwfd_build_policy(struct iwfd *iwfd, const struct iwfd_config *conf)
 	p->max_lifetime = conf->max_lifetime;
 }
 
-static void
-iwfd_expired(struct mapping *m, void *arg)
-{
-	char a[INET6_ADDRSTRLEN];
+/* ---- the loop turn ------------------------------------------------------ */
 
-	(void)arg;
-	log_info("mapping %s %s:%u -> port %u expired",
-	    map_proto_name(m->protocol) != NULL ?
-	    map_proto_name(m->protocol) : "?",
-	    pcp_addr_ntop(&m->internal_addr, a, sizeof(a)),
-	    m->internal_port, m->outer_port);
+void
+iwfd_kick(struct iwfd *iwfd)
+{
+	/* Priority 2 of 3: runs after every I/O event of this turn, so one
+	   backend batch covers all of them (nft changes are never one
+	   netlink round trip per mapping). */
+	if (iwfd->ev_turn != NULL)
+		event_active(iwfd->ev_turn, EV_TIMEOUT, 0);
 }
 
 static void
-iwfd_expire_cb(evutil_socket_t fd, short what, void *arg)
+iwfd_arm(struct event *ev, uint64_t deadline, uint64_t now)
+{
+	struct timeval tv;
+	uint64_t delay;
+
+	if (deadline == UINT64_MAX) {
+		event_del(ev);
+		return;
+	}
+	delay = deadline > now ? deadline - now : 0;
+	tv.tv_sec = (time_t)(delay / 1000);
+	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+	event_add(ev, &tv);
+}
+
+static void
+iwfd_turn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct iwfd *iwfd = arg;
+	uint64_t now = iwfd_now_ms(iwfd);
+
+	(void)fd;
+	(void)what;
+	proxy_commit(iwfd->proxy, now);
+	iwfd_arm(iwfd->ev_timer, proxy_next_deadline(iwfd->proxy), now);
+	if (iwfd->upstream_io != NULL)
+		upstream_io_kick(iwfd->upstream_io);
+}
+
+static void
+iwfd_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct iwfd *iwfd = arg;
 
 	(void)fd;
 	(void)what;
-	table_expire(iwfd->table, iwfd_now_ms(iwfd), iwfd_expired, iwfd);
-	iwfd_table_changed(iwfd);
+	proxy_tick(iwfd->proxy, iwfd_now_ms(iwfd));	/* kicks */
 }
 
-void
-iwfd_table_changed(struct iwfd *iwfd)
-{
-	uint64_t next = table_next_expiry(iwfd->table), now;
-	struct timeval tv;
+/* ---- glue between the upstream engine and the proxy --------------------- */
 
-	if (next == TABLE_EXPIRY_NEVER) {
-		event_del(iwfd->ev_expire);
-		return;
+static void
+iwfd_upstream_done(void *arg, struct upstream_txn *txn,
+    enum upstream_outcome outcome, const struct pcp_msg *resp)
+{
+	struct iwfd *iwfd = arg;
+
+	proxy_upstream_done(iwfd->proxy, txn, outcome, resp, iwfd_now_ms(iwfd));
+}
+
+static void
+iwfd_upstream_lost_state(void *arg, unsigned int server)
+{
+	struct iwfd *iwfd = arg;
+
+	proxy_upstream_lost_state(iwfd->proxy, server, iwfd_now_ms(iwfd));
+}
+
+static void
+iwfd_upstream_update(void *arg, unsigned int server, const struct pcp_msg *msg)
+{
+	struct iwfd *iwfd = arg;
+
+	proxy_upstream_mapping_update(iwfd->proxy, server, msg,
+	    iwfd_now_ms(iwfd));
+}
+
+static const struct upstream_cb iwfd_upstream_cb = {
+	.done = iwfd_upstream_done,
+	.lost_state = iwfd_upstream_lost_state,
+	.mapping_update = iwfd_upstream_update,
+};
+
+static void
+iwfd_proxy_kick(void *arg)
+{
+	iwfd_kick(arg);
+}
+
+/* RFC 6887 §8.5 (S-06, N-04): the external address we report changed, so
+   our Epoch starts again, and the clients hear about it (§14.1.3). */
+static void
+iwfd_ext_addr_changed(void *arg, const struct in6_addr *addr)
+{
+	struct iwfd *iwfd = arg;
+
+	(void)addr;
+	iwfd->epoch_start_ms = iwfd_now_ms(iwfd);
+	if (iwfd->pcp != NULL)
+		pcp_frontend_announce(iwfd->pcp);
+}
+
+static uint32_t
+iwfd_epoch_cb(void *arg)
+{
+	return iwfd_epoch(arg);
+}
+
+static uint64_t
+iwfd_now_cb(void *arg)
+{
+	return iwfd_now_ms(arg);
+}
+
+/* ---- the mapping path ---------------------------------------------------- */
+
+static int
+iwfd_open_backend(struct iwfd *iwfd, const struct iwfd_config *conf)
+{
+	const char *lans[CONFIG_MAX_LAN_INTERFACES];
+	struct backend_params bp;
+	size_t i;
+
+	/* nat = none: the gateway routes; nothing to install locally. */
+	if (conf->nat != CONFIG_NAT_LOCAL)
+		return 0;
+	for (i = 0; i < conf->n_lan_interface; i++)
+		lans[i] = conf->lan_interface[i];
+	memset(&bp, 0, sizeof(bp));
+	bp.table = conf->nft_table;
+	bp.wan_interface = conf->wan_interface;
+	bp.lan_interfaces = lans;
+	bp.n_lan_interfaces = conf->n_lan_interface;
+	if ((iwfd->backend = backend_nft_ops.open(&bp)) == NULL)
+		return -1;
+	/* No state survives a restart yet: whatever an earlier run left in
+	   our table belongs to nobody (the table owns the truth). */
+	if (iwfd->backend->ops->reconcile(iwfd->backend, NULL, 0) == -1)
+		log_warnx("nft table %s: could not clear old rules",
+		    conf->nft_table);
+	return 0;
+}
+
+static int
+iwfd_open_upstream(struct iwfd *iwfd, const struct iwfd_config *conf,
+    uint64_t seed)
+{
+	struct in6_addr addrs[CONFIG_MAX_UPSTREAM_SERVERS];
+	uint16_t ports[CONFIG_MAX_UPSTREAM_SERVERS];
+	size_t i;
+
+	if (conf->n_upstream_server == 0)
+		return 0;	/* the gateway is the last NAT */
+	iwfd->upstream = upstream_new(&iwfd_upstream_cb, iwfd, (uint32_t)seed);
+	if (iwfd->upstream == NULL)
+		return -1;
+	for (i = 0; i < conf->n_upstream_server; i++) {
+		addrs[i] = conf->upstream_server[i].addr;
+		ports[i] = conf->upstream_server[i].port;
 	}
-	now = iwfd_now_ms(iwfd);
-	next = next > now ? next - now : 0;
-	tv.tv_sec = (time_t)(next / 1000);
-	tv.tv_usec = (suseconds_t)(next % 1000) * 1000;
-	event_add(iwfd->ev_expire, &tv);
+	return upstream_set_servers(iwfd->upstream, addrs, ports,
+	    conf->n_upstream_server);
+}
+
+static int
+iwfd_open_proxy(struct iwfd *iwfd, const struct iwfd_config *conf,
+    uint64_t seed)
+{
+	struct proxy_params pp;
+	struct in6_addr wan;
+
+	memset(&pp, 0, sizeof(pp));
+	pp.nat = conf->nat == CONFIG_NAT_LOCAL ? PROXY_NAT_LOCAL : PROXY_NAT_NONE;
+	pp.table = iwfd->table;
+	pp.policy = &iwfd->policy;
+	pp.backend = iwfd->backend;
+	pp.upstream = iwfd->upstream;
+	pp.random_seed = seed;
+	pp.ext_addr_changed = iwfd_ext_addr_changed;
+	pp.kick = iwfd_proxy_kick;
+	pp.cb_arg = iwfd;
+	if ((iwfd->proxy = proxy_new(&pp)) == NULL)
+		return -1;
+	if (netif_ipv4_address(conf->wan_interface, &wan))
+		proxy_set_wan_addr(iwfd->proxy, &wan);
+	else if (conf->n_upstream_server == 0)
+		log_warnx("wan_interface %s has no IPv4 address: external "
+		    "address unknown", conf->wan_interface);
+	return 0;
+}
+
+static int
+iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf)
+{
+	const char *lans[CONFIG_MAX_LAN_INTERFACES];
+	struct pcp_frontend_params fp;
+	size_t i;
+
+	if (!conf->pcp)
+		return 0;
+	for (i = 0; i < conf->n_lan_interface; i++)
+		lans[i] = conf->lan_interface[i];
+	memset(&fp, 0, sizeof(fp));
+	fp.proxy = iwfd->proxy;
+	fp.lan_ifnames = lans;
+	fp.n_lan = conf->n_lan_interface;
+	fp.epoch = iwfd_epoch_cb;
+	fp.now = iwfd_now_cb;
+	fp.clock_arg = iwfd;
+	fp.third_party_allowed = conf->third_party == CONFIG_THIRD_PARTY_ALLOW;
+	if ((iwfd->pcp = pcp_frontend_open(iwfd->base, &fp)) == NULL)
+		return -1;
+	/* RFC 6887 §14.1.3 (S-16): no state survives a restart yet, so tell
+	   the LAN our state is new. */
+	pcp_frontend_announce(iwfd->pcp);
+	return 0;
+}
+
+/* SIGTERM with nothing persisted: a mapping nobody can find again after
+   the restart must not linger, locally or upstream. */
+static void
+iwfd_withdraw_all(struct iwfd *iwfd)
+{
+	uint64_t now = iwfd_now_ms(iwfd);
+	struct mapping *m;
+	size_t n = 0;
+
+	if (iwfd->proxy == NULL)
+		return;
+	while ((m = table_at(iwfd->table, 0)) != NULL) {
+		proxy_delete(iwfd->proxy, m, now);
+		n++;
+	}
+	proxy_commit(iwfd->proxy, now);
+	if (n > 0)
+		log_info("withdrew %zu mapping(s)", n);
 }
 
 int
@@ -165,8 +371,10 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 	iwfd->config_path = path;
 	iwfd->conf = conf;
 	log_route_libevent();
-	/* libevent: the base is explicit, never the global event_init(). */
-	if ((iwfd->base = event_base_new()) == NULL) {
+	/* libevent: the base is explicit, never the global event_init().
+	   Three priorities: the end-of-turn commit runs last (iwfd_kick). */
+	if ((iwfd->base = event_base_new()) == NULL ||
+	    event_base_priority_init(iwfd->base, 3) == -1) {
 		log_warnx("event_base_new failed");
 		return -1;
 	}
@@ -183,6 +391,7 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 	table_set_seed(iwfd->table, seed);
 	iwfd_build_policy(iwfd, conf);
 	table_set_port_check(iwfd->table, policy_ext_port_check, &iwfd->policy);
+	table_set_port_ranges(iwfd->table, policy_ext_port_ranges, &iwfd->policy);
 	if (!netif_exists(conf->wan_interface))
 		log_warnx("wan_interface %s does not exist (yet)",
 		    conf->wan_interface);
@@ -191,17 +400,44 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 	iwfd->ev_sigterm = iwfd_signal(iwfd, SIGTERM);
 	iwfd->ev_sigint = iwfd_signal(iwfd, SIGINT);
 	iwfd->ev_sighup = iwfd_signal(iwfd, SIGHUP);
-	iwfd->ev_expire = evtimer_new(iwfd->base, iwfd_expire_cb, iwfd);
-	if (iwfd->ev_expire == NULL)
+	iwfd->ev_timer = evtimer_new(iwfd->base, iwfd_timer_cb, iwfd);
+	iwfd->ev_turn = event_new(iwfd->base, -1, 0, iwfd_turn_cb, iwfd);
+	if (iwfd->ev_timer == NULL || iwfd->ev_turn == NULL ||
+	    event_priority_set(iwfd->ev_turn, 2) == -1)
 		return -1;
 
 	iwfd->started_ms = iwfd_now_ms(iwfd);
 	/* No state file yet (a later step): state begins now, RFC 6887 §8.5. */
 	iwfd->epoch_start_ms = iwfd->started_ms;
 
+	/* First: a second daemon must stop here, before it touches the
+	   first one's nft table or ports. */
 	if ((iwfd->control = control_open(iwfd, conf->control_socket)) == NULL)
 		return -1;
+	if (iwfd_open_backend(iwfd, conf) == -1 ||
+	    iwfd_open_upstream(iwfd, conf, seed) == -1 ||
+	    iwfd_open_proxy(iwfd, conf, seed >> 7) == -1)
+		return -1;
+	if (iwfd->upstream != NULL && (iwfd->upstream_io = upstream_io_open(
+	    iwfd->base, iwfd->upstream, conf->wan_interface, iwfd_now_cb,
+	    iwfd)) == NULL)
+		return -1;
+	if (iwfd_open_frontends(iwfd, conf) == -1)
+		return -1;
+	log_info("nat %s, %zu upstream server(s), backend %s",
+	    conf->nat == CONFIG_NAT_LOCAL ? "local" : "none",
+	    conf->n_upstream_server,
+	    iwfd->backend != NULL ? iwfd->backend->ops->name : "none");
 	return 0;
+}
+
+int
+iwfd_daemonize(struct iwfd *iwfd)
+{
+	if (daemon(0, 0) == -1)
+		return -1;
+	/* libevent: the kernel event state does not survive fork(). */
+	return event_reinit(iwfd->base);
 }
 
 int
@@ -218,16 +454,28 @@ iwfd_run(struct iwfd *iwfd)
 void
 iwfd_shutdown(struct iwfd *iwfd)
 {
+	/* The front-end first: it cancels its waiters in the proxy. */
+	if (iwfd->pcp != NULL)
+		pcp_frontend_close(iwfd->pcp);
+	iwfd_withdraw_all(iwfd);
 	control_close(iwfd->control);
-	iwfd->control = NULL;
+	if (iwfd->upstream_io != NULL)
+		upstream_io_close(iwfd->upstream_io);
+	proxy_free(iwfd->proxy);
+	if (iwfd->upstream != NULL)
+		upstream_free(iwfd->upstream);
+	if (iwfd->backend != NULL)
+		iwfd->backend->ops->close(iwfd->backend);
 	if (iwfd->ev_sigterm != NULL)
 		event_free(iwfd->ev_sigterm);
 	if (iwfd->ev_sigint != NULL)
 		event_free(iwfd->ev_sigint);
 	if (iwfd->ev_sighup != NULL)
 		event_free(iwfd->ev_sighup);
-	if (iwfd->ev_expire != NULL)
-		event_free(iwfd->ev_expire);
+	if (iwfd->ev_timer != NULL)
+		event_free(iwfd->ev_timer);
+	if (iwfd->ev_turn != NULL)
+		event_free(iwfd->ev_turn);
 	if (iwfd->table != NULL)
 		table_free(iwfd->table);
 	if (iwfd->base != NULL)

@@ -12,10 +12,15 @@
 #include "config.h"
 #include "policy.h"
 
+struct backend;
+struct control;
 struct event;
 struct event_base;
+struct pcp_frontend;
+struct proxy;
 struct table;
-struct control;
+struct upstream;
+struct upstream_io;
 
 /* LAN prefixes learned from the LAN interfaces' addresses. */
 #define IWFD_MAX_LAN_PREFIXES	64
@@ -28,11 +33,17 @@ struct iwfd {
 	struct policy		 policy;
 	struct policy_prefix	 lan_prefixes[IWFD_MAX_LAN_PREFIXES];
 	struct control		*control;
+	struct backend		*backend;	/* nat = local: nft */
+	struct upstream		*upstream;	/* the PCP client engine */
+	struct upstream_io	*upstream_io;	/* its sockets */
+	struct proxy		*proxy;		/* the core */
+	struct pcp_frontend	*pcp;		/* PCP on the LAN */
 
 	struct event		*ev_sigterm;
 	struct event		*ev_sigint;
 	struct event		*ev_sighup;
-	struct event		*ev_expire;
+	struct event		*ev_timer;	/* proxy_next_deadline() */
+	struct event		*ev_turn;	/* end of a loop turn */
 
 	/* RFC 6887 §8.5: the Epoch counts seconds since our state began. */
 	uint64_t		 epoch_start_ms;
@@ -42,13 +53,16 @@ struct iwfd {
 
 /* Set up everything from a parsed configuration (taken over on success). */
 int		 iwfd_init(struct iwfd *, const char *path, struct iwfd_config *);
+/* Detach (daemon(3)) and re-initialise the event base after the fork. */
+int		 iwfd_daemonize(struct iwfd *);
 int		 iwfd_run(struct iwfd *);
 void		 iwfd_shutdown(struct iwfd *);
 /* Re-read the configuration (SIGHUP); the old one stays on any error. */
 int		 iwfd_reload(struct iwfd *);
 uint64_t	 iwfd_now_ms(const struct iwfd *);
 uint32_t	 iwfd_epoch(const struct iwfd *);
-/* The table changed: re-arm the expiry timer. */
-void		 iwfd_table_changed(struct iwfd *);
+/* Something changed: at the end of this loop turn commit the backend
+   batch and re-arm the timers. */
+void		 iwfd_kick(struct iwfd *);
 
 #endif

@@ -27,6 +27,7 @@ int
 main(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_PATH;
+	char *abspath;
 	struct config_errors errs;
 	struct iwfd_config *conf;
 	struct iwfd iwfd;
@@ -71,14 +72,22 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	log_init(foreground, verbose, "pcp-iwfd");
-	if (iwfd_init(&iwfd, path, conf) == -1) {
-		iwfd_shutdown(&iwfd);
+	/* daemon() moves to /: SIGHUP must re-read the same file. */
+	if ((abspath = realpath(path, NULL)) == NULL) {
+		perror(path);
+		free(conf);
 		return 1;
 	}
-	if (!foreground && daemon(0, 0) == -1)
+	log_init(foreground, verbose, "pcp-iwfd");
+	if (iwfd_init(&iwfd, abspath, conf) == -1) {
+		iwfd_shutdown(&iwfd);
+		free(abspath);
+		return 1;
+	}
+	if (!foreground && iwfd_daemonize(&iwfd) == -1)
 		fatal("daemon");
 	status = iwfd_run(&iwfd);
 	iwfd_shutdown(&iwfd);
+	free(abspath);
 	return status;
 }

@@ -9,6 +9,7 @@
 
 #include "netif.h"
 #include "pcp_wire.h"
+#include "util.h"
 
 bool
 netif_exists(const char *ifname)
@@ -50,16 +51,6 @@ netif_mask_len(const uint8_t *mask, size_t len)
 	return bits;
 }
 
-/* Zero the host bits so that the prefix compares cleanly. */
-static void
-netif_mask_addr(struct in6_addr *a, unsigned int len)
-{
-	unsigned int i;
-
-	for (i = len; i < 128; i++)
-		a->s6_addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
-}
-
 bool
 netif_prefixes(const char *ifname, struct policy_prefix *out, size_t max,
     size_t *n)
@@ -89,7 +80,8 @@ netif_prefixes(const char *ifname, struct policy_prefix *out, size_t max,
 			    msk6->sin6_addr.s6_addr, 16);
 		} else
 			continue;
-		netif_mask_addr(&p.addr, p.prefix_len);
+		/* zero the host bits so that the prefix compares cleanly */
+		util_addr_mask(&p.addr, p.prefix_len);
 		out[(*n)++] = p;
 	}
 	freeifaddrs(ifap);

@@ -1,30 +1,12 @@
 /*
  * policy.c - the request policy (see policy.h for the order of checks).
  */
+#include <stdlib.h>
 #include <string.h>
 
-#include "pcp_wire.h"
 #include "policy.h"
 #include "table.h"
-
-#define POLICY_ADDR_BITS	128
-#define POLICY_PORT_FIRST	1	/* external port 0 is never mapped */
-
-static bool
-prefix_contains(const struct policy_prefix *p, const struct in6_addr *a)
-{
-	unsigned int full = p->prefix_len / 8, rest = p->prefix_len % 8;
-	uint8_t mask;
-
-	if (p->prefix_len > POLICY_ADDR_BITS)
-		return false;
-	if (memcmp(p->addr.s6_addr, a->s6_addr, full) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	mask = (uint8_t)(0xff << (8 - rest));
-	return (p->addr.s6_addr[full] & mask) == (a->s6_addr[full] & mask);
-}
+#include "util.h"
 
 bool
 policy_is_lan(const struct policy *pol, const struct in6_addr *a)
@@ -32,7 +14,8 @@ policy_is_lan(const struct policy *pol, const struct in6_addr *a)
 	size_t i;
 
 	for (i = 0; i < pol->n_lan_prefixes; i++)
-		if (prefix_contains(&pol->lan_prefixes[i], a))
+		if (util_prefix_match(&pol->lan_prefixes[i].addr, a,
+		    pol->lan_prefixes[i].prefix_len))
 			return true;
 	return false;
 }
@@ -49,20 +32,11 @@ policy_clamp_lifetime(const struct policy *pol, uint32_t lifetime)
 	return lifetime;
 }
 
-static bool
-port_is_pcp_reserved(uint8_t proto, uint16_t port)
+static enum map_err
+policy_port_verdict(const struct policy *pol, const struct map_req *req,
+    uint16_t port)
 {
-	/* RFC 6887 §11.3: MUST NOT map external UDP 5350/5351. */
-	return proto == MAP_PROTO_UDP &&
-	    (port == PCP_CLIENT_PORT || port == PCP_SERVER_PORT);
-}
-
-enum map_err
-policy_ext_port_check(void *arg, const struct map_req *req, uint16_t port)
-{
-	const struct policy *pol = arg;
-
-	if (port_is_pcp_reserved(req->protocol, port))
+	if (table_port_reserved(req->protocol, port))
 		return MAP_ERR_RESERVED_PORT;
 	if (!acl_allows(pol->acl, pol->n_acl, &req->internal_addr, port,
 	    req->internal_port))
@@ -70,40 +44,65 @@ policy_ext_port_check(void *arg, const struct map_req *req, uint16_t port)
 	return MAP_OK;
 }
 
-/*
- * Does the ACL allow (internal address, internal port) any external port?
- * With first match wins the answer only changes where some rule's external
- * range starts or ends, so testing port 1 and each range start and end + 1
- * covers every case: O(n^2) in the rule count, never in the port count.
- */
-static bool
-acl_allows_some_port(const struct policy *pol, const struct map_req *req)
+enum map_err
+policy_ext_port_check(void *arg, const struct map_req *req, uint16_t port)
 {
-	const struct acl_rule *r;
-	uint32_t cand[2];
-	size_t i, k;
+	return policy_port_verdict(arg, req, port);
+}
 
-	if (acl_allows(pol->acl, pol->n_acl, &req->internal_addr,
-	    POLICY_PORT_FIRST, req->internal_port))
-		return true;
-	for (i = 0; i < pol->n_acl; i++) {
-		r = &pol->acl[i];
-		cand[0] = r->ext_min;
-		cand[1] = (uint32_t)r->ext_max + 1;
-		for (k = 0; k < 2; k++) {
-			if (cand[k] < POLICY_PORT_FIRST || cand[k] > UINT16_MAX)
-				continue;
-			if (acl_allows(pol->acl, pol->n_acl,
-			    &req->internal_addr, (uint16_t)cand[k],
-			    req->internal_port))
-				return true;
-		}
-	}
-	return false;
+size_t
+policy_ext_port_ranges(void *arg, const struct map_req *req,
+    struct port_range *out, size_t max)
+{
+	const struct policy *pol = arg;
+
+	if (max < ACL_RANGES_MAX(pol->n_acl))
+		return ACL_RANGES_MAX(pol->n_acl);
+	return acl_ext_ranges(pol->acl, pol->n_acl, &req->internal_addr,
+	    req->internal_port, out);
+}
+
+/* Would the allocator accept `port` as far as the policy goes? */
+static bool
+policy_port_ok(const struct policy *pol, const struct map_req *req,
+    uint16_t port)
+{
+	return port != 0 && policy_port_verdict(pol, req, port) == MAP_OK;
+}
+
+/*
+ * Is there an external port the allocator may pick for req: the hint, the
+ * internal port (both honoured outside the table's range) or an allowed
+ * port of the range? The same candidates as table_alloc_port(), so a
+ * request we accept fails later only for want of a free port.
+ */
+static enum map_err
+policy_some_port(const struct policy *pol, const struct table *t,
+    const struct map_req *req)
+{
+	struct port_range *ranges;
+	size_t n, i;
+	uint16_t lo, hi;
+	bool found = false;
+
+	if (policy_port_ok(pol, req, req->ext_port) ||
+	    policy_port_ok(pol, req, req->internal_port))
+		return MAP_OK;
+	if ((ranges = calloc(ACL_RANGES_MAX(pol->n_acl),
+	    sizeof(*ranges))) == NULL)
+		return MAP_ERR_NO_RESOURCES;
+	table_get_port_range(t, &lo, &hi);
+	n = acl_ext_ranges(pol->acl, pol->n_acl, &req->internal_addr,
+	    req->internal_port, ranges);
+	for (i = 0; i < n && !found; i++)
+		found = ranges[i].hi >= lo && ranges[i].lo <= hi;
+	free(ranges);
+	return found ? MAP_OK : MAP_ERR_NOT_AUTHORIZED;
 }
 
 static enum map_err
-policy_check_acl(const struct policy *pol, const struct map_req *req)
+policy_check_acl(const struct policy *pol, const struct table *t,
+    const struct map_req *req)
 {
 	if ((req->flags & MAP_F_PREFER_FAILURE) != 0 && req->ext_port != 0) {
 		if (!acl_allows(pol->acl, pol->n_acl, &req->internal_addr,
@@ -113,9 +112,22 @@ policy_check_acl(const struct policy *pol, const struct map_req *req)
 	}
 	/* RFC 6887 §11.3: a forbidden hint is moved, not failed; fail only
 	   when no port at all would do. */
-	if (!acl_allows_some_port(pol, req))
-		return MAP_ERR_NOT_AUTHORIZED;
-	return MAP_OK;
+	return policy_some_port(pol, t, req);
+}
+
+/*
+ * RFC 6887 §11.3: we map single TCP and UDP ports. Any other protocol,
+ * protocol 0 (all protocols) and internal port 0 (all ports, the DMZ host
+ * of §15.1) cannot be honoured fully -> UNSUPP_PROTOCOL. Deletes get the
+ * same answer: with protocol 0 or port 0 they are wildcard deletes (§15.1)
+ * of mappings we never create, and saying UNSUPP_PROTOCOL (rather than
+ * SUCCESS for "nothing there") tells the client we do not do wildcards.
+ */
+static bool
+policy_protocol_supported(const struct map_req *req)
+{
+	return (req->protocol == MAP_PROTO_TCP ||
+	    req->protocol == MAP_PROTO_UDP) && req->internal_port != 0;
 }
 
 static enum map_err
@@ -143,6 +155,8 @@ policy_check(const struct policy *pol, const struct table *t,
 	*lifetime = 0;
 	if (!policy_is_lan(pol, &req->requester))
 		return MAP_ERR_NOT_AUTHORIZED;
+	if (!policy_protocol_supported(req))
+		return MAP_ERR_UNSUPP_PROTOCOL;
 	if (!IN6_ARE_ADDR_EQUAL(&req->internal_addr, &req->requester)) {
 		if (!pol->third_party)
 			return MAP_ERR_THIRD_PARTY_DENIED;
@@ -152,9 +166,9 @@ policy_check(const struct policy *pol, const struct table *t,
 	if (req->lifetime == 0 || (req->flags & MAP_F_DELETE) != 0)
 		return MAP_OK;
 	if ((req->flags & MAP_F_PREFER_FAILURE) != 0 &&
-	    port_is_pcp_reserved(req->protocol, req->ext_port))
+	    table_port_reserved(req->protocol, req->ext_port))
 		return MAP_ERR_RESERVED_PORT;
-	if ((err = policy_check_acl(pol, req)) != MAP_OK)
+	if ((err = policy_check_acl(pol, t, req)) != MAP_OK)
 		return err;
 	if ((err = policy_check_quota(pol, t, req)) != MAP_OK)
 		return err;

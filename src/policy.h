@@ -40,24 +40,30 @@ struct policy {
  *   1. LAN only: the requester must be inside a LAN prefix
  *      (RFC 6887 §18.3.2 ingress filtering, spec/iwf.md X-02)
  *      -> MAP_ERR_NOT_AUTHORIZED;
- *   2. third party: internal address != requester is denied unless
+ *   2. protocol: only TCP and UDP with a non-zero internal port, deletes
+ *      included (RFC 6887 §11.3, §15.1: we make no all-protocols,
+ *      all-ports or DMZ mappings) -> MAP_ERR_UNSUPP_PROTOCOL;
+ *   3. third party: internal address != requester is denied unless
  *      policy->third_party (RFC 6887 §13.1, S-11, X-03)
  *      -> MAP_ERR_THIRD_PARTY_DENIED; when allowed, the internal address
  *      must be a LAN address too -> MAP_ERR_NOT_AUTHORIZED;
- *   3. a delete (lifetime 0 or MAP_F_DELETE) stops here: MAP_OK, lifetime 0
+ *   4. a delete (lifetime 0 or MAP_F_DELETE) stops here: MAP_OK, lifetime 0
  *      (ownership is the table's nonce check);
- *   4. reserved port: PREFER_FAILURE with suggested UDP 5350/5351
+ *   5. reserved port: PREFER_FAILURE with suggested UDP 5350/5351
  *      (RFC 6887 §11.3) -> MAP_ERR_RESERVED_PORT (a mere hint is moved by
  *      the table instead);
- *   5. ACL: with PREFER_FAILURE the suggested port must be allowed; without
- *      it some external port must be allowed for (internal address,
- *      internal port) -> MAP_ERR_NOT_AUTHORIZED; the allocator then keeps to
- *      allowed ports through policy_ext_port_check;
- *   6. quota: a request that would create a mapping (none exists for its
+ *   6. ACL: with PREFER_FAILURE the suggested port must be allowed; without
+ *      it one of the allocator's candidates must be: the hint, the internal
+ *      port or a port of the table's range (table_get_port_range) allowed
+ *      for (internal address, internal port) -> MAP_ERR_NOT_AUTHORIZED; the
+ *      allocator then picks only allowed ports (policy_ext_port_ranges,
+ *      policy_ext_port_check); that all of them are taken is its
+ *      MAP_ERR_NO_RESOURCES;
+ *   7. quota: a request that would create a mapping (none exists for its
  *      protocol, internal address and port) when the internal address
  *      already holds max_mappings_per_host of any protocol
  *      (RFC 6887 §17.2) -> MAP_ERR_QUOTA;
- *   7. lifetime: clamped to [min_lifetime, max_lifetime] into *lifetime.
+ *   8. lifetime: clamped to [min_lifetime, max_lifetime] into *lifetime.
  * Control-socket (static) requests do not come through here.
  */
 enum map_err	 policy_check(const struct policy *, const struct table *,
@@ -69,6 +75,13 @@ bool		 policy_is_lan(const struct policy *, const struct in6_addr *);
    table_set_port_check(): pass the policy as arg. */
 enum map_err	 policy_ext_port_check(void *policy, const struct map_req *,
 		    uint16_t ext_port);
+/* The external ports the ACL allows for req's (internal address, internal
+   port), ascending and disjoint, into out[0..max); returns how many, or,
+   when max is too small, how many slots to call again with (> max).
+   O(rules^2) integer steps at worst. Shaped for table_set_port_ranges():
+   pass the policy as arg. */
+size_t		 policy_ext_port_ranges(void *policy, const struct map_req *,
+		    struct port_range *out, size_t max);
 /* Clamp a requested lifetime; 0 (delete) stays 0. */
 uint32_t	 policy_clamp_lifetime(const struct policy *, uint32_t);
 

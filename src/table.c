@@ -1,20 +1,28 @@
 /*
  * table.c - the mapping table (see table.h for the model and the rules).
  *
- * Memory at 50,000 mappings, LP64: struct mapping 152 bytes; each hash
- * index (internal, external, host) at most 2 bucket pointers a mapping
- * (power of two, load factor <= 1); the heap and the listing array one slot
- * each, at most 2 after doubling; a struct table_host per distinct internal
- * address. Measured by test_table with short descriptions: 204 bytes a
- * mapping at 64 mappings a host, 254 in the worst case of one host each.
- * table_memory_bytes() counts all of it as requested from malloc (its own
- * per-chunk overhead comes on top: about 8-16 bytes a chunk on glibc).
+ * Memory at 50,000 mappings, LP64, counted as glibc malloc chunks (usable
+ * size + an 8-byte header, 16-byte steps): struct mapping 152 bytes, a
+ * 160-byte chunk; its description exact-sized apart (a 60-character one is
+ * an 80-byte chunk); no per-host allocation (a host's first mapping carries
+ * the host's count and is what the host index links); three hash indexes
+ * (internal, external, host) at most 1 bucket pointer a mapping each (load
+ * factor <= 2, power of two); the heap and the listing array one slot each,
+ * at most 2 after doubling; a fixed 32 KiB of port bitmaps. Measured by
+ * test_table (table_memory_bytes() and mallinfo2() agree): 228 bytes a
+ * mapping with a short description at one host per mapping, 276 with a
+ * 60-character one, 223 at 64 mappings a host (before: 261 and 341 real
+ * bytes at one host a mapping).
  */
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <malloc.h>
+#endif
 
 #include "log.h"
 #include "pcp_wire.h"
@@ -22,25 +30,46 @@
 
 #define IDX_INTERNAL		0	/* struct mapping next[] slots */
 #define IDX_EXTERNAL		1
-#define IDX_COUNT		2
+#define IDX_HOST		2	/* links a host's first mapping only */
+#define IDX_COUNT		3
 
 #define TABLE_BUCKETS_MIN	16	/* power of two */
 #define TABLE_ARRAY_MIN		16
-/* Grow a bucket array when count > size (load factor 1); shrink when
-   count < size / TABLE_SHRINK_RATIO, so growth and shrink never chase. */
+/* Grow a bucket array when count > size * TABLE_LOAD_MAX; shrink when
+   count < size / TABLE_SHRINK_RATIO, so growth and shrink never chase.
+   Two entries a bucket on average cost one more pointer comparison a
+   lookup and save a bucket pointer a mapping in each index. */
+#define TABLE_LOAD_MAX		2
 #define TABLE_SHRINK_RATIO	8
 /* Heap and listing arrays halve when count < capacity / 4. */
 #define TABLE_ARRAY_SHRINK	4
-/* Random probes before the linear scan of the port range. */
-#define TABLE_ALLOC_RANDOM_TRIES 32
+/* Uniform random probes before the sweep from a random point. */
+#define TABLE_ALLOC_PROBES	8
 #define TABLE_SEED_DEFAULT	0x9e3779b97f4a7c15ULL
+/* Port bitmaps: one bit a port, for TCP and UDP. */
+#define TABLE_PORTS		65536
+#define TABLE_WORD_BITS		64
+#define TABLE_PORT_WORDS	(TABLE_PORTS / TABLE_WORD_BITS)
+#define TABLE_BITMAP_PROTOS	2	/* TCP, UDP */
+/* Holds of one class never exceed span / TABLE_HOLD_SHARE ports of the
+   allocator's range: see hold_add(). */
+#define TABLE_HOLD_SHARE	2
+#ifdef __linux__
+/* glibc's chunk header; malloc_usable_size() gives the rest. */
+#define TABLE_CHUNK_HEADER	sizeof(size_t)
+#endif
 
-/* Per internal address: the quota count and the list of its mappings. */
-struct table_host {
-	struct in6_addr		 addr;
-	struct table_host	*next;		/* hash chain */
-	struct mapping		*first;		/* via host_next/host_prev */
-	uint32_t		 count;
+/*
+ * An intrusive chained hash index over entries of one type, linked through
+ * a pointer at offset `link` inside each entry: one link, unlink, resize
+ * and rehash for the mapping indexes and the holds.
+ */
+struct chain {
+	void		**buckets;
+	uint32_t	 size;		/* power of two */
+	uint32_t	 count;
+	size_t		 link;		/* offsetof the entry's next pointer */
+	uint64_t	(*hash)(uint64_t seed, const void *entry);
 };
 
 /* RFC 6887 §15: a released external port, held for its last owner. */
@@ -57,16 +86,19 @@ struct port_hold {
 
 TAILQ_HEAD(port_hold_fifo, port_hold);
 
+/* Hold classes: one hold time each, so each FIFO is ordered by `until`. */
+enum hold_class {
+	HOLD_CLASS_TCP = 0,
+	HOLD_CLASS_OTHER,
+	HOLD_CLASS_COUNT
+};
+
 struct table {
-	struct mapping		**buckets[IDX_COUNT];
-	uint32_t		 nbuckets[IDX_COUNT];
-	struct table_host	**host_buckets;
-	uint32_t		 nhost_buckets;
-	uint32_t		 nhosts;
-	struct port_hold	**hold_buckets;
-	uint32_t		 nhold_buckets;
-	uint32_t		 nholds;
-	struct port_hold_fifo	 hold_fifo;
+	struct chain		 index[IDX_COUNT];
+	struct chain		 holds;
+	struct port_hold_fifo	 hold_fifo[HOLD_CLASS_COUNT];
+	uint32_t		 nholds[HOLD_CLASS_COUNT];
+	uint64_t		 hold_ms[HOLD_CLASS_COUNT];
 	struct mapping		**heap;		/* min-heap on expiry */
 	struct mapping		**list;		/* table_at() order */
 	uint32_t		 count;		/* length of heap and list */
@@ -75,14 +107,33 @@ struct table {
 	uint32_t		 state_count[MAP_STATE_COUNT];
 	uint64_t		 seed;		/* hash key */
 	uint64_t		 rng;		/* xorshift64* state */
-	size_t			 memory;	/* bytes held, see memory_*() */
+	size_t			 memory;	/* bytes held, see table_chunk() */
 	table_port_check_fn	 port_check;
 	void			*port_check_arg;
-	uint64_t		 hold_ms;
+	table_port_ranges_fn	 port_ranges;
+	void			*port_ranges_arg;
+	struct port_range	*ranges;	/* scratch for port_pick() */
+	size_t			 ranges_cap;
 	uint16_t		 port_min, port_max;
+	/* Per protocol: ports in use (a mapping, a hold, reserved) and ports
+	   of NAT-PMP mappings (their twins are promised, RFC 6886 §3.3). */
+	uint64_t		 used[TABLE_BITMAP_PROTOS][TABLE_PORT_WORDS];
+	uint64_t		 natpmp[TABLE_BITMAP_PROTOS][TABLE_PORT_WORDS];
 };
 
 /* ---- memory accounting ------------------------------------------------ */
+
+/* What an allocation really costs: the chunk, not the request. */
+static size_t
+table_chunk(void *p, size_t requested)
+{
+#ifdef __linux__
+	(void)requested;
+	return malloc_usable_size(p) + TABLE_CHUNK_HEADER;
+#else
+	return requested;
+#endif
+}
 
 static void *
 table_calloc(struct table *t, size_t n, size_t size)
@@ -90,7 +141,7 @@ table_calloc(struct table *t, size_t n, size_t size)
 	void *p;
 
 	if ((p = calloc(n, size)) != NULL)
-		t->memory += n * size;
+		t->memory += table_chunk(p, n * size);
 	return p;
 }
 
@@ -99,8 +150,31 @@ table_release(struct table *t, void *p, size_t size)
 {
 	if (p == NULL)
 		return;
-	t->memory -= size;
+	t->memory -= table_chunk(p, size);
 	free(p);
+}
+
+/*
+ * realloc with accounting; *p unchanged on failure. A shrink moves to a
+ * fresh allocation: glibc shrinks an mmap()ed chunk in place to whole
+ * pages, which would keep kilobytes for a few slots.
+ */
+static int
+table_realloc(struct table *t, void **p, size_t oldsize, size_t size)
+{
+	size_t before = *p != NULL ? table_chunk(*p, oldsize) : 0;
+	void *n;
+
+	if (*p != NULL && size < oldsize) {
+		if ((n = malloc(size)) == NULL)
+			return -1;
+		memcpy(n, *p, size);
+		free(*p);
+	} else if ((n = realloc(*p, size)) == NULL)
+		return -1;
+	t->memory = t->memory - before + table_chunk(n, size);
+	*p = n;
+	return 0;
 }
 
 static char *
@@ -161,12 +235,36 @@ hash_external(uint64_t seed, uint8_t proto, uint16_t port)
 }
 
 static uint64_t
-mapping_hash(uint64_t seed, const struct mapping *m, int idx)
+hash_mapping_internal(uint64_t seed, const void *entry)
 {
-	if (idx == IDX_INTERNAL)
-		return hash_internal(seed, m->protocol, &m->internal_addr,
-		    m->internal_port);
+	const struct mapping *m = entry;
+
+	return hash_internal(seed, m->protocol, &m->internal_addr,
+	    m->internal_port);
+}
+
+static uint64_t
+hash_mapping_external(uint64_t seed, const void *entry)
+{
+	const struct mapping *m = entry;
+
 	return hash_external(seed, m->protocol, m->ext_port);
+}
+
+static uint64_t
+hash_mapping_host(uint64_t seed, const void *entry)
+{
+	const struct mapping *m = entry;
+
+	return hash_addr(seed, &m->internal_addr);
+}
+
+static uint64_t
+hash_hold(uint64_t seed, const void *entry)
+{
+	const struct port_hold *h = entry;
+
+	return hash_external(seed, h->protocol, h->ext_port);
 }
 
 /* xorshift64*: pseudo-random port choice, reproducible from the seed. */
@@ -179,14 +277,17 @@ table_random(struct table *t)
 	return t->rng * 0x2545f4914f6cdd1dULL;
 }
 
-/* The bucket count for n entries: a power of two >= n, at least the
-   minimum (load factor <= 1). */
+/* ---- chained hash indexes ---------------------------------------------- */
+
+/* The bucket count for n entries: a power of two >= n / TABLE_LOAD_MAX,
+   at least the minimum. */
 static uint32_t
 buckets_for(uint32_t n)
 {
 	uint32_t size = TABLE_BUCKETS_MIN;
 
-	while (size < n && size < (UINT32_C(1) << 31))
+	while ((uint64_t)size * TABLE_LOAD_MAX < n &&
+	    size < (UINT32_C(1) << 31))
 		size <<= 1;
 	return size;
 }
@@ -194,205 +295,350 @@ buckets_for(uint32_t n)
 static bool
 buckets_need_resize(uint32_t count, uint32_t size)
 {
-	return count > size ||
+	return count > (uint64_t)size * TABLE_LOAD_MAX ||
 	    (size > TABLE_BUCKETS_MIN && count < size / TABLE_SHRINK_RATIO);
 }
 
-/* ---- mapping hash indexes ---------------------------------------------- */
-
-static void
-index_link(struct table *t, struct mapping *m, int idx)
+static void **
+chain_next(const struct chain *c, void *entry)
 {
-	uint32_t b = (uint32_t)mapping_hash(t->seed, m, idx) &
-	    (t->nbuckets[idx] - 1);
+	return (void **)(void *)((char *)entry + c->link);
+}
 
-	m->next[idx] = t->buckets[idx][b];
-	t->buckets[idx][b] = m;
+static uint32_t
+chain_bucket(const struct table *t, const struct chain *c, const void *e,
+    uint32_t size)
+{
+	return (uint32_t)c->hash(t->seed, e) & (size - 1);
+}
+
+static int
+chain_init(struct table *t, struct chain *c, size_t link,
+    uint64_t (*hash)(uint64_t, const void *))
+{
+	c->link = link;
+	c->hash = hash;
+	c->size = TABLE_BUCKETS_MIN;
+	c->count = 0;
+	c->buckets = table_calloc(t, c->size, sizeof(*c->buckets));
+	return c->buckets == NULL ? -1 : 0;
 }
 
 static void
-index_unlink(struct table *t, struct mapping *m, int idx)
+chain_link(const struct table *t, struct chain *c, void *e)
 {
-	uint32_t b = (uint32_t)mapping_hash(t->seed, m, idx) &
-	    (t->nbuckets[idx] - 1);
-	struct mapping **pp;
+	uint32_t b = chain_bucket(t, c, e, c->size);
 
-	for (pp = &t->buckets[idx][b]; *pp != NULL; pp = &(*pp)->next[idx]) {
-		if (*pp == m) {
-			*pp = m->next[idx];
-			m->next[idx] = NULL;
+	*chain_next(c, e) = c->buckets[b];
+	c->buckets[b] = e;
+	c->count++;
+}
+
+static void
+chain_unlink(const struct table *t, struct chain *c, void *e)
+{
+	void **pp;
+
+	for (pp = &c->buckets[chain_bucket(t, c, e, c->size)]; *pp != NULL;
+	    pp = chain_next(c, *pp)) {
+		if (*pp == e) {
+			*pp = *chain_next(c, e);
+			*chain_next(c, e) = NULL;
+			c->count--;
 			return;
 		}
 	}
 }
 
-/* Rehash into `size` buckets; on allocation failure keep the old ones. */
+/* Move every entry of `from` (size `n`) into `to` (size `size`). */
 static void
-index_resize(struct table *t, int idx, uint32_t size)
+chain_move(const struct table *t, const struct chain *c, void **from,
+    uint32_t n, void **to, uint32_t size)
 {
-	struct mapping **nb, **ob = t->buckets[idx], *m, *next;
-	uint32_t i, osize = t->nbuckets[idx], b;
+	void *e, *next;
+	uint32_t i, b;
 
-	if (size == osize)
+	for (i = 0; i < n; i++) {
+		for (e = from[i]; e != NULL; e = next) {
+			next = *chain_next(c, e);
+			b = chain_bucket(t, c, e, size);
+			*chain_next(c, e) = to[b];
+			to[b] = e;
+		}
+		from[i] = NULL;
+	}
+}
+
+/* Rehash into the size the count wants; on allocation failure keep the
+   old buckets, which stay correct. */
+static void
+chain_fit(struct table *t, struct chain *c)
+{
+	void **nb;
+	uint32_t size;
+
+	if (!buckets_need_resize(c->count, c->size))
 		return;
+	size = buckets_for(c->count);
 	if ((nb = table_calloc(t, size, sizeof(*nb))) == NULL)
 		return;
-	for (i = 0; i < osize; i++) {
-		for (m = ob[i]; m != NULL; m = next) {
-			next = m->next[idx];
-			b = (uint32_t)mapping_hash(t->seed, m, idx) & (size - 1);
-			m->next[idx] = nb[b];
-			nb[b] = m;
+	chain_move(t, c, c->buckets, c->size, nb, size);
+	table_release(t, c->buckets, (size_t)c->size * sizeof(*nb));
+	c->buckets = nb;
+	c->size = size;
+}
+
+/* Relink every entry under the current seed, in place (cannot fail). */
+static void
+chain_rehash(const struct table *t, struct chain *c)
+{
+	void *all = NULL, *e, *next;
+	uint32_t i, b;
+
+	for (i = 0; i < c->size; i++) {
+		for (e = c->buckets[i]; e != NULL; e = next) {
+			next = *chain_next(c, e);
+			*chain_next(c, e) = all;
+			all = e;
 		}
+		c->buckets[i] = NULL;
 	}
-	t->buckets[idx] = nb;
-	t->nbuckets[idx] = size;
-	table_release(t, ob, (size_t)osize * sizeof(*ob));
+	for (e = all; e != NULL; e = next) {
+		next = *chain_next(c, e);
+		b = chain_bucket(t, c, e, c->size);
+		*chain_next(c, e) = c->buckets[b];
+		c->buckets[b] = e;
+	}
+}
+
+static void
+chain_free(struct chain *c)
+{
+	free(c->buckets);
+	c->buckets = NULL;
 }
 
 /* ---- hosts ------------------------------------------------------------- */
 
-static struct table_host *
+/*
+ * A host is its first mapping: that one carries the count and is what the
+ * host index links; the others follow through host_next. This saves a
+ * per-host allocation (48 bytes a host at one mapping each) at the price
+ * of a walk of the host's list on removal, bounded by the quota.
+ */
+static struct mapping *
 host_find(const struct table *t, const struct in6_addr *addr)
 {
-	uint32_t b = (uint32_t)hash_addr(t->seed, addr) &
-	    (t->nhost_buckets - 1);
-	struct table_host *h;
+	const struct chain *c = &t->index[IDX_HOST];
+	struct mapping *m;
 
-	for (h = t->host_buckets[b]; h != NULL; h = h->next)
-		if (IN6_ARE_ADDR_EQUAL(&h->addr, addr))
-			return h;
+	for (m = c->buckets[(uint32_t)hash_addr(t->seed, addr) &
+	    (c->size - 1)]; m != NULL; m = m->next[IDX_HOST])
+		if (IN6_ARE_ADDR_EQUAL(&m->internal_addr, addr))
+			return m;
 	return NULL;
 }
 
 static void
-host_link(struct table *t, struct table_host *h)
+host_insert_mapping(struct table *t, struct mapping *m)
 {
-	uint32_t b = (uint32_t)hash_addr(t->seed, &h->addr) &
-	    (t->nhost_buckets - 1);
+	struct mapping *first = host_find(t, &m->internal_addr);
 
-	h->next = t->host_buckets[b];
-	t->host_buckets[b] = h;
+	if (first == NULL) {
+		m->host_next = NULL;
+		m->host_count = 1;
+		chain_link(t, &t->index[IDX_HOST], m);
+		return;
+	}
+	/* after the first: the host keeps its entry in the index */
+	m->host_next = first->host_next;
+	first->host_next = m;
+	first->host_count++;
 }
 
 static void
-host_unlink(struct table *t, struct table_host *h)
+host_remove_mapping(struct table *t, struct mapping *m)
 {
-	uint32_t b = (uint32_t)hash_addr(t->seed, &h->addr) &
-	    (t->nhost_buckets - 1);
-	struct table_host **pp;
+	struct mapping *first = host_find(t, &m->internal_addr), *p;
 
-	for (pp = &t->host_buckets[b]; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == h) {
-			*pp = h->next;
-			t->nhosts--;
-			return;
+	if (first == NULL)
+		return;
+	if (first == m) {
+		chain_unlink(t, &t->index[IDX_HOST], m);
+		if ((p = m->host_next) != NULL) {
+			p->host_count = m->host_count - 1;
+			chain_link(t, &t->index[IDX_HOST], p);
 		}
+	} else {
+		for (p = first; p->host_next != NULL && p->host_next != m;
+		    p = p->host_next)
+			continue;
+		if (p->host_next == m)
+			p->host_next = m->host_next;
+		first->host_count--;
 	}
+	m->host_next = NULL;
+}
+
+/* ---- port bitmaps ------------------------------------------------------ */
+
+/* The bitmap row of a protocol, -1 for those without one. */
+static int
+bitmap_row(uint8_t proto)
+{
+	if (proto == MAP_PROTO_TCP)
+		return 0;
+	if (proto == MAP_PROTO_UDP)
+		return 1;
+	return -1;
+}
+
+static uint8_t
+other_protocol(uint8_t proto)
+{
+	if (proto == MAP_PROTO_TCP)
+		return MAP_PROTO_UDP;
+	if (proto == MAP_PROTO_UDP)
+		return MAP_PROTO_TCP;
+	return 0;
 }
 
 static void
-host_resize(struct table *t, uint32_t size)
+bitmap_set(uint64_t *words, uint16_t port, bool on)
 {
-	struct table_host **nb, **ob = t->host_buckets, *h, *next;
-	uint32_t i, osize = t->nhost_buckets, b;
+	uint64_t bit = UINT64_C(1) << (port % TABLE_WORD_BITS);
 
-	if (size == osize)
+	if (on)
+		words[port / TABLE_WORD_BITS] |= bit;
+	else
+		words[port / TABLE_WORD_BITS] &= ~bit;
+}
+
+bool
+table_port_reserved(uint8_t proto, uint16_t port)
+{
+	/* RFC 6887 §11.3: MUST NOT map external UDP 5350/5351. */
+	return proto == MAP_PROTO_UDP &&
+	    (port == PCP_CLIENT_PORT || port == PCP_SERVER_PORT);
+}
+
+static struct port_hold *hold_find(const struct table *, uint8_t, uint16_t);
+
+/* Recompute the bits of (proto, port) after any change there. */
+static void
+port_mark(struct table *t, uint8_t proto, uint16_t port)
+{
+	const struct mapping *m = table_find_external(t, proto, port);
+	int row = bitmap_row(proto);
+
+	if (row < 0)
 		return;
-	if ((nb = table_calloc(t, size, sizeof(*nb))) == NULL)
-		return;
-	for (i = 0; i < osize; i++) {
-		for (h = ob[i]; h != NULL; h = next) {
-			next = h->next;
-			b = (uint32_t)hash_addr(t->seed, &h->addr) & (size - 1);
-			h->next = nb[b];
-			nb[b] = h;
-		}
+	bitmap_set(t->used[row], port, port == 0 ||
+	    table_port_reserved(proto, port) || m != NULL ||
+	    hold_find(t, proto, port) != NULL);
+	bitmap_set(t->natpmp[row], port, m != NULL &&
+	    m->origin == MAP_ORIGIN_NATPMP);
+}
+
+/* Ports a new mapping of row may not take whoever asks: in use, or the
+   twin of a NAT-PMP mapping (even the asker's own, which it can still
+   get by suggestion or internal port). */
+static uint64_t
+bitmap_busy(const struct table *t, int row, uint32_t word)
+{
+	return t->used[row][word] | t->natpmp[1 - row][word];
+}
+
+static bool
+bitmap_port_busy(const struct table *t, int row, uint16_t port)
+{
+	return (bitmap_busy(t, row, port / TABLE_WORD_BITS) >>
+	    (port % TABLE_WORD_BITS) & 1) != 0;
+}
+
+/* The first port of [from, to] not busy, or -1. At most 1024 words. */
+static int32_t
+bitmap_next_free(const struct table *t, int row, uint32_t from, uint32_t to)
+{
+	uint32_t w, last = to / TABLE_WORD_BITS;
+	uint64_t freebits;
+
+	for (w = from / TABLE_WORD_BITS; w <= last; w++) {
+		freebits = ~bitmap_busy(t, row, w);
+		if (w == from / TABLE_WORD_BITS)
+			freebits &= ~UINT64_C(0) << (from % TABLE_WORD_BITS);
+		if (w == last && to % TABLE_WORD_BITS != TABLE_WORD_BITS - 1)
+			freebits &= ~(~UINT64_C(0) <<
+			    (to % TABLE_WORD_BITS + 1));
+		if (freebits != 0)
+			return (int32_t)(w * TABLE_WORD_BITS +
+			    (uint32_t)__builtin_ctzll(freebits));
 	}
-	t->host_buckets = nb;
-	t->nhost_buckets = size;
-	table_release(t, ob, (size_t)osize * sizeof(*ob));
+	return -1;
+}
+
+static void
+bitmap_init(struct table *t)
+{
+	uint16_t reserved[] = { 0, PCP_CLIENT_PORT, PCP_SERVER_PORT };
+	size_t i;
+
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		port_mark(t, MAP_PROTO_TCP, reserved[i]);
+		port_mark(t, MAP_PROTO_UDP, reserved[i]);
+	}
 }
 
 /* ---- port holds (RFC 6887 §15) ----------------------------------------- */
 
+static enum hold_class
+hold_class_of(uint8_t proto)
+{
+	return proto == MAP_PROTO_TCP ? HOLD_CLASS_TCP : HOLD_CLASS_OTHER;
+}
+
 static struct port_hold *
 hold_find(const struct table *t, uint8_t proto, uint16_t port)
 {
-	uint32_t b = (uint32_t)hash_external(t->seed, proto, port) &
-	    (t->nhold_buckets - 1);
+	const struct chain *c = &t->holds;
 	struct port_hold *h;
 
-	for (h = t->hold_buckets[b]; h != NULL; h = h->next)
+	for (h = c->buckets[(uint32_t)hash_external(t->seed, proto, port) &
+	    (c->size - 1)]; h != NULL; h = h->next)
 		if (h->protocol == proto && h->ext_port == port)
 			return h;
 	return NULL;
 }
 
 static void
-hold_link(struct table *t, struct port_hold *h)
-{
-	uint32_t b = (uint32_t)hash_external(t->seed, h->protocol,
-	    h->ext_port) & (t->nhold_buckets - 1);
-
-	h->next = t->hold_buckets[b];
-	t->hold_buckets[b] = h;
-}
-
-static void
-hold_resize(struct table *t, uint32_t size)
-{
-	struct port_hold **nb, **ob = t->hold_buckets, *h, *next;
-	uint32_t i, osize = t->nhold_buckets, b;
-
-	if (size == osize)
-		return;
-	if ((nb = table_calloc(t, size, sizeof(*nb))) == NULL)
-		return;
-	for (i = 0; i < osize; i++) {
-		for (h = ob[i]; h != NULL; h = next) {
-			next = h->next;
-			b = (uint32_t)hash_external(t->seed, h->protocol,
-			    h->ext_port) & (size - 1);
-			h->next = nb[b];
-			nb[b] = h;
-		}
-	}
-	t->hold_buckets = nb;
-	t->nhold_buckets = size;
-	table_release(t, ob, (size_t)osize * sizeof(*ob));
-}
-
-static void
 hold_drop(struct table *t, struct port_hold *h)
 {
-	uint32_t b = (uint32_t)hash_external(t->seed, h->protocol,
-	    h->ext_port) & (t->nhold_buckets - 1);
-	struct port_hold **pp;
+	enum hold_class cl = hold_class_of(h->protocol);
+	uint8_t proto = h->protocol;
+	uint16_t port = h->ext_port;
 
-	for (pp = &t->hold_buckets[b]; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == h) {
-			*pp = h->next;
-			break;
-		}
-	}
-	TAILQ_REMOVE(&t->hold_fifo, h, fifo);
-	t->nholds--;
+	chain_unlink(t, &t->holds, h);
+	TAILQ_REMOVE(&t->hold_fifo[cl], h, fifo);
+	t->nholds[cl]--;
 	table_release(t, h, sizeof(*h));
+	port_mark(t, proto, port);
 }
 
-/* Holds end in the order they began (one hold time for all), so the oldest
-   is always at the head: O(1) amortized. A hold time changed at run time
-   only delays the purge of a few records, whose `until` still decides. */
+/* Holds of a class end in the order they began (one hold time a class),
+   so the oldest is always at the head: O(1) amortized. A hold time changed
+   at run time only delays the purge of a few records, whose `until` still
+   decides. */
 static void
 hold_purge(struct table *t, uint64_t now)
 {
 	struct port_hold *h;
+	int cl;
 
-	while ((h = TAILQ_FIRST(&t->hold_fifo)) != NULL && h->until <= now)
-		hold_drop(t, h);
-	if (buckets_need_resize(t->nholds, t->nhold_buckets))
-		hold_resize(t, buckets_for(t->nholds));
+	for (cl = 0; cl < HOLD_CLASS_COUNT; cl++)
+		while ((h = TAILQ_FIRST(&t->hold_fifo[cl])) != NULL &&
+		    h->until <= now)
+			hold_drop(t, h);
+	chain_fit(t, &t->holds);
 }
 
 static bool
@@ -403,28 +649,39 @@ hold_same_owner(const struct port_hold *h, const struct map_req *req)
 	    memcmp(h->nonce, req->nonce, MAP_NONCE_SIZE) == 0;
 }
 
-/* Remember a released port for its owner; best effort (no memory: no
-   hold, which only weakens a SHOULD). */
+/*
+ * Remember a released port for its owner; best effort (no memory: no
+ * hold, which only weakens a SHOULD). The 124-minute TCP hold would let a
+ * LAN host that creates and deletes mappings fast hold the whole range for
+ * two hours; so a class never holds more than half the allocator's range,
+ * and beyond that its oldest hold ends early.
+ */
 static void
 hold_add(struct table *t, const struct mapping *m, uint64_t now)
 {
+	enum hold_class cl = hold_class_of(m->protocol);
+	uint32_t cap = ((uint32_t)t->port_max - t->port_min + 1) /
+	    TABLE_HOLD_SHARE;
 	struct port_hold *h;
 
-	if (t->hold_ms == 0)
+	if (t->hold_ms[cl] == 0)
 		return;
+	if (t->nholds[cl] >= cap && (h = TAILQ_FIRST(&t->hold_fifo[cl])) !=
+	    NULL)
+		hold_drop(t, h);
 	if ((h = table_calloc(t, 1, sizeof(*h))) == NULL)
 		return;
 	h->internal_addr = m->internal_addr;
-	h->until = now + t->hold_ms;
+	h->until = now + t->hold_ms[cl];
 	memcpy(h->nonce, m->nonce, MAP_NONCE_SIZE);
 	h->internal_port = m->internal_port;
 	h->ext_port = m->ext_port;
 	h->protocol = m->protocol;
-	hold_link(t, h);
-	TAILQ_INSERT_TAIL(&t->hold_fifo, h, fifo);
-	t->nholds++;
-	if (buckets_need_resize(t->nholds, t->nhold_buckets))
-		hold_resize(t, buckets_for(t->nholds));
+	chain_link(t, &t->holds, h);
+	TAILQ_INSERT_TAIL(&t->hold_fifo[cl], h, fifo);
+	t->nholds[cl]++;
+	port_mark(t, h->protocol, h->ext_port);
+	chain_fit(t, &t->holds);
 }
 
 /* ---- heap on expiry ---------------------------------------------------- */
@@ -500,13 +757,12 @@ static int
 array_resize(struct table *t, struct mapping ***arr, uint32_t *cap,
     uint32_t ncap)
 {
-	struct mapping **n;
+	void *p = *arr;
 
-	if ((n = realloc(*arr, (size_t)ncap * sizeof(*n))) == NULL)
+	if (table_realloc(t, &p, (size_t)*cap * sizeof(**arr),
+	    (size_t)ncap * sizeof(**arr)) == -1)
 		return -1;
-	t->memory = t->memory - (size_t)*cap * sizeof(*n) +
-	    (size_t)ncap * sizeof(*n);
-	*arr = n;
+	*arr = p;
 	*cap = ncap;
 	return 0;
 }
@@ -546,34 +802,36 @@ struct table *
 table_new(void)
 {
 	struct table *t;
-	int idx;
+	int cl;
 
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return NULL;
-	t->memory = sizeof(*t);
-	TAILQ_INIT(&t->hold_fifo);
+	t->memory = table_chunk(t, sizeof(*t));
+	for (cl = 0; cl < HOLD_CLASS_COUNT; cl++) {
+		TAILQ_INIT(&t->hold_fifo[cl]);
+		t->hold_ms[cl] = (uint64_t)(cl == HOLD_CLASS_TCP ?
+		    TABLE_HOLD_TCP_SECONDS : TABLE_HOLD_SECONDS) *
+		    TABLE_MS_PER_SECOND;
+	}
 	t->seed = TABLE_SEED_DEFAULT;
 	t->rng = TABLE_SEED_DEFAULT;
-	t->hold_ms = (uint64_t)TABLE_HOLD_SECONDS * TABLE_MS_PER_SECOND;
 	t->port_min = TABLE_PORT_MIN_DEFAULT;
 	t->port_max = TABLE_PORT_MAX_DEFAULT;
-	for (idx = 0; idx < IDX_COUNT; idx++) {
-		t->nbuckets[idx] = TABLE_BUCKETS_MIN;
-		t->buckets[idx] = table_calloc(t, TABLE_BUCKETS_MIN,
-		    sizeof(struct mapping *));
-	}
-	t->nhost_buckets = TABLE_BUCKETS_MIN;
-	t->host_buckets = table_calloc(t, TABLE_BUCKETS_MIN,
-	    sizeof(struct table_host *));
-	t->nhold_buckets = TABLE_BUCKETS_MIN;
-	t->hold_buckets = table_calloc(t, TABLE_BUCKETS_MIN,
-	    sizeof(struct port_hold *));
-	if (t->buckets[IDX_INTERNAL] == NULL ||
-	    t->buckets[IDX_EXTERNAL] == NULL || t->host_buckets == NULL ||
-	    t->hold_buckets == NULL) {
+	if (chain_init(t, &t->index[IDX_INTERNAL],
+	    offsetof(struct mapping, next[IDX_INTERNAL]),
+	    hash_mapping_internal) == -1 ||
+	    chain_init(t, &t->index[IDX_EXTERNAL],
+	    offsetof(struct mapping, next[IDX_EXTERNAL]),
+	    hash_mapping_external) == -1 ||
+	    chain_init(t, &t->index[IDX_HOST],
+	    offsetof(struct mapping, next[IDX_HOST]),
+	    hash_mapping_host) == -1 ||
+	    chain_init(t, &t->holds, offsetof(struct port_hold, next),
+	    hash_hold) == -1) {
 		table_free(t);
 		return NULL;
 	}
+	bitmap_init(t);
 	return t;
 }
 
@@ -587,73 +845,40 @@ mapping_free(struct table *t, struct mapping *m)
 void
 table_free(struct table *t)
 {
-	struct table_host *h, *hn;
 	struct port_hold *ph;
 	uint32_t i;
+	int idx;
 
 	if (t == NULL)
 		return;
 	for (i = 0; i < t->count; i++)
 		mapping_free(t, t->list[i]);
-	for (i = 0; t->host_buckets != NULL && i < t->nhost_buckets; i++) {
-		for (h = t->host_buckets[i]; h != NULL; h = hn) {
-			hn = h->next;
-			free(h);
+	for (idx = 0; idx < HOLD_CLASS_COUNT; idx++) {
+		while ((ph = TAILQ_FIRST(&t->hold_fifo[idx])) != NULL) {
+			TAILQ_REMOVE(&t->hold_fifo[idx], ph, fifo);
+			free(ph);
 		}
 	}
-	while ((ph = TAILQ_FIRST(&t->hold_fifo)) != NULL) {
-		TAILQ_REMOVE(&t->hold_fifo, ph, fifo);
-		free(ph);
-	}
-	free(t->buckets[IDX_INTERNAL]);
-	free(t->buckets[IDX_EXTERNAL]);
-	free(t->host_buckets);
-	free(t->hold_buckets);
+	for (idx = 0; idx < IDX_COUNT; idx++)
+		chain_free(&t->index[idx]);
+	chain_free(&t->holds);
 	free(t->heap);
 	free(t->list);
+	free(t->ranges);
 	free(t);
-}
-
-/* Relink every index under the current seed (the bucket sizes stay). */
-static void
-table_rehash(struct table *t)
-{
-	struct table_host *hosts = NULL, *h, *next;
-	struct port_hold *ph;
-	uint32_t i;
-	int idx;
-
-	for (idx = 0; idx < IDX_COUNT; idx++)
-		memset(t->buckets[idx], 0,
-		    t->nbuckets[idx] * sizeof(*t->buckets[idx]));
-	for (i = 0; i < t->count; i++)
-		for (idx = 0; idx < IDX_COUNT; idx++)
-			index_link(t, t->list[i], idx);
-	for (i = 0; i < t->nhost_buckets; i++) {
-		for (h = t->host_buckets[i]; h != NULL; h = next) {
-			next = h->next;
-			h->next = hosts;
-			hosts = h;
-		}
-		t->host_buckets[i] = NULL;
-	}
-	for (h = hosts; h != NULL; h = next) {
-		next = h->next;
-		host_link(t, h);
-	}
-	memset(t->hold_buckets, 0,
-	    t->nhold_buckets * sizeof(*t->hold_buckets));
-	TAILQ_FOREACH(ph, &t->hold_fifo, fifo)
-		hold_link(t, ph);
 }
 
 void
 table_set_seed(struct table *t, uint64_t seed)
 {
+	int idx;
+
 	/* xorshift must not start at zero */
 	t->rng = seed != 0 ? seed : TABLE_SEED_DEFAULT;
 	t->seed = hash_mix(seed ^ TABLE_SEED_DEFAULT);
-	table_rehash(t);
+	for (idx = 0; idx < IDX_COUNT; idx++)
+		chain_rehash(t, &t->index[idx]);
+	chain_rehash(t, &t->holds);
 }
 
 int
@@ -667,9 +892,19 @@ table_set_port_range(struct table *t, uint16_t lo, uint16_t hi)
 }
 
 void
+table_get_port_range(const struct table *t, uint16_t *lo, uint16_t *hi)
+{
+	*lo = t->port_min;
+	*hi = t->port_max;
+}
+
+void
 table_set_hold(struct table *t, uint32_t seconds)
 {
-	t->hold_ms = (uint64_t)seconds * TABLE_MS_PER_SECOND;
+	int cl;
+
+	for (cl = 0; cl < HOLD_CLASS_COUNT; cl++)
+		t->hold_ms[cl] = (uint64_t)seconds * TABLE_MS_PER_SECOND;
 }
 
 void
@@ -679,18 +914,24 @@ table_set_port_check(struct table *t, table_port_check_fn fn, void *arg)
 	t->port_check_arg = arg;
 }
 
+void
+table_set_port_ranges(struct table *t, table_port_ranges_fn fn, void *arg)
+{
+	t->port_ranges = fn;
+	t->port_ranges_arg = arg;
+}
+
 /* ---- lookups ----------------------------------------------------------- */
 
 struct mapping *
 table_find_internal(const struct table *t, uint8_t proto,
     const struct in6_addr *addr, uint16_t port)
 {
-	uint32_t b = (uint32_t)hash_internal(t->seed, proto, addr, port) &
-	    (t->nbuckets[IDX_INTERNAL] - 1);
+	const struct chain *c = &t->index[IDX_INTERNAL];
 	struct mapping *m;
 
-	for (m = t->buckets[IDX_INTERNAL][b]; m != NULL;
-	    m = m->next[IDX_INTERNAL])
+	for (m = c->buckets[(uint32_t)hash_internal(t->seed, proto, addr,
+	    port) & (c->size - 1)]; m != NULL; m = m->next[IDX_INTERNAL])
 		if (m->protocol == proto && m->internal_port == port &&
 		    IN6_ARE_ADDR_EQUAL(&m->internal_addr, addr))
 			return m;
@@ -700,12 +941,11 @@ table_find_internal(const struct table *t, uint8_t proto,
 struct mapping *
 table_find_external(const struct table *t, uint8_t proto, uint16_t port)
 {
-	uint32_t b = (uint32_t)hash_external(t->seed, proto, port) &
-	    (t->nbuckets[IDX_EXTERNAL] - 1);
+	const struct chain *c = &t->index[IDX_EXTERNAL];
 	struct mapping *m;
 
-	for (m = t->buckets[IDX_EXTERNAL][b]; m != NULL;
-	    m = m->next[IDX_EXTERNAL])
+	for (m = c->buckets[(uint32_t)hash_external(t->seed, proto, port) &
+	    (c->size - 1)]; m != NULL; m = m->next[IDX_EXTERNAL])
 		if (m->protocol == proto && m->ext_port == port)
 			return m;
 	return NULL;
@@ -720,9 +960,9 @@ table_count(const struct table *t)
 size_t
 table_count_host(const struct table *t, const struct in6_addr *addr)
 {
-	const struct table_host *h = host_find(t, addr);
+	const struct mapping *first = host_find(t, addr);
 
-	return h == NULL ? 0 : h->count;
+	return first == NULL ? 0 : first->host_count;
 }
 
 size_t
@@ -744,9 +984,7 @@ table_at(const struct table *t, size_t index)
 struct mapping *
 table_host_first(const struct table *t, const struct in6_addr *addr)
 {
-	const struct table_host *h = host_find(t, addr);
-
-	return h == NULL ? NULL : h->first;
+	return host_find(t, addr);
 }
 
 struct mapping *
@@ -770,7 +1008,7 @@ table_memory_bytes(const struct table *t)
 size_t
 table_hold_count(const struct table *t)
 {
-	return t->nholds;
+	return (size_t)t->nholds[HOLD_CLASS_TCP] + t->nholds[HOLD_CLASS_OTHER];
 }
 
 /* ---- states (STYLE.md habit 7) ----------------------------------------- */
@@ -908,17 +1146,6 @@ req_is_delete(const struct map_req *req)
 	return req->lifetime == 0 || (req->flags & MAP_F_DELETE) != 0;
 }
 
-/* All-zeros, or the IPv4-mapped all-zeros of RFC 6887 §11.1: no
-   preference for an external address. */
-static bool
-addr_is_any(const struct in6_addr *a)
-{
-	static const struct in6_addr v4any = {
-	    .s6_addr = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff } };
-
-	return IN6_IS_ADDR_UNSPECIFIED(a) || IN6_ARE_ADDR_EQUAL(a, &v4any);
-}
-
 enum table_verdict
 table_check(const struct table *t, const struct map_req *req,
     struct mapping **existing)
@@ -951,8 +1178,8 @@ table_check(const struct table *t, const struct map_req *req,
 	   port whatever was suggested, unless PREFER_FAILURE insists. */
 	if ((req->flags & MAP_F_PREFER_FAILURE) != 0 &&
 	    ((req->ext_port != 0 && req->ext_port != m->outer_port) ||
-	    (!addr_is_any(&req->ext_addr) &&
-	    !addr_is_any(&m->outer_addr) &&
+	    (!pcp_addr_is_any(&req->ext_addr) &&
+	    !pcp_addr_is_any(&m->outer_addr) &&
 	    !IN6_ARE_ADDR_EQUAL(&req->ext_addr, &m->outer_addr))))
 		return TABLE_CANNOT_PROVIDE;
 	return TABLE_REFRESH;
@@ -1004,16 +1231,6 @@ table_verdict_name(enum table_verdict v)
 
 /* ---- port allocation --------------------------------------------------- */
 
-static uint8_t
-other_protocol(uint8_t proto)
-{
-	if (proto == MAP_PROTO_TCP)
-		return MAP_PROTO_UDP;
-	if (proto == MAP_PROTO_UDP)
-		return MAP_PROTO_TCP;
-	return 0;
-}
-
 /*
  * May req's owner take `port` as its external port? The table's own rules
  * (no user check): free, not reserved, not held for someone else, not the
@@ -1029,9 +1246,7 @@ port_conflict(const struct table *t, const struct map_req *req,
 
 	if (port == 0)
 		return MAP_ERR_INVALID_ARGS;
-	/* RFC 6887 §11.3: MUST NOT map external UDP 5350/5351. */
-	if (req->protocol == MAP_PROTO_UDP &&
-	    (port == PCP_CLIENT_PORT || port == PCP_SERVER_PORT))
+	if (table_port_reserved(req->protocol, port))
 		return MAP_ERR_RESERVED_PORT;
 	if (table_find_external(t, req->protocol, port) != NULL)
 		return MAP_ERR_CONFLICT;
@@ -1062,30 +1277,140 @@ port_usable(const struct table *t, const struct map_req *req, uint16_t port,
 	return MAP_OK;
 }
 
-/* A pseudo-random free port of the range: a few random probes (cheap while
-   the range is sparse), then one linear pass from a random start, so a
-   free port is always found if there is one. */
+/*
+ * The ranges to pick from: the callback's (else everything) cut to the
+ * allocator's range, into t->ranges. Returns how many, 0 when none, -1 on
+ * memory.
+ */
+static ssize_t
+pick_ranges(struct table *t, const struct map_req *req)
+{
+	struct port_range all = { 0, UINT16_MAX }, *r;
+	size_t n = 1, i, k = 0;
+	void *p;
+
+	if (t->ranges_cap == 0 || t->port_ranges != NULL) {
+		if (t->port_ranges != NULL)
+			n = t->port_ranges(t->port_ranges_arg, req, t->ranges,
+			    t->ranges_cap);
+		if (n > t->ranges_cap) {
+			p = t->ranges;
+			if (table_realloc(t, &p, t->ranges_cap *
+			    sizeof(*t->ranges), n * sizeof(*t->ranges)) == -1)
+				return -1;
+			t->ranges = p;
+			t->ranges_cap = n;
+			if (t->port_ranges != NULL &&
+			    (n = t->port_ranges(t->port_ranges_arg, req,
+			    t->ranges, t->ranges_cap)) > t->ranges_cap)
+				return -1;
+		}
+	}
+	if (t->port_ranges == NULL)
+		t->ranges[0] = all;
+	for (i = 0; i < n; i++) {
+		r = &t->ranges[i];
+		if (r->hi < t->port_min || r->lo > t->port_max || r->lo > r->hi)
+			continue;
+		t->ranges[k].lo = r->lo > t->port_min ? r->lo : t->port_min;
+		t->ranges[k].hi = r->hi < t->port_max ? r->hi : t->port_max;
+		k++;
+	}
+	return (ssize_t)k;
+}
+
+/* Position `offset` (0 .. total-1) of the concatenated ranges. */
+static size_t
+pick_locate(const struct port_range *r, size_t n, uint32_t offset,
+    uint16_t *port)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n &&
+	    offset > (uint32_t)r[i].hi - r[i].lo; i++)
+		offset -= (uint32_t)r[i].hi - r[i].lo + 1;
+	*port = (uint16_t)(r[i].lo + offset);
+	return i;
+}
+
+/* One candidate: the full check, counted against the budget. */
+static enum map_err
+pick_try(struct table *t, const struct map_req *req, uint64_t now,
+    uint16_t p, uint32_t *budget)
+{
+	if (port_usable(t, req, p, now) == MAP_OK)
+		return MAP_OK;
+	return --*budget == 0 ? MAP_ERR_NO_RESOURCES : MAP_ERR_CONFLICT;
+}
+
+/* Sweep [from, to] of the bitmap: MAP_OK with *port, MAP_ERR_CONFLICT to
+   go on, MAP_ERR_NO_RESOURCES when the budget ran out. */
+static enum map_err
+pick_sweep(struct table *t, const struct map_req *req, uint64_t now,
+    int row, uint32_t from, uint32_t to, uint32_t *budget, uint16_t *port)
+{
+	enum map_err err;
+	int32_t q;
+
+	while (from <= to && (q = bitmap_next_free(t, row, from, to)) >= 0) {
+		if ((err = pick_try(t, req, now, (uint16_t)q, budget)) !=
+		    MAP_ERR_CONFLICT) {
+			*port = (uint16_t)q;
+			return err;
+		}
+		from = (uint32_t)q + 1;
+	}
+	return MAP_ERR_CONFLICT;
+}
+
+/*
+ * A pseudo-random free port of the allowed ranges (RFC 6887 §15: not
+ * predictable): a few uniform probes, cheap while the ranges are sparse,
+ * then one sweep through the bitmap from a random point, so a free port is
+ * found whenever the bitmap shows one. Work: O(ranges + 1024 bitmap words)
+ * and at most TABLE_ALLOC_CANDIDATES full checks, however full it is.
+ */
 static enum map_err
 port_pick(struct table *t, const struct map_req *req, uint64_t now,
     uint16_t *port)
 {
-	uint32_t span = (uint32_t)t->port_max - t->port_min + 1, i, start;
+	const struct port_range *r;
+	uint32_t total = 0, budget = TABLE_ALLOC_CANDIDATES, i;
+	enum map_err err;
+	int row = bitmap_row(req->protocol);
+	ssize_t n;
+	size_t k, start;
 	uint16_t p;
 
-	for (i = 0; i < TABLE_ALLOC_RANDOM_TRIES; i++) {
-		p = (uint16_t)(t->port_min + table_random(t) % span);
-		if (port_usable(t, req, p, now) == MAP_OK) {
+	if ((n = pick_ranges(t, req)) <= 0)
+		return MAP_ERR_NO_RESOURCES;
+	r = t->ranges;
+	for (k = 0; k < (size_t)n; k++)
+		total += (uint32_t)r[k].hi - r[k].lo + 1;
+	for (i = 0; i < TABLE_ALLOC_PROBES; i++) {
+		(void)pick_locate(r, (size_t)n,
+		    (uint32_t)(table_random(t) % total), &p);
+		if (row >= 0 && bitmap_port_busy(t, row, p))
+			continue;
+		if ((err = pick_try(t, req, now, p, &budget)) !=
+		    MAP_ERR_CONFLICT) {
 			*port = p;
-			return MAP_OK;
+			return err;
 		}
 	}
-	start = (uint32_t)(table_random(t) % span);
-	for (i = 0; i < span; i++) {
-		p = (uint16_t)(t->port_min + (start + i) % span);
-		if (port_usable(t, req, p, now) == MAP_OK) {
-			*port = p;
-			return MAP_OK;
-		}
+	if (row < 0)
+		return MAP_ERR_NO_RESOURCES;
+	/* from p to the end of its range, the ranges after it, round to the
+	   ones before it, and its own range up to p */
+	start = pick_locate(r, (size_t)n, (uint32_t)(table_random(t) % total),
+	    &p);
+	for (i = 0; i <= (uint32_t)n; i++) {
+		k = (start + i) % (size_t)n;
+		err = pick_sweep(t, req, now, row,
+		    i == 0 ? p : r[k].lo,
+		    i == (uint32_t)n ? (uint32_t)p - 1 : r[k].hi, &budget, port);
+		if (err != MAP_ERR_CONFLICT)
+			return err;
 	}
 	return MAP_ERR_NO_RESOURCES;
 }
@@ -1145,39 +1470,12 @@ req_description(const struct map_req *req)
 }
 
 static void
-host_insert_mapping(struct table_host *h, struct mapping *m)
-{
-	m->host_prev = NULL;
-	m->host_next = h->first;
-	if (h->first != NULL)
-		h->first->host_prev = m;
-	h->first = m;
-	h->count++;
-}
-
-static void
-host_remove_mapping(struct table_host *h, struct mapping *m)
-{
-	if (m->host_prev != NULL)
-		m->host_prev->host_next = m->host_next;
-	else
-		h->first = m->host_next;
-	if (m->host_next != NULL)
-		m->host_next->host_prev = m->host_prev;
-	m->host_next = m->host_prev = NULL;
-	h->count--;
-}
-
-static void
-indexes_resize(struct table *t)
+indexes_fit(struct table *t)
 {
 	int idx;
 
 	for (idx = 0; idx < IDX_COUNT; idx++)
-		if (buckets_need_resize(t->count, t->nbuckets[idx]))
-			index_resize(t, idx, buckets_for(t->count));
-	if (buckets_need_resize(t->nhosts, t->nhost_buckets))
-		host_resize(t, buckets_for(t->nhosts));
+		chain_fit(t, &t->index[idx]);
 }
 
 static void
@@ -1202,11 +1500,11 @@ mapping_fill(struct mapping *m, const struct map_req *req, uint16_t port,
 
 /* Link a filled mapping into every index; nothing here can fail. */
 static void
-mapping_link(struct table *t, struct table_host *h, struct mapping *m)
+mapping_link(struct table *t, struct mapping *m)
 {
-	host_insert_mapping(h, m);
-	index_link(t, m, IDX_INTERNAL);
-	index_link(t, m, IDX_EXTERNAL);
+	host_insert_mapping(t, m);
+	chain_link(t, &t->index[IDX_INTERNAL], m);
+	chain_link(t, &t->index[IDX_EXTERNAL], m);
 	m->list_index = t->count;
 	t->list[t->count] = m;
 	m->heap_index = t->count;
@@ -1214,31 +1512,14 @@ mapping_link(struct table *t, struct table_host *h, struct mapping *m)
 	t->count++;
 	heap_up(t, m->heap_index);
 	t->state_count[m->state]++;
-	indexes_resize(t);
-}
-
-/* The host entry for addr, created (and linked: harmless while empty,
-   freed with its last mapping) when missing. NULL on memory. */
-static struct table_host *
-host_get(struct table *t, const struct in6_addr *addr)
-{
-	struct table_host *h;
-
-	if ((h = host_find(t, addr)) != NULL)
-		return h;
-	if ((h = table_calloc(t, 1, sizeof(*h))) == NULL)
-		return NULL;
-	h->addr = *addr;
-	host_link(t, h);
-	t->nhosts++;
-	return h;
+	port_mark(t, m->protocol, m->ext_port);
+	indexes_fit(t);
 }
 
 struct mapping *
 table_add(struct table *t, const struct map_req *req, uint16_t port,
     uint32_t lifetime, uint64_t now, enum map_err *errp)
 {
-	struct table_host *h;
 	struct port_hold *hold;
 	struct mapping *m;
 	const char *desc = req_description(req);
@@ -1256,8 +1537,7 @@ table_add(struct table *t, const struct map_req *req, uint16_t port,
 		return NULL;
 	if ((m = table_calloc(t, 1, sizeof(*m))) == NULL)
 		return NULL;
-	if ((desc != NULL && (m->description = table_strdup(t, desc)) ==
-	    NULL) || (h = host_get(t, &req->internal_addr)) == NULL) {
+	if (desc != NULL && (m->description = table_strdup(t, desc)) == NULL) {
 		mapping_free(t, m);
 		return NULL;
 	}
@@ -1266,7 +1546,7 @@ table_add(struct table *t, const struct map_req *req, uint16_t port,
 	   this owner's own (port_conflict checked which). */
 	if ((hold = hold_find(t, req->protocol, port)) != NULL)
 		hold_drop(t, hold);
-	mapping_link(t, h, m);
+	mapping_link(t, m);
 	*errp = MAP_OK;
 	return m;
 }
@@ -1311,9 +1591,10 @@ table_refresh(struct table *t, struct mapping *m, const struct map_req *req,
 void
 table_remove(struct table *t, struct mapping *m, uint64_t now)
 {
-	struct table_host *h;
 	struct mapping *last;
 	uint32_t i = m->list_index;
+	uint8_t proto = m->protocol;
+	uint16_t port = m->ext_port;
 
 	if (!map_state_terminal((enum map_state)m->state))
 		(void)mapping_set_state(t, m, MAP_STATE_DELETED);
@@ -1321,15 +1602,9 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	   went live received no traffic, so its port is free at once. */
 	if ((m->flags & MAPPING_F_WAS_GRANTED) != 0)
 		hold_add(t, m, now);
-	index_unlink(t, m, IDX_INTERNAL);
-	index_unlink(t, m, IDX_EXTERNAL);
-	if ((h = host_find(t, &m->internal_addr)) != NULL) {
-		host_remove_mapping(h, m);
-		if (h->count == 0) {
-			host_unlink(t, h);
-			table_release(t, h, sizeof(*h));
-		}
-	}
+	chain_unlink(t, &t->index[IDX_INTERNAL], m);
+	chain_unlink(t, &t->index[IDX_EXTERNAL], m);
+	host_remove_mapping(t, m);
 	t->count--;
 	heap_delete(t, m->heap_index);
 	last = t->list[t->count];
@@ -1337,7 +1612,8 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	last->list_index = i;
 	t->state_count[m->state]--;
 	mapping_free(t, m);
-	indexes_resize(t);
+	port_mark(t, proto, port);
+	indexes_fit(t);
 	array_shrink(t, &t->heap, &t->heap_cap);
 	array_shrink(t, &t->list, &t->list_cap);
 }

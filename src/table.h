@@ -5,10 +5,12 @@
  * Every per-request operation is O(1) on average and flat in table size:
  * two intrusive hash indexes (protocol + internal address + internal port;
  * protocol + the gateway's external port), a per-host index (count and list
- * of a host's mappings), a binary min-heap on expiry and an array of all
- * mappings for listing by index. Bucket arrays are powers of two that grow
- * (and shrink) with the count; a failed growth leaves the old, still
- * correct, arrays in place.
+ * of a host's mappings), a binary min-heap on expiry, an array of all
+ * mappings for listing by index and a bitmap of the ports in use per
+ * protocol for allocation. Bucket arrays are powers of two that grow (and
+ * shrink) with the count; a failed growth leaves the old, still correct,
+ * arrays in place. The exceptions, bounded by max_mappings_per_host: removing
+ * a mapping walks its host's list (singly linked to save memory).
  *
  * Time: `now` is always a parameter, in MILLISECONDS of the monotonic clock
  * (clock_now_ms(), clock.h); lifetimes are in seconds, as on the wire. The
@@ -26,13 +28,21 @@
 #include <stdint.h>
 
 #include "map.h"
+#include "util.h"
 
 /* RFC 6887 §11.3: static mappings are reported with lifetime 2^32-1; a
    mapping with this lifetime never expires. */
 #define TABLE_LIFETIME_INFINITE	UINT32_MAX
 #define TABLE_EXPIRY_NEVER	UINT64_MAX
-/* RFC 6887 §15: a released external port is held ~2 minutes (TCP MSL). */
+/*
+ * RFC 6887 §15: a released external port SHOULD NOT be reused for the NAT's
+ * reuse time of implicit mappings (2 MSL, 2 minutes) nor, against port
+ * stealing, for the time an idle implicit mapping is kept: 2 minutes for
+ * UDP (RFC 4787 REQ-5), 124 minutes for TCP (RFC 5382 REQ-5). So UDP and
+ * other protocols are held 2 minutes and TCP 124.
+ */
 #define TABLE_HOLD_SECONDS	120
+#define TABLE_HOLD_TCP_SECONDS	(124 * 60)
 /* Default range for ports the table picks itself (not for suggestions). */
 #define TABLE_PORT_MIN_DEFAULT	1024
 #define TABLE_PORT_MAX_DEFAULT	65535
@@ -62,10 +72,10 @@ enum map_state {
 
 /*
  * One mapping. Fields are ordered by size so that nothing is wasted on
- * padding (sizeof is 152 on LP64). Read any field freely; change the
- * indexed ones (protocol, internal_addr, internal_port, ext_port, expiry,
- * state) only through table functions. outer_addr, outer_port, upstream
- * and owner_data are the caller's to set.
+ * padding (sizeof is 152 on LP64, a 160-byte malloc chunk). Read any field
+ * freely; change the indexed ones (protocol, internal_addr, internal_port,
+ * ext_port, expiry, state) only through table functions. outer_addr,
+ * outer_port, upstream and owner_data are the caller's to set.
  */
 struct mapping {
 	struct in6_addr	 internal_addr;
@@ -75,10 +85,10 @@ struct mapping {
 	uint64_t	 expiry;	/* ms, absolute; TABLE_EXPIRY_NEVER */
 	char		*description;	/* NULL when none or empty */
 	void		*owner_data;	/* the proxy engine's hook */
-	struct mapping	*next[2];	/* hash chains (private) */
+	struct mapping	*next[3];	/* hash chains (private) */
 	struct mapping	*host_next;	/* this host's mappings (private
 					   links; use table_host_next) */
-	struct mapping	*host_prev;
+	uint32_t	 host_count;	/* private; valid in a host's first */
 	uint32_t	 heap_index;	/* private */
 	uint32_t	 list_index;	/* private; table_at() position */
 	uint32_t	 lifetime;	/* granted seconds */
@@ -117,6 +127,13 @@ enum table_verdict {
  */
 typedef enum map_err (*table_port_check_fn)(void *arg,
     const struct map_req *, uint16_t ext_port);
+/*
+ * The external ports req may have (e.g. the ACL's, policy_ext_port_ranges):
+ * ascending, disjoint ranges written to out[0..max); return how many, or,
+ * when max is too small, how many slots to call again with (> max).
+ */
+typedef size_t (*table_port_ranges_fn)(void *arg, const struct map_req *,
+    struct port_range *out, size_t max);
 
 struct table;
 
@@ -127,9 +144,19 @@ void		 table_free(struct table *);
 void		 table_set_seed(struct table *, uint64_t seed);
 /* Range for ports the table picks itself; lo <= hi, lo >= 1. */
 int		 table_set_port_range(struct table *, uint16_t lo, uint16_t hi);
+void		 table_get_port_range(const struct table *, uint16_t *lo,
+		    uint16_t *hi);
+/* One hold time for every protocol (0: no holds); the default is
+   TABLE_HOLD_TCP_SECONDS for TCP, TABLE_HOLD_SECONDS for the others. */
 void		 table_set_hold(struct table *, uint32_t seconds);
 void		 table_set_port_check(struct table *, table_port_check_fn,
 		    void *arg);
+/* Where the allocator picks from (intersected with the port range); none
+   set: the whole range, each candidate then asked of the port check. */
+void		 table_set_port_ranges(struct table *, table_port_ranges_fn,
+		    void *arg);
+/* RFC 6887 §11.3: external UDP 5350/5351 are never mapped. */
+bool		 table_port_reserved(uint8_t proto, uint16_t port);
 
 struct mapping	*table_find_internal(const struct table *, uint8_t proto,
 		    const struct in6_addr *, uint16_t port);
@@ -157,7 +184,14 @@ const char	*table_verdict_name(enum table_verdict);
  * §3.3). With PREFER_FAILURE and an unusable suggestion: MAP_ERR_CONFLICT
  * (held by another mapping), MAP_ERR_RESERVED_PORT, or the port check's
  * error. MAP_ERR_NO_RESOURCES when nothing is free. The table is unchanged.
+ *
+ * The pseudo-random choice (RFC 6887 §15: no port prediction) takes only
+ * ports of the ranges callback that the port bitmap shows free, and asks
+ * the port check of at most TABLE_ALLOC_CANDIDATES of them, so a request
+ * costs O(ranges + a fixed number of probes) however full the range is.
+ * Protocols other than TCP and UDP have no bitmap: random probes only.
  */
+#define TABLE_ALLOC_CANDIDATES	32
 enum map_err	 table_alloc_port(struct table *, const struct map_req *,
 		    uint64_t now, uint16_t *port);
 /*
@@ -213,7 +247,9 @@ struct mapping	*table_host_first(const struct table *,
 		    const struct in6_addr *);
 struct mapping	*table_host_next(const struct mapping *);
 
-/* Bytes the table holds: structs, descriptions, indexes, heap, holds. */
+/* Bytes the table holds: structs, descriptions, indexes, heap, holds,
+   counted as malloc chunks (usable size + header) where the C library
+   tells the usable size. */
 size_t		 table_memory_bytes(const struct table *);
 /* How many released ports are still held (RFC 6887 §15). */
 size_t		 table_hold_count(const struct table *);

@@ -57,9 +57,11 @@
 /* "[" host "]:" port */
 #define CTL_ENDPOINT_MAX	(CTL_HOST_MAX + CTL_SERV_MAX + 4)
 
-/* Options each command accepts, by letter ('j' is --json). */
+/* Options each command accepts, by letter ('j' is --json). RFC 6887
+   §13.2: PREFER_FAILURE is valid for MAP only; a server MUST answer a PEER
+   carrying it with MALFORMED_REQUEST, so peer does not take -F. */
 #define CTL_OPTS_MAP		"SpiIeElTFDNwvj"
-#define CTL_OPTS_PEER		"SpiIeElTFDNwvjr"
+#define CTL_OPTS_PEER		"SpiIeElTDNwvjr"
 #define CTL_OPTS_ANNOUNCE	"SIwvj"
 
 struct ctl_pcp_opts {
@@ -118,14 +120,16 @@ ctl_pcp_usage(FILE *out, const char *cmd)
 "  -E ADDR      suggested external address (default: none)\n"
 "  -l SECS      requested lifetime (default %d; 0 deletes the mapping)\n"
 "  -T ADDR      THIRD_PARTY option: map for this internal address\n"
-"  -F           PREFER_FAILURE option (the exact -e/-E or nothing)\n"
-"  -D TEXT      DESCRIPTION option (RFC 7220)\n"
+"  -F           PREFER_FAILURE option (the exact -e/-E or nothing; map\n"
+"               only, needs a non-zero -e, not with -l 0)\n"
+"  -D TEXT      DESCRIPTION option (RFC 7220; UTF-8, at most %d octets)\n"
 "  -N HEX       mapping nonce, 24 hex digits (reuse it to refresh or delete)\n"
 "  -r ADDR:PORT remote peer (peer only; [v6]:port for IPv6)\n"
 "  -w SECS      give up after SECS, retransmitting per RFC 6887 (default %d)\n"
 "  -v           report sends and ignored replies on stderr\n"
 "  --json       print one JSON object instead of the readable answer\n",
-		    PCP_SERVER_PORT, CTL_DEFAULT_LIFETIME, CTL_DEFAULT_WAIT);
+		    PCP_SERVER_PORT, CTL_DEFAULT_LIFETIME, PCP_DESCRIPTION_MAX,
+		    CTL_DEFAULT_WAIT);
 	}
 	if (cmd == NULL || strcmp(cmd, "announce") == 0) {
 		fprintf(out,
@@ -212,19 +216,6 @@ ctl_parse_nonce(const char *s, uint8_t nonce[PCP_NONCE_SIZE])
 		nonce[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return true;
-}
-
-/* An IPv4 or IPv6 address in PCP form (§5: IPv4-mapped for IPv4). */
-static bool
-ctl_parse_pcp_addr(const char *s, struct in6_addr *addr)
-{
-	struct in_addr v4;
-
-	if (inet_pton(AF_INET, s, &v4) == 1) {
-		pcp_addr_from_v4(addr, &v4);
-		return true;
-	}
-	return inet_pton(AF_INET6, s, addr) == 1;
 }
 
 /*
@@ -368,7 +359,7 @@ ctl_parse_remote(const char *s, struct ctl_pcp_opts *o)
 	if (!ctl_split_host_port(s, host, sizeof(host), &port_text) ||
 	    port_text == NULL || !ctl_parse_port(port_text, 1, &o->remote_port))
 		return false;
-	return ctl_parse_pcp_addr(host, &o->remote_addr);
+	return pcp_addr_pton(host, &o->remote_addr);
 }
 
 /* ---- command line ---- */
@@ -388,10 +379,10 @@ ctl_apply_address(struct ctl_pcp_opts *o, int ch, const char *arg,
 		return (o->have_bind = ctl_resolve_numeric(arg, 0,
 		    &o->bind_addr, &o->bind_len));
 	case 'E':
-		return (o->have_ext_addr = ctl_parse_pcp_addr(arg,
+		return (o->have_ext_addr = pcp_addr_pton(arg,
 		    &o->ext_addr));
 	case 'T':
-		return (o->have_third_party = ctl_parse_pcp_addr(arg,
+		return (o->have_third_party = pcp_addr_pton(arg,
 		    &o->third_party));
 	default:	/* 'r' */
 		*what = "ADDR:PORT or [IPV6]:PORT with a port 1-65535";
@@ -462,6 +453,13 @@ ctl_apply_option(struct ctl_pcp_opts *o, int ch, const char *arg)
 			    "than %d octets (RFC 7220)", PCP_DESCRIPTION_MAX);
 			return false;
 		}
+		/* RFC 7220 §3: UTF-8 only; a server drops other text
+		   silently (it must not echo the option) */
+		if (!pcp_utf8_valid(arg, strlen(arg))) {
+			ctl_usage_error(o->cmd, "%s", "-D: the description is "
+			    "not valid UTF-8 (RFC 7220 §3)");
+			return false;
+		}
 		o->description = arg;
 		return true;
 	case 'S':
@@ -478,6 +476,28 @@ ctl_apply_option(struct ctl_pcp_opts *o, int ch, const char *arg)
 	if (!ok)
 		ctl_usage_error(o->cmd, "-%c: '%s' is not %s", ch, arg, what);
 	return ok;
+}
+
+/*
+ * -F with a MAP that a server must refuse with MALFORMED_OPTION: no
+ * suggested port (RFC 6887 §13.2) or a delete (§11.3, §13.2).
+ */
+static bool
+ctl_check_prefer_failure(const struct ctl_pcp_opts *o)
+{
+	if (o->ext_port == 0) {
+		ctl_usage_error(o->cmd, "%s", "-F needs a non-zero suggested "
+		    "external port -e PORT (RFC 6887 §13.2: a server answers "
+		    "MALFORMED_OPTION)");
+		return false;
+	}
+	if (o->lifetime == 0) {
+		ctl_usage_error(o->cmd, "%s", "-F cannot be used with -l 0: a "
+		    "delete takes no PREFER_FAILURE (RFC 6887 §11.3: a server "
+		    "answers MALFORMED_OPTION)");
+		return false;
+	}
+	return true;
 }
 
 /* The checks that need several options together. */
@@ -506,6 +526,8 @@ ctl_check_options(struct ctl_pcp_opts *o)
 		    "(all protocols, RFC 6887 §11.1)");
 		return false;
 	}
+	if (o->prefer_failure && !ctl_check_prefer_failure(o))
+		return false;
 	if (o->opcode == PCP_OP_PEER) {
 		if (!o->have_remote) {
 			ctl_usage_error(o->cmd, "%s", "-r REMOTE_ADDR:PORT is "
@@ -708,11 +730,17 @@ ctl_reply_mismatch(const struct pcp_msg *req, const struct pcp_msg *reply)
 	    memcmp(&reply->peer_addr, &req->peer_addr,
 	    sizeof(req->peer_addr)) != 0))
 		return "another remote peer";
-	/* §8.3: the internal address is THIRD_PARTY's when one was sent;
-	   a server that did not process it may leave it out of a reply */
-	if (reply->has_third_party &&
-	    (!req->has_third_party || memcmp(&reply->third_party,
-	    &req->third_party, sizeof(req->third_party)) != 0))
+	/* §11.4, §12.4: the internal address is part of the match, and it
+	   is THIRD_PARTY's when one was sent. An error reply copies every
+	   option (§7.3, §8.2); a success echoes a processed THIRD_PARTY and
+	   one not processed is an error (§13.1): so a reply without it, or
+	   with another address, answers some other request. */
+	if (req->has_third_party && !reply->has_third_party)
+		return "no THIRD_PARTY";
+	if (!req->has_third_party && reply->has_third_party)
+		return "a THIRD_PARTY that was not sent";
+	if (req->has_third_party && memcmp(&reply->third_party,
+	    &req->third_party, sizeof(req->third_party)) != 0)
 		return "another THIRD_PARTY address";
 	return NULL;
 }
@@ -849,29 +877,6 @@ ctl_exchange(int fd, const struct ctl_pcp_opts *o, const uint8_t *pkt,
 
 /* ---- output ---- */
 
-static const char *
-ctl_opcode_text(uint8_t opcode)
-{
-	switch (opcode) {
-	case PCP_OP_ANNOUNCE:
-		return "announce";
-	case PCP_OP_MAP:
-		return "map";
-	case PCP_OP_PEER:
-		return "peer";
-	default:
-		return "unknown";
-	}
-}
-
-static const char *
-ctl_result_text(unsigned int result)
-{
-	const char *name = pcp_result_name(result);
-
-	return name != NULL ? name : "UNKNOWN";
-}
-
 static void
 ctl_nonce_hex(const uint8_t nonce[PCP_NONCE_SIZE],
     char hex[CTL_NONCE_HEX + 1])
@@ -938,14 +943,13 @@ ctl_print_safe(FILE *out, const char *s, size_t len)
 	}
 }
 
-/* The internal address a MAP/PEER reply is about (§11.1, §13.1). */
+/* The internal address a matching MAP/PEER reply is about (§11.1,
+   §13.1): THIRD_PARTY's, present in the reply iff it was sent. */
 static const struct in6_addr *
 ctl_internal_addr(const struct pcp_msg *req, const struct pcp_msg *reply)
 {
 	if (reply->has_third_party)
 		return &reply->third_party;
-	if (req->has_third_party)
-		return &req->third_party;
 	return &req->client_addr;
 }
 
@@ -976,7 +980,7 @@ ctl_print_text(const struct ctl_pcp_opts *o, const struct pcp_msg *req,
 	}
 	if (req->opcode == PCP_OP_ANNOUNCE) {
 		printf("%s: server %s epoch %u\n",
-		    ctl_result_text(reply->result), o->server_text,
+		    pcp_result_name(reply->result), o->server_text,
 		    reply->epoch);
 		return;
 	}
@@ -985,7 +989,7 @@ ctl_print_text(const struct ctl_pcp_opts *o, const struct pcp_msg *req,
 	    reply->internal_port, internal, sizeof(internal));
 	ctl_addr_port_text(&reply->ext_addr, reply->ext_port, external,
 	    sizeof(external));
-	printf("%s: %s %s -> %s", ctl_result_text(reply->result), proto,
+	printf("%s: %s %s -> %s", pcp_result_name(reply->result), proto,
 	    internal, external);
 	if (req->opcode == PCP_OP_PEER) {
 		ctl_addr_port_text(&reply->peer_addr, reply->peer_port, peer,
@@ -1053,6 +1057,27 @@ ctl_json_mapping(struct json_writer *w, const struct pcp_msg *req,
 	}
 }
 
+/*
+ * INTERFACE.md: every answer has every documented key. An ANNOUNCE has no
+ * mapping and a reply from another version (§9) carries none of it: null.
+ */
+static void
+ctl_json_mapping_null(struct json_writer *w, const struct pcp_msg *req)
+{
+	static const char *const keys[] = {
+		"protocol", "internal_address", "internal_port",
+		"external_address", "external_port", "nonce",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		json_kv_null(w, keys[i]);
+	if (req->opcode == PCP_OP_PEER) {
+		json_kv_null(w, "remote_address");
+		json_kv_null(w, "remote_port");
+	}
+}
+
 static bool
 ctl_print_json(const struct ctl_pcp_opts *o, const struct pcp_msg *req,
     const struct pcp_msg *reply, const char *warning)
@@ -1071,9 +1096,10 @@ ctl_print_json(const struct ctl_pcp_opts *o, const struct pcp_msg *req,
 	    reply->version != PCP_VERSION;
 	json_init(&w, buf);
 	json_object_begin(&w);
-	json_kv_string(&w, "result", ctl_result_text(reply->result));
+	json_kv_string(&w, "result", pcp_result_name(reply->result));
 	json_kv_uint(&w, "result_code", reply->result);
-	json_kv_string(&w, "opcode", ctl_opcode_text(req->opcode));
+	/* the command name: the opcode in lower case */
+	json_kv_string(&w, "opcode", o->cmd);
 	json_kv_string(&w, "server", o->server_text);
 	if (version_error) {
 		/* §9: only the version is meaningful in such a reply */
@@ -1083,9 +1109,11 @@ ctl_print_json(const struct ctl_pcp_opts *o, const struct pcp_msg *req,
 	} else {
 		json_kv_uint(&w, "epoch", reply->epoch);
 		json_kv_uint(&w, "lifetime", reply->lifetime);
-		if (req->opcode != PCP_OP_ANNOUNCE)
-			ctl_json_mapping(&w, req, reply);
 	}
+	if (version_error || req->opcode == PCP_OP_ANNOUNCE)
+		ctl_json_mapping_null(&w, req);
+	else
+		ctl_json_mapping(&w, req, reply);
 	if (warning != NULL)
 		json_kv_string(&w, "warning", warning);
 	json_object_end(&w);

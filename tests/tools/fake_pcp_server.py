@@ -4,8 +4,10 @@
 It answers MAP, PEER and ANNOUNCE requests the way the command line says:
 success with a given external address, an error result, silence for the
 first N requests (to exercise retransmission), decoy replies that a correct
-client must ignore (wrong nonce, opcode, ports, peer, R bit clear, bad
-length) before the real one, or a NAT-PMP-only "unsupported version" reply.
+client must ignore (wrong nonce, opcode, ports, peer, THIRD_PARTY missing,
+unasked for or for another address, R bit clear, bad length) before the
+real one, replies with a chosen THIRD_PARTY (or none), or a NAT-PMP-only
+"unsupported version" reply.
 Every request it receives is logged as one JSON line so the test can check
 what the client sent. Standard library only; it exits by itself after
 --max-time seconds.
@@ -70,7 +72,7 @@ def parse_request(pkt):
         "length": len(pkt),
         "hex": pkt.hex(),
     }
-    body = {OP_MAP: MAP_BODY, OP_PEER: PEER_BODY}.get(req["opcode"], 0)
+    body = body_size(req["opcode"])
     if len(pkt) < HDR + body:
         return None
     if body:
@@ -96,6 +98,21 @@ def parse_request(pkt):
 def option(code, data=b""):
     pad = (4 - len(data) % 4) % 4
     return struct.pack("!BBH", code, 0, len(data)) + data + b"\0" * pad
+
+
+def body_size(op):
+    return {OP_MAP: MAP_BODY, OP_PEER: PEER_BODY}.get(op, 0)
+
+
+def set_third_party(reply, op, addr):
+    """reply with its THIRD_PARTY option removed and, when addr is given,
+    one for addr put first (the other options kept in order)."""
+    end = HDR + body_size(op)
+    opts = option(OPT_THIRD_PARTY, pcp_addr(addr)) if addr else b""
+    for code, data in parse_options(reply[end:]):
+        if code != OPT_THIRD_PARTY:
+            opts += option(code, data)
+    return bytes(reply[:end]) + opts
 
 
 class Server:
@@ -180,6 +197,19 @@ class Server:
         v1 = bytearray(bad)
         v1[0] = 1                                  # not version 2
         out.append(v1)
+        if req["opcode"] != OP_ANNOUNCE:
+            # §11.4/§12.4: the internal address (THIRD_PARTY's when one
+            # was sent) is part of the match; error replies copy every
+            # option and a success echoes a processed THIRD_PARTY
+            sent = [o.get("addr") for o in req["options"]
+                    if o["code"] == OPT_THIRD_PARTY]
+            if sent:
+                out.append(set_third_party(bad, req["opcode"], None))
+                out.append(set_third_party(bad, req["opcode"],
+                                           self.args.decoy_third_party))
+            else:
+                out.append(set_third_party(bad, req["opcode"],
+                                           self.args.decoy_third_party))
         return [bytes(d) for d in out]
 
     def replies(self, pkt, req):
@@ -192,6 +222,10 @@ class Server:
             good = self.error(pkt, a.result)
         else:
             good = self.success(pkt, req)
+        if a.third_party is not None and req["opcode"] != OP_ANNOUNCE:
+            good = set_third_party(good, req["opcode"],
+                                   None if a.third_party == "none"
+                                   else a.third_party)
         if a.mode == "decoys-only":
             return self.decoys(pkt, good, req)
         if a.decoys:
@@ -263,6 +297,11 @@ def main():
     p.add_argument("--decoys", action="store_true",
                    help="send replies that must be ignored before the answer")
     p.add_argument("--decoy-addr", default="198.51.100.99")
+    p.add_argument("--decoy-third-party", default="192.0.2.99",
+                   help="THIRD_PARTY address of the decoys that carry one")
+    p.add_argument("--third-party",
+                   help="answer with this THIRD_PARTY address (\"none\": "
+                   "without the option) instead of echoing the request's")
     p.add_argument("--no-echo", action="store_true",
                    help="leave the options out of success replies")
     p.add_argument("--description-hex",

@@ -2,8 +2,9 @@
 # test_ctl_pcp.sh PCP-IWFCTL - the native PCP client against the scripted
 # fake server (fake_pcp_server.py) on loopback: JSON fields, exit statuses
 # 0/1/2, RFC 6887 §8.1.1 retransmission (identical packets, doubling RT),
-# §8.3 reply matching (decoys ignored), -N reuse, C-01/C-02/C-09 and option
-# errors. Every wait is bounded; only the server PID started here is killed.
+# §8.3 reply matching (decoys ignored, THIRD_PARTY part of the match), -N
+# reuse, C-01/C-02/C-09, every documented JSON key in every answer (null
+# when it does not apply) and option errors (-F, -D UTF-8, ...). Every wait is bounded; only the server PID started here is killed.
 set -u
 
 CTL=${1:?usage: test_ctl_pcp.sh PATH-TO-pcp-iwfctl}
@@ -104,6 +105,8 @@ grepcheck() {
 }
 
 NONCE=0123456789abcdef01234567
+# INTERFACE.md "Control client": the keys every JSON answer has
+KEYS='("result", "result_code", "epoch", "lifetime", "external_address", "external_port", "nonce", "protocol", "internal_port")'
 
 # --- help and usage ---------------------------------------------------------
 run map --help
@@ -128,6 +131,7 @@ jcheck "map JSON: mapping" 'd["protocol"] == "tcp" and d["internal_port"] == 600
 jcheck "map JSON: epoch, opcode, server" 'd["epoch"] >= 1234 and d["opcode"] == "map" and d["server"] == "'"$S"'"'
 jcheck "map JSON: internal address (C-01)" 'd["internal_address"] == "127.0.0.1"'
 jcheck "map JSON: nonce is 24 lowercase hex" 'len(d["nonce"]) == 24 and all(c in "0123456789abcdef" for c in d["nonce"])'
+jcheck "map JSON: every documented key" 'all(k in d and d[k] is not None for k in '"$KEYS"')'
 jcheck "map JSON: no options echoed when none sent" '"third_party" not in d and "description" not in d and "prefer_failure" not in d'
 NONCE_SEEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nonce"])' "$TMP/out")
 lcheck "one MAP request of 60 octets" 'len(R) == 1 and R[0]["opcode"] == 1 and R[0]["length"] == 60'
@@ -178,6 +182,44 @@ run map -S "$S" -p tcp -i 6005 -T 192.0.2.55 -D 'a"b' -w 5
 grepcheck "readable: options listed" "$TMP/out" '^third party 192\.0\.2\.55$'
 grepcheck "readable: description quoted" "$TMP/out" '^description "a\\"b"$'
 
+run map -S "$S" -p tcp -i 6005 -D $'caf\xc3\xa9 \xe2\x98\x95' --json -w 5
+expect_rc "map -D with UTF-8 text" 0
+lcheck "-D: the UTF-8 text is sent as is" 'R[-1]["options"][0]["text"] == "caf\u00e9 \u2615"'
+jcheck "-D: the UTF-8 text comes back" 'd["description"] == "caf\u00e9 \u2615"'
+
+# --- §11.4/§12.4: the internal address (THIRD_PARTY's) is part of the match
+start_server --decoys --ext-addr 203.0.113.1
+run map -S "$S" -p tcp -i 6008 -T 192.0.2.55 --json -w 5 -v
+expect_rc "-T: decoys without / with another THIRD_PARTY, then the answer" 0
+jcheck "-T: the real answer, not a decoy" 'd["external_address"] == "203.0.113.1" and d["third_party"] == "192.0.2.55" and d["internal_address"] == "192.0.2.55"'
+grepcheck "-T: a reply without THIRD_PARTY is ignored" "$TMP/err" 'ignored a reply with no THIRD_PARTY'
+grepcheck "-T: a reply with another THIRD_PARTY is ignored" "$TMP/err" 'ignored a reply with another THIRD_PARTY address'
+run peer -S "$S" -p tcp -i 6008 -T 192.0.2.55 -r 198.51.100.7:443 --json -w 5 -v
+expect_rc "peer -T with decoys" 0
+jcheck "peer -T: the real answer" 'd["external_address"] == "203.0.113.1" and d["third_party"] == "192.0.2.55"'
+grepcheck "peer -T: a reply without THIRD_PARTY is ignored" "$TMP/err" 'ignored a reply with no THIRD_PARTY'
+run map -S "$S" -p tcp -i 6009 --json -w 5 -v
+expect_rc "no -T, decoys with a THIRD_PARTY" 0
+jcheck "no -T: the real answer" 'd["external_address"] == "203.0.113.1" and "third_party" not in d and d["internal_address"] == "127.0.0.1"'
+grepcheck "no -T: a reply with a THIRD_PARTY is ignored" "$TMP/err" 'ignored a reply with a THIRD_PARTY that was not sent'
+
+start_server --third-party none
+run map -S "$S" -p tcp -i 6008 -T 192.0.2.55 -w 2
+expect_rc "-T: a success without THIRD_PARTY is not the answer" 2
+grepcheck "-T, no THIRD_PARTY back: 'no answer'" "$TMP/err" '^pcp-iwfctl: no answer from'
+start_server --third-party 192.0.2.77
+run map -S "$S" -p tcp -i 6008 -T 192.0.2.55 -w 2
+expect_rc "-T: a success for another THIRD_PARTY is not the answer" 2
+run map -S "$S" -p tcp -i 6008 -w 2
+expect_rc "no -T: a success with a THIRD_PARTY is not the answer" 2
+start_server --mode error --result 5 --third-party none
+run map -S "$S" -p tcp -i 6008 -T 192.0.2.55 -w 2
+expect_rc "-T: an error reply that lost THIRD_PARTY is not the answer" 2
+start_server --mode error --result 5
+run map -S "$S" -p tcp -i 6008 -T 192.0.2.55 --json -w 5
+expect_rc "-T: UNSUPP_OPTION copying the request" 1
+jcheck "-T: error JSON for the THIRD_PARTY address" 'd["result"] == "UNSUPP_OPTION" and d["third_party"] == "192.0.2.55" and d["internal_address"] == "192.0.2.55"'
+
 start_server --description-hex '41ff0a42'
 run map -S "$S" -p tcp -i 6006 -D x --json -w 5
 expect_rc "invalid UTF-8 description from the server" 0
@@ -212,6 +254,10 @@ start_server --mode natpmp
 run map -S "$S" -p tcp -i 6012 --json -w 5
 expect_rc "NAT-PMP-only server" 1
 jcheck "UNSUPP_VERSION JSON" 'd["result"] == "UNSUPP_VERSION" and d["result_code"] == 1 and d["server_version"] == 0'
+jcheck "UNSUPP_VERSION JSON: every documented key, null when not in the reply" 'all(k in d for k in '"$KEYS"') and all(d[k] is None for k in ("epoch", "lifetime", "external_address", "external_port", "nonce", "protocol", "internal_port", "internal_address"))'
+run announce -S "$S" --json -w 5
+expect_rc "announce to a NAT-PMP-only server" 1
+jcheck "announce UNSUPP_VERSION JSON: every documented key" 'all(k in d for k in '"$KEYS"') and d["server_version"] == 0 and d["epoch"] is None and d["nonce"] is None'
 grepcheck "NAT-PMP named on stderr" "$TMP/err" 'NAT-PMP'
 run announce -S "$S" -w 5
 grepcheck "readable UNSUPP_VERSION" "$TMP/out" '^UNSUPP_VERSION: .* version 0.*NAT-PMP'
@@ -229,6 +275,7 @@ lcheck "PEER request of 80 octets" 'R[-1]["opcode"] == 2 and R[-1]["length"] == 
 run announce -S "$S" --json -w 5
 expect_rc "announce with decoys" 0
 jcheck "announce JSON" 'd["result"] == "SUCCESS" and d["result_code"] == 0 and d["lifetime"] == 0 and d["epoch"] >= 1234 and d["server"] == "'"$S"'" and d["opcode"] == "announce"'
+jcheck "announce JSON: every documented key, the mapping ones null" 'all(k in d for k in '"$KEYS"') and all(d[k] is None for k in ("external_address", "external_port", "nonce", "protocol", "internal_port", "internal_address"))'
 lcheck "ANNOUNCE request: 24 octets, lifetime 0" 'R[-1]["opcode"] == 0 and R[-1]["length"] == 24 and R[-1]["lifetime"] == 0'
 
 start_server --mode decoys-only
@@ -274,7 +321,7 @@ stop_server
 bad() {	# NEEDLE ARGS...: exit 2 and NEEDLE on stderr
 	local needle=$1 label
 	shift
-	label="$*"
+	label=$(printf '%s' "$*" | LC_ALL=C tr -c '[:print:]' '?')
 	[ ${#label} -gt 80 ] && label="${label:0:80}..."
 	run "$@"
 	if [ "$RC" -eq 2 ] && grep -qF -- "$needle" "$TMP/err"; then
@@ -309,6 +356,16 @@ bad "-T" map -S $Z -p tcp -i 1 -T nowhere
 bad "-I" map -S $Z -p tcp -i 1 -I nowhere
 bad "-I and -S" map -S $Z -p tcp -i 1 -I ::1
 bad "-D" map -S $Z -p tcp -i 1 -D "$(head -c 1017 /dev/zero | tr '\0' x)"
+# RFC 7220 §3: UTF-8 only (a bad octet, an overlong '/', a surrogate, a cut one)
+bad "-D: the description is not valid UTF-8" map -S $Z -w 1 -p tcp -i 1 -D $'a\xffb'
+bad "-D: the description is not valid UTF-8" map -S $Z -w 1 -p tcp -i 1 -D $'a\xc0\xafb'
+bad "-D: the description is not valid UTF-8" peer -S $Z -w 1 -p tcp -i 1 -r 192.0.2.1:80 -D $'\xed\xa0\x80'
+bad "-D: the description is not valid UTF-8" map -S $Z -w 1 -p tcp -i 1 -D $'caf\xc3'
+# RFC 6887 §13.2: PREFER_FAILURE is MAP only, needs a suggested port, no delete
+bad "-F does not apply to peer" peer -S $Z -w 1 -p tcp -i 1 -r 192.0.2.1:80 -F
+bad "-F needs a non-zero suggested external port" map -S $Z -w 1 -p tcp -i 1 -F
+bad "-F needs a non-zero suggested external port" map -S $Z -w 1 -p tcp -i 1 -F -e 0
+bad "-F cannot be used with -l 0" map -S $Z -w 1 -p tcp -i 1 -e 80 -F -l 0
 bad "-p PROTO and -i" map -S $Z -i 1
 bad "-i must be 0" map -S $Z -p 0 -i 80
 bad "-r" peer -S $Z -p tcp -i 1

@@ -10,9 +10,13 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "acl.h"
+#include "util.h"
 
 static struct in6_addr
 addr(const char *text)
@@ -309,6 +313,107 @@ test_format_round_trip(void **state)
 	assert_int_equal(strlen(small), sizeof(small) - 1);
 }
 
+/* acl_ext_ranges() against acl_allows() port by port, for random rule
+   lists that overlap, nest and share ends. */
+static void
+check_ranges_against_allows(const struct acl_rule *rules, size_t n,
+    const struct in6_addr *a, uint16_t int_port)
+{
+	struct port_range *out = calloc(ACL_RANGES_MAX(n), sizeof(*out));
+	size_t count, k = 0, i;
+	uint32_t port;
+	bool in;
+
+	assert_non_null(out);
+	count = acl_ext_ranges(rules, n, a, int_port, out);
+	assert_true(count <= ACL_RANGES_MAX(n));
+	for (i = 0; i + 1 < count; i++)	/* ascending, not even adjacent */
+		assert_true((uint32_t)out[i].hi + 1 < out[i + 1].lo);
+	for (port = 0; port <= UINT16_MAX; port++) {
+		while (k < count && out[k].hi < port)
+			k++;
+		in = k < count && out[k].lo <= port;
+		assert_int_equal(in, acl_allows(rules, n, a, (uint16_t)port,
+		    int_port));
+	}
+	free(out);
+}
+
+static void
+test_ext_ranges(void **state)
+{
+	struct acl_rule rules[40];
+	struct in6_addr a;
+	char text[ACL_RULE_TEXT_MAX];
+	unsigned int lo, hi, round;
+	size_t n, i;
+
+	(void)state;
+	a = addr("192.168.1.10");
+	/* none: everything; deny all: nothing */
+	check_ranges_against_allows(rules, 0, &a, 1000);
+	rules[0] = rule("0-65535 0.0.0.0/0 0-65535", false);
+	check_ranges_against_allows(rules, 1, &a, 1000);
+	/* a single port between denies, at both ends, and adjacent allows */
+	rules[0] = rule("0 0.0.0.0/0 0-65535", true);
+	rules[1] = rule("65535 0.0.0.0/0 0-65535", true);
+	rules[2] = rule("1-4999 0.0.0.0/0 0-65535", false);
+	rules[3] = rule("5001-65534 0.0.0.0/0 0-65535", false);
+	check_ranges_against_allows(rules, 4, &a, 1000);
+	srandom(6887);
+	for (round = 0; round < 40; round++) {
+		n = (size_t)random() % 40;
+		for (i = 0; i < n; i++) {
+			lo = (unsigned int)random() % 65536;
+			hi = lo + (unsigned int)random() % (random() % 2 ?
+			    64 : 65536);
+			if (hi > 65535)
+				hi = 65535;
+			snprintf(text, sizeof(text), "%u-%u %s %u-%u", lo, hi,
+			    random() % 4 ? "192.168.1.0/24" : "10.0.0.0/8",
+			    (unsigned int)random() % 2000,
+			    2000 + (unsigned int)random() % 2000);
+			rules[i] = rule(text, random() % 2 != 0);
+		}
+		check_ranges_against_allows(rules, n, &a, 1000);
+		check_ranges_against_allows(rules, n, &a, 3000);
+	}
+}
+
+/* The shared helpers behind acl, config, control, policy and netif. */
+static void
+test_util_helpers(void **state)
+{
+	struct in6_addr a = addr("2001:db8:ffff:ffff::1"), b, a_masked;
+	unsigned long long v;
+
+	(void)state;
+	assert_true(util_parse_decimal("0", &v) && v == 0);
+	assert_true(util_parse_decimal("65535", &v) && v == 65535);
+	assert_true(util_parse_decimal("99999999999999999999999", &v) &&
+	    v == ULLONG_MAX);
+	assert_false(util_parse_decimal("", &v));
+	assert_false(util_parse_decimal("+1", &v));
+	assert_false(util_parse_decimal(" 1", &v));
+	assert_false(util_parse_decimal("1 ", &v));
+	assert_false(util_parse_decimal("0x10", &v));
+	assert_false(util_parse_decimal("-0", &v));
+	b = a;
+	util_addr_mask(&b, 36);
+	a_masked = addr("2001:db8:f000::");
+	assert_true(IN6_ARE_ADDR_EQUAL(&b, &a_masked));
+	assert_true(util_prefix_match(&a, &b, 36));
+	assert_false(util_prefix_match(&a, &b, 37));
+	assert_true(util_prefix_match(&a, &b, 0));
+	util_addr_mask(&b, 0);
+	assert_true(IN6_IS_ADDR_UNSPECIFIED(&b));
+	b = a;
+	util_addr_mask(&b, 128);
+	assert_true(IN6_ARE_ADDR_EQUAL(&a, &b));
+	assert_true(util_prefix_match(&a, &b, 128));
+	assert_false(util_prefix_match(&a, &b, 129));
+}
+
 int
 main(void)
 {
@@ -322,6 +427,8 @@ main(void)
 		cmocka_unit_test(test_first_match_wins),
 		cmocka_unit_test(test_default_allow),
 		cmocka_unit_test(test_format_round_trip),
+		cmocka_unit_test(test_ext_ranges),
+		cmocka_unit_test(test_util_helpers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 #include "control.h"
 #include "iwfd.h"
 #include "pcp_wire.h"
+#include "proxy.h"
 #include "table.h"
 
 struct fixture {
@@ -29,6 +30,7 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+	struct proxy_params pp;
 
 	assert_non_null(f);
 	f->iwfd.conf = calloc(1, sizeof(*f->iwfd.conf));
@@ -37,8 +39,11 @@ setup(void **state)
 	strcpy(f->iwfd.conf->wan_interface, "wan-absent0");
 	f->iwfd.base = event_base_new();
 	f->iwfd.table = table_new();
-	f->iwfd.ev_expire = evtimer_new(f->iwfd.base, NULL, NULL);
-	assert_non_null(f->iwfd.ev_expire);
+	memset(&pp, 0, sizeof(pp));
+	pp.table = f->iwfd.table;
+	pp.policy = &f->iwfd.policy;
+	f->iwfd.proxy = proxy_new(&pp);
+	assert_non_null(f->iwfd.proxy);
 	f->out = evbuffer_new();
 	*state = f;
 	return 0;
@@ -50,7 +55,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	evbuffer_free(f->out);
-	event_free(f->iwfd.ev_expire);
+	proxy_free(f->iwfd.proxy);
 	table_free(f->iwfd.table);
 	event_base_free(f->iwfd.base);
 	free(f->iwfd.conf);

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "acl.h"
@@ -270,8 +271,9 @@ test_acl_single_port_between_denies(void **state)
 	p.acl = rules;
 	p.n_acl = 2;
 	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
-	/* the allocator, checking the ACL per port, finds exactly 5000 */
+	/* the allocator, picking from the ACL's ranges, finds exactly 5000 */
 	table_set_port_check(t, policy_ext_port_check, &p);
+	table_set_port_ranges(t, policy_ext_port_ranges, &p);
 	assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
 	assert_int_equal(port, 5000);
 	/* and with 5000 denied too, nothing is left */
@@ -281,8 +283,17 @@ test_acl_single_port_between_denies(void **state)
 	table_free(t);
 }
 
-/* The allocator with the policy as its port check keeps to allowed
-   ports when the hint is denied. */
+static int port_checks;
+
+static enum map_err
+counted_port_check(void *arg, const struct map_req *req, uint16_t port)
+{
+	port_checks++;
+	return policy_ext_port_check(arg, req, port);
+}
+
+/* The allocator with the policy's ranges keeps to allowed ports when the
+   hint is denied, and asks the ACL of one port a request. */
 static void
 test_acl_steers_allocation(void **state)
 {
@@ -300,12 +311,117 @@ test_acl_steers_allocation(void **state)
 	parse_rule("0-65535 0.0.0.0/0 0-65535", false, &rules[1]);
 	p.acl = rules;
 	p.n_acl = 2;
-	table_set_port_check(t, policy_ext_port_check, &p);
+	table_set_port_check(t, counted_port_check, &p);
+	table_set_port_ranges(t, policy_ext_port_ranges, &p);
 	for (i = 0; i < 20; i++) {
 		r.internal_port = (uint16_t)(22 + i);
+		port_checks = 0;
 		assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
 		assert_true(port >= 20000 && port <= 20099);
+		/* the hint and the internal port (denied), then one */
+		assert_true(port_checks <= 3);
 	}
+	table_free(t);
+}
+
+/*
+ * The review's case: 256 rules of which one allows port 80 (outside the
+ * allocator's range) for the host, then deny all. Before, the policy said
+ * yes ("some port is allowed") and the allocator checked all 64,512 ports
+ * of its range against the 256 rules (16 ms) to fail. Now the policy says
+ * NOT_AUTHORIZED at once, and with the hint 80 the table takes 80.
+ */
+static void
+test_acl_port_outside_range(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct acl_rule rules[256];
+	struct map_req r = req_make(MAP_PROTO_TCP, "192.168.1.10", 8080, 0,
+	    600);
+	char text[ACL_RULE_TEXT_MAX];
+	uint32_t life;
+	uint16_t port = 0;
+	size_t i;
+
+	(void)state;
+	assert_non_null(t);
+	for (i = 0; i < 254; i++) {
+		snprintf(text, sizeof(text), "1024-65535 10.%zu.0.0/16 0-65535",
+		    i);
+		parse_rule(text, false, &rules[i]);
+	}
+	parse_rule("80 192.168.1.0/24 0-65535", true, &rules[254]);
+	parse_rule("0-65535 0.0.0.0/0 0-65535", false, &rules[255]);
+	p.acl = rules;
+	p.n_acl = 256;
+	table_set_port_check(t, counted_port_check, &p);
+	table_set_port_ranges(t, policy_ext_port_ranges, &p);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	/* the allocator alone, asked anyway: NO_RESOURCES after checking
+	   the internal port only, nothing of the range */
+	port_checks = 0;
+	assert_int_equal(table_alloc_port(t, &r, 0, &port),
+	    MAP_ERR_NO_RESOURCES);
+	assert_int_equal(port_checks, 1);
+	r.ext_port = 80;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+	assert_int_equal(port, 80);
+	/* an internal port of 80 is a candidate too */
+	r.ext_port = 0;
+	r.internal_port = 80;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* a range that reaches into the allocator's: found */
+	parse_rule("80-1030 192.168.1.0/24 0-65535", true, &rules[254]);
+	r.internal_port = 8080;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+	assert_true(port >= TABLE_PORT_MIN_DEFAULT && port <= 1030);
+	table_free(t);
+}
+
+/* RFC 6887 §11.3: only TCP and UDP, single ports; protocol 0, SCTP and
+   internal port 0 (all ports, DMZ) are UNSUPP_PROTOCOL, deletes too. */
+static void
+test_unsupported_protocol(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r;
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	r = req_make(0, "192.168.1.10", 0, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_UNSUPP_PROTOCOL);
+	r = req_make(132, "192.168.1.10", 5000, 5000, 600);	/* SCTP */
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_UNSUPP_PROTOCOL);
+	r = req_make(MAP_PROTO_UDP, "192.168.1.10", 0, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_UNSUPP_PROTOCOL);
+	/* a wildcard delete (§15.1) of something we never create */
+	r.lifetime = 0;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_UNSUPP_PROTOCOL);
+	r = req_make(0, "192.168.1.10", 0, 0, 0);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_UNSUPP_PROTOCOL);
+	/* right after the LAN check: outsiders learn nothing more */
+	r = req_make(0, "10.9.9.9", 0, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	/* and before the third-party check */
+	r = req_make(132, "192.168.1.11", 5000, 0, 600);
+	r.internal_addr = addr("192.168.1.10");
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_UNSUPP_PROTOCOL);
+	r.protocol = MAP_PROTO_TCP;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
 	table_free(t);
 }
 
@@ -434,6 +550,8 @@ main(void)
 		cmocka_unit_test(test_acl),
 		cmocka_unit_test(test_acl_single_port_between_denies),
 		cmocka_unit_test(test_acl_steers_allocation),
+		cmocka_unit_test(test_acl_port_outside_range),
+		cmocka_unit_test(test_unsupported_protocol),
 		cmocka_unit_test(test_quota_across_protocols),
 		cmocka_unit_test(test_lifetime_clamp),
 		cmocka_unit_test(test_check_order),

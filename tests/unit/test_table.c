@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,7 +570,164 @@ test_alloc_is_pseudo_random(void **state)
 	table_free(t);
 }
 
-/* RFC 6887 §15: a released port is held for its owner for 120 s. */
+/* Counts the port checks; refuses the ports below allow_from. */
+struct check_counter {
+	int		 calls;
+	uint32_t	 allow_from;	/* ports below are refused */
+};
+
+static enum map_err
+counting_check(void *arg, const struct map_req *req, uint16_t port)
+{
+	struct check_counter *c = arg;
+
+	(void)req;
+	c->calls++;
+	return port >= c->allow_from ? MAP_OK : MAP_ERR_NOT_AUTHORIZED;
+}
+
+/*
+ * The work of one allocation is bounded whatever the range holds: a port
+ * check that refuses everything (the ACL of the review: 64,512 checks a
+ * request before) and a range that is full are both answered
+ * NO_RESOURCES after a fixed number of checks.
+ */
+static void
+test_alloc_bounded_work(void **state)
+{
+	struct table *t = table_make();
+	struct check_counter c = { 0, UINT32_MAX };
+	struct map_req r = req_make(MAP_PROTO_TCP, addr("192.168.1.10"),
+	    8080, 0, 600, 1);
+	uint16_t port = 0;
+	uint32_t i;
+
+	(void)state;
+	table_set_port_check(t, counting_check, &c);
+	assert_int_equal(table_alloc_port(t, &r, 0, &port),
+	    MAP_ERR_NO_RESOURCES);
+	printf("refuse-all: %d port checks\n", c.calls);
+	/* internal port, then the candidates */
+	assert_true(c.calls <= 1 + TABLE_ALLOC_CANDIDATES);
+	/* a full range costs no check at all: the bitmap says so */
+	table_set_port_check(t, NULL, NULL);
+	assert_int_equal(table_set_port_range(t, 30000, 30999), 0);
+	for (i = 0; i < 1000; i++) {
+		r = req_make(MAP_PROTO_UDP, host_addr(i + 1), 30000, 0, 600,
+		    (uint8_t)i);
+		alloc_add(t, &r, 0);
+	}
+	c.calls = 0;
+	c.allow_from = 0;
+	table_set_port_check(t, counting_check, &c);
+	r = req_make(MAP_PROTO_UDP, host_addr(5000), 30000, 0, 600, 9);
+	assert_int_equal(table_alloc_port(t, &r, 0, &port),
+	    MAP_ERR_NO_RESOURCES);
+	assert_int_equal(c.calls, 0);
+	/* the one free port left is found, with one check */
+	table_remove(t, table_find_external(t, MAP_PROTO_UDP, 30777), 0);
+	c.calls = 0;
+	assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+	assert_int_equal(port, 30777);
+	assert_int_equal(c.calls, 1);
+	table_free(t);
+}
+
+/* The allowed ranges, e.g. the ACL's: the choice keeps to them and to the
+   allocator's range; a suggestion outside the range is still honoured. */
+static size_t
+two_ranges(void *arg, const struct map_req *req, struct port_range *out,
+    size_t max)
+{
+	int *calls = arg;
+
+	(void)req;
+	(*calls)++;
+	if (max < 3)
+		return 3;
+	out[0].lo = 80;		/* outside the default range */
+	out[0].hi = 80;
+	out[1].lo = 40000;
+	out[1].hi = 40001;
+	out[2].lo = 50000;
+	out[2].hi = 50000;
+	return 3;
+}
+
+static void
+test_alloc_ranges(void **state)
+{
+	struct table *t = table_make();
+	struct map_req r;
+	uint16_t port = 0;
+	int calls = 0;
+	uint32_t i;
+	bool seen[3] = { false, false, false };
+
+	(void)state;
+	table_set_port_ranges(t, two_ranges, &calls);
+	for (i = 0; i < 3; i++) {
+		r = req_make(MAP_PROTO_TCP, host_addr(i + 1), 0, 0, 600,
+		    (uint8_t)i);
+		assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+		assert_true(port == 40000 || port == 40001 || port == 50000);
+		seen[port == 50000 ? 2 : port - 40000] = true;
+		r.internal_port = (uint16_t)(i + 1);
+		add_ok(t, &r, port, 600, 0);
+	}
+	assert_true(seen[0] && seen[1] && seen[2]);
+	/* 80 is allowed but outside the range: only by suggestion */
+	r = req_make(MAP_PROTO_TCP, host_addr(9), 1234, 0, 600, 9);
+	assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+	assert_int_equal(port, 1234);		/* the internal port */
+	add_ok(t, &r, port, 600, 0);
+	r.internal_port = 1235;
+	r.ext_port = 1234;
+	assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+	assert_int_equal(port, 1235);
+	add_ok(t, &r, port, 600, 0);
+	/* internal port and suggestion taken, the ranges full */
+	r.internal_port = 40000;
+	assert_int_equal(table_alloc_port(t, &r, 0, &port),
+	    MAP_ERR_NO_RESOURCES);
+	r.ext_port = 80;
+	assert_int_equal(table_alloc_port(t, &r, 0, &port), MAP_OK);
+	assert_int_equal(port, 80);
+	/* the scratch grew once; later calls fit at the first try */
+	assert_true(calls > 0);
+	table_free(t);
+}
+
+/* RFC 6887 §15 holds are capped at half the range: a host that churns
+   mappings cannot hold every port for the 124-minute TCP hold. */
+static void
+test_hold_cap(void **state)
+{
+	struct table *t = table_make();
+	struct map_req r;
+	struct mapping *m;
+	uint16_t port = 0;
+	uint32_t i;
+
+	(void)state;
+	assert_int_equal(table_set_port_range(t, 20000, 20009), 0);
+	for (i = 0; i < 10; i++) {
+		r = req_make(MAP_PROTO_TCP, addr("192.168.1.66"),
+		    (uint16_t)(100 + i), 0, 600, (uint8_t)i);
+		m = alloc_add(t, &r, i * MS);
+		assert_true(mapping_set_state(t, m, MAP_STATE_GRANTED));
+		table_remove(t, m, i * MS);
+		assert_true(table_hold_count(t) <= 5);
+	}
+	assert_int_equal(table_hold_count(t), 5);
+	/* another host still finds a port at once */
+	r = req_make(MAP_PROTO_TCP, addr("192.168.1.67"), 1, 0, 600, 77);
+	assert_int_equal(table_alloc_port(t, &r, 11 * MS, &port), MAP_OK);
+	table_free(t);
+}
+
+/* RFC 6887 §15: a released TCP port is held for its owner for the TCP
+   idle timeout, 124 minutes (RFC 5382), not just 2 MSL. */
 static void
 test_hold_time(void **state)
 {
@@ -613,9 +771,11 @@ test_hold_time(void **state)
 	assert_true(mapping_set_state(t, m, MAP_STATE_GRANTED));
 	table_remove(t, m, 100 * MS);
 	/* after the hold anyone may have it */
-	assert_int_equal(table_alloc_port(t, &b, 219 * MS, &port),
+	assert_int_equal(table_alloc_port(t, &b,
+	    (100 + TABLE_HOLD_TCP_SECONDS) * MS - 1, &port),
 	    MAP_ERR_CONFLICT);
-	assert_int_equal(table_alloc_port(t, &b, 220 * MS, &port), MAP_OK);
+	assert_int_equal(table_alloc_port(t, &b,
+	    (100 + TABLE_HOLD_TCP_SECONDS) * MS, &port), MAP_OK);
 	assert_int_equal(port, 6000);
 	assert_int_equal(table_hold_count(t), 0);	/* purged */
 	table_free(t);
@@ -647,13 +807,22 @@ test_hold_rules(void **state)
 	assert_int_equal(table_hold_count(t), 1);
 	assert_int_equal(table_alloc_port(t, &b, 11 * MS, &port),
 	    MAP_ERR_CONFLICT);
+	/* UDP is held 2 minutes (RFC 4787 idle timeout), not 124 */
+	assert_int_equal(table_alloc_port(t, &b,
+	    (10 + TABLE_HOLD_SECONDS) * MS - 1, &port), MAP_ERR_CONFLICT);
+	assert_int_equal(table_alloc_port(t, &b,
+	    (10 + TABLE_HOLD_SECONDS) * MS, &port), MAP_OK);
+	m = add_ok(t, &a, 7000, 10, 200 * MS);
+	assert_true(mapping_set_state(t, m, MAP_STATE_GRANTED));
+	assert_int_equal(table_expire(t, 210 * MS, NULL, NULL), 1);
+	assert_int_equal(table_hold_count(t), 1);
 	/* a hold of 0 turns it off; holds are per protocol */
 	b.protocol = MAP_PROTO_TCP;
-	assert_int_equal(table_alloc_port(t, &b, 11 * MS, &port), MAP_OK);
+	assert_int_equal(table_alloc_port(t, &b, 211 * MS, &port), MAP_OK);
 	table_set_hold(t, 0);
-	m = add_ok(t, &a, 7002, 10, 20 * MS);
+	m = add_ok(t, &a, 7002, 10, 220 * MS);
 	assert_true(mapping_set_state(t, m, MAP_STATE_GRANTED));
-	table_remove(t, m, 21 * MS);
+	table_remove(t, m, 221 * MS);
 	assert_int_equal(table_hold_count(t), 1);	/* only the old one */
 	table_free(t);
 }
@@ -1031,11 +1200,13 @@ test_description(void **state)
 	m = alloc_add(t, &r, 0);
 	assert_string_equal(m->description, "Xbox Live");
 	with = table_memory_bytes(t);
+	/* the struct and the string, as malloc chunks */
+	assert_true(with >= base + sizeof(*m) + sizeof("Xbox Live"));
 	/* a refresh with a new description replaces it */
 	snprintf(r.description, sizeof(r.description), "a longer description");
 	assert_int_equal(table_refresh(t, m, &r, 600, 0), 0);
 	assert_string_equal(m->description, "a longer description");
-	assert_int_equal(table_memory_bytes(t), with + 11);
+	assert_true(table_memory_bytes(t) >= with);
 	/* one without a description keeps the old one */
 	r.flags = 0;
 	assert_int_equal(table_refresh(t, m, &r, 600, 0), 0);
@@ -1102,6 +1273,9 @@ seconds_since(const struct timespec *start)
 	    (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/* Description length for big_req: 0 gives a short "app N". */
+static size_t big_desc_len;
+
 static struct map_req
 big_req(uint32_t i, uint32_t per_host)
 {
@@ -1112,7 +1286,26 @@ big_req(uint32_t i, uint32_t per_host)
 	memcpy(r.nonce, &i, sizeof(i));
 	r.flags = MAP_F_HAS_DESCRIPTION;
 	snprintf(r.description, sizeof(r.description), "app %u", i);
+	if (big_desc_len > 0) {
+		memset(r.description, 'd', big_desc_len);
+		r.description[big_desc_len] = '\0';
+	}
 	return r;
+}
+
+/* Bytes malloc has handed out, when the C library says (not under ASan,
+   which keeps its own books). */
+static size_t
+heap_in_use(void)
+{
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+	struct mallinfo2 mi = mallinfo2();
+
+	/* small chunks from the arenas, big arrays mmap()ed */
+	return mi.uordblks + mi.hblkhd;
+#else
+	return 0;
+#endif
 }
 
 /* Fill to 50,000 (64 a host, as the default quota allows), check the
@@ -1126,7 +1319,7 @@ grow_and_shrink(uint32_t per_host)
 	struct map_req r;
 	struct timespec start;
 	uint32_t *order, i, j, tmp;
-	size_t base = table_memory_bytes(t), per;
+	size_t base = table_memory_bytes(t), per, heap0 = heap_in_use();
 	uint64_t sum = 0;
 
 	table_set_hold(t, 0);
@@ -1137,10 +1330,16 @@ grow_and_shrink(uint32_t per_host)
 	}
 	assert_int_equal(table_count(t), BIG_COUNT);
 	per = (table_memory_bytes(t) - base) / BIG_COUNT;
-	printf("%u mappings, %u per host: %zu bytes (%zu per mapping, "
-	    "sizeof(struct mapping) %zu)\n", BIG_COUNT, per_host,
-	    table_memory_bytes(t), per, sizeof(struct mapping));
+	printf("%u mappings, %u per host, description %zu: %zu bytes (%zu "
+	    "per mapping, sizeof(struct mapping) %zu; malloc says %zu)\n",
+	    BIG_COUNT, per_host, strlen(big_req(0, per_host).description),
+	    table_memory_bytes(t), per, sizeof(struct mapping),
+	    (heap_in_use() - heap0) / BIG_COUNT);
 	assert_true(per < BYTES_BUDGET);
+	/* table_memory_bytes() is honest: within 2% of what malloc says
+	   (when it says; the bytes outside the table are the test's) */
+	if (heap0 != 0)
+		assert_true((heap_in_use() - heap0) / BIG_COUNT <= per + 2);
 	for (i = 0; i < BIG_COUNT; i += 7) {
 		r = big_req(i, per_host);
 		m = table_find_internal(t, r.protocol, &r.internal_addr,
@@ -1210,6 +1409,17 @@ test_grow_50000_hosts(void **state)
 	grow_and_shrink(1);
 }
 
+/* The budget holds for real descriptions too: 60 characters, one host a
+   mapping (was 341 bytes a mapping). */
+static void
+test_grow_50000_hosts_long_descriptions(void **state)
+{
+	(void)state;
+	big_desc_len = 60;
+	grow_and_shrink(1);
+	big_desc_len = 0;
+}
+
 int
 main(void)
 {
@@ -1228,6 +1438,9 @@ main(void)
 		cmocka_unit_test(test_alloc_port_check_callback),
 		cmocka_unit_test(test_alloc_fills_range),
 		cmocka_unit_test(test_alloc_is_pseudo_random),
+		cmocka_unit_test(test_alloc_bounded_work),
+		cmocka_unit_test(test_alloc_ranges),
+		cmocka_unit_test(test_hold_cap),
 		cmocka_unit_test(test_hold_time),
 		cmocka_unit_test(test_hold_rules),
 		cmocka_unit_test(test_natpmp_twin_port),
@@ -1240,6 +1453,7 @@ main(void)
 		cmocka_unit_test(test_reseed_keeps_lookups),
 		cmocka_unit_test(test_grow_to_50000_and_back),
 		cmocka_unit_test(test_grow_50000_hosts),
+		cmocka_unit_test(test_grow_50000_hosts_long_descriptions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

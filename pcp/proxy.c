@@ -1,0 +1,1034 @@
+/*
+ * proxy.c - the proxy core: one path from a struct map_req to a
+ * struct map_result for every front-end (DESIGN.md "Data flow").
+ *
+ * A mapping's life (STYLE.md habit 7; transitions through
+ * mapping_set_state(), which logs old -> new):
+ *
+ *   REQUESTED -> PENDING_UPSTREAM -> GRANTED <-> RENEWING -> (removed)
+ *
+ * A mapping with work in flight (an upstream transaction, a backend change,
+ * or both) carries a struct proxy_pending in owner_data; the front-ends'
+ * clients wait on it as struct proxy_waiter entries. Local rule and upstream
+ * mapping live and die together: the rule goes in only after the upstream
+ * granted, and if the rule fails the upstream mapping is deleted again.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "log.h"
+#include "pcp_wire.h"
+#include "policy.h"
+#include "proxy.h"
+#include "table.h"
+#include "upstream.h"
+
+/*
+ * The kernel keeps a local rule this much longer than the mapping: the
+ * daemon removes rules itself when mappings expire; the element timeout is
+ * only the safety net for a daemon that died (DESIGN.md "State").
+ */
+#define PROXY_RULE_GRACE_S	60
+/* How long a delete keeps trying upstream (fire and forget). */
+#define PROXY_DELETE_TRY_MS	45000
+/* RFC 6887 §14.1.3: wait a uniform 0-5 s before re-creating. */
+#define PROXY_RECREATE_JITTER_MS 5000
+
+enum proxy_work {
+	PROXY_WORK_CREATE = 0,	/* new mapping: upstream, then local rule */
+	PROXY_WORK_REFRESH,	/* client refresh past the cache rule */
+	PROXY_WORK_RECREATE,	/* upstream lost state: re-make it (§14) */
+	PROXY_WORK_DELETE,	/* fire-and-forget delete upstream */
+};
+
+struct proxy_waiter {
+	struct proxy_waiter	*next_fifo, *prev_fifo;	/* by deadline */
+	struct proxy_waiter	*next;		/* on its pending */
+	struct proxy_pending	*pend;
+	proxy_done_fn		 fn;
+	void			*arg;
+	uint64_t		 deadline;
+	struct map_req		 req;
+};
+
+struct proxy_pending {
+	struct upstream_txn	 txn;
+	struct proxy		*proxy;
+	struct proxy_pending	*next_all, *prev_all;	/* proxy->pendings */
+	struct mapping		*m;		/* NULL for deletes */
+	struct proxy_waiter	*waiters;
+	enum proxy_work		 work;
+	bool			 txn_active;
+	bool			 backend_active;
+	/* what the backend change, once done, completes */
+	uint32_t		 granted;
+	struct map_result	 result;
+};
+
+struct proxy {
+	struct proxy_params	 p;
+	struct proxy_waiter	*fifo_head, *fifo_tail;
+	struct in6_addr		 ext_addr;	/* outermost, learned */
+	uint64_t		 recreate_at[UPSTREAM_MAX_SERVERS]; /* 0: none */
+	uint64_t		 rng;
+	bool			 ext_addr_known;
+	size_t			 n_pending;
+	/* Every pending, deletes included (they hang off no mapping), so
+	   that proxy_free() can release them all. */
+	struct proxy_pending	*pendings;
+	/* The latest `now` handed in: backend completions run from
+	   backend_commit() without one (test_proxy: backend failure). */
+	uint64_t		 now;
+};
+
+static void	proxy_finish(struct proxy *, struct proxy_pending *,
+		    const struct map_result *);
+
+static void
+proxy_kick(struct proxy *p)
+{
+	if (p->p.kick != NULL)
+		p->p.kick(p->p.cb_arg);
+}
+
+static bool
+proxy_has_upstream(const struct proxy *p)
+{
+	return p->p.upstream != NULL && upstream_server_count(p->p.upstream) > 0;
+}
+
+struct proxy *
+proxy_new(const struct proxy_params *params)
+{
+	struct proxy *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->p = *params;
+	p->rng = params->random_seed;
+	if (p->p.client_wait_ms == 0)
+		p->p.client_wait_ms = PROXY_CLIENT_WAIT_MS;
+	return p;
+}
+
+void
+proxy_set_wan_addr(struct proxy *p, const struct in6_addr *addr)
+{
+	p->p.wan_addr = *addr;
+	p->p.wan_addr_known = true;
+}
+
+bool
+proxy_external_addr(const struct proxy *p, struct in6_addr *addr)
+{
+	if (proxy_has_upstream(p)) {
+		if (!p->ext_addr_known)
+			return false;
+		*addr = p->ext_addr;
+		return true;
+	}
+	if (!p->p.wan_addr_known)
+		return false;
+	*addr = p->p.wan_addr;
+	return true;
+}
+
+/* ---- waiters ------------------------------------------------------------ */
+
+static void
+proxy_fifo_unlink(struct proxy *p, struct proxy_waiter *w)
+{
+	if (w->prev_fifo != NULL)
+		w->prev_fifo->next_fifo = w->next_fifo;
+	else
+		p->fifo_head = w->next_fifo;
+	if (w->next_fifo != NULL)
+		w->next_fifo->prev_fifo = w->prev_fifo;
+	else
+		p->fifo_tail = w->prev_fifo;
+	w->next_fifo = w->prev_fifo = NULL;
+}
+
+/* Take w off its pending's list. */
+static void
+proxy_waiter_detach(struct proxy_waiter *w)
+{
+	struct proxy_waiter **pp;
+
+	if (w->pend == NULL)
+		return;
+	for (pp = &w->pend->waiters; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	w->pend = NULL;
+}
+
+/*
+ * Every waiter has the same wait, so the FIFO is in deadline order and
+ * proxy_tick() only looks at its head.
+ */
+static bool
+proxy_wait(struct proxy *p, struct proxy_pending *pend,
+    const struct map_req *req, uint64_t now, proxy_done_fn fn, void *arg)
+{
+	struct proxy_waiter *w;
+
+	if (fn == NULL)
+		return true;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return false;
+	w->pend = pend;
+	w->fn = fn;
+	w->arg = arg;
+	w->req = *req;
+	w->deadline = now + p->p.client_wait_ms;
+	w->next = pend->waiters;
+	pend->waiters = w;
+	w->prev_fifo = p->fifo_tail;
+	if (p->fifo_tail != NULL)
+		p->fifo_tail->next_fifo = w;
+	else
+		p->fifo_head = w;
+	p->fifo_tail = w;
+	return true;
+}
+
+static void
+proxy_answer(struct proxy *p, struct proxy_waiter *w,
+    const struct map_result *res)
+{
+	proxy_fifo_unlink(p, w);
+	proxy_waiter_detach(w);
+	w->fn(w->arg, &w->req, res);
+	free(w);
+}
+
+void
+proxy_cancel(struct proxy *p, void *arg)
+{
+	struct proxy_waiter *w, *next;
+
+	for (w = p->fifo_head; w != NULL; w = next) {
+		next = w->next_fifo;
+		if (w->arg != arg)
+			continue;
+		proxy_fifo_unlink(p, w);
+		proxy_waiter_detach(w);
+		free(w);
+	}
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+static void
+proxy_result_err(struct map_result *res, enum map_err err)
+{
+	memset(res, 0, sizeof(*res));
+	res->err = err;
+	res->lifetime = map_err_pcp_lifetime(err);
+	res->upstream_result = -1;
+}
+
+/* The outermost address and port, and the lifetime left (RFC 7648 §3). */
+static void
+proxy_result_mapping(struct map_result *res, const struct mapping *m,
+    uint64_t now)
+{
+	memset(res, 0, sizeof(*res));
+	res->err = MAP_OK;
+	res->ext_addr = m->outer_addr;
+	res->ext_port = m->outer_port;
+	res->lifetime = mapping_remaining(m, now);
+	res->upstream_result = -1;
+}
+
+/* ---- pending work ------------------------------------------------------- */
+
+static struct proxy_pending *
+proxy_pending_new(struct proxy *p, struct mapping *m, enum proxy_work work)
+{
+	struct proxy_pending *pend;
+
+	if ((pend = calloc(1, sizeof(*pend))) == NULL)
+		return NULL;
+	pend->proxy = p;
+	pend->m = m;
+	pend->work = work;
+	pend->txn.arg = pend;
+	if (m != NULL)
+		m->owner_data = pend;
+	pend->next_all = p->pendings;
+	if (p->pendings != NULL)
+		p->pendings->prev_all = pend;
+	p->pendings = pend;
+	p->n_pending++;
+	return pend;
+}
+
+static void
+proxy_pending_free(struct proxy *p, struct proxy_pending *pend)
+{
+	if (pend->txn_active)
+		upstream_cancel(p->p.upstream, &pend->txn);
+	if (pend->m != NULL && pend->m->owner_data == pend)
+		pend->m->owner_data = NULL;
+	if (pend->prev_all != NULL)
+		pend->prev_all->next_all = pend->next_all;
+	else
+		p->pendings = pend->next_all;
+	if (pend->next_all != NULL)
+		pend->next_all->prev_all = pend->prev_all;
+	p->n_pending--;
+	free(pend);
+}
+
+/* Answer everybody waiting on pend with res. */
+static void
+proxy_answer_all(struct proxy *p, struct proxy_pending *pend,
+    const struct map_result *res)
+{
+	while (pend->waiters != NULL)
+		proxy_answer(p, pend->waiters, res);
+}
+
+static struct backend_rule
+proxy_rule(const struct mapping *m, uint32_t lifetime)
+{
+	struct backend_rule r;
+
+	memset(&r, 0, sizeof(r));
+	r.int_addr = m->internal_addr;
+	r.int_port = m->internal_port;
+	r.ext_port = m->ext_port;
+	r.protocol = m->protocol;
+	r.timeout = lifetime == TABLE_LIFETIME_INFINITE ? 0 :
+	    lifetime + PROXY_RULE_GRACE_S;
+	return r;
+}
+
+/* Does this proxy make local rules at all? */
+static bool
+proxy_local_rules(const struct proxy *p)
+{
+	return p->p.backend != NULL && p->p.nat == PROXY_NAT_LOCAL;
+}
+
+/* A local rule exists only for nat = local and mappings that were granted. */
+static bool
+proxy_has_rule(const struct proxy *p, const struct mapping *m)
+{
+	return proxy_local_rules(p) &&
+	    (m->state == MAP_STATE_GRANTED || m->state == MAP_STATE_RENEWING);
+}
+
+/* ---- upstream requests -------------------------------------------------- */
+
+/* Fill the upstream transaction for mapping m (RFC 7648 §3, P-06..P-09). */
+static void
+proxy_txn_fill(struct proxy *p, struct proxy_pending *pend,
+    const struct mapping *m, const struct map_req *req, uint32_t lifetime,
+    uint64_t now)
+{
+	struct upstream_txn *t = &pend->txn;
+
+	memset(t, 0, offsetof(struct upstream_txn, next));
+	t->arg = pend;
+	t->opcode = PCP_OP_MAP;
+	memcpy(t->nonce, m->nonce, sizeof(t->nonce));
+	t->protocol = m->protocol;
+	t->lifetime = lifetime;
+	if (p->p.nat == PROXY_NAT_LOCAL) {
+		/* P-06: the upstream's internal port is the gateway's own
+		   port; the request goes out from the gateway's WAN address. */
+		t->internal_port = m->ext_port;
+	} else {
+		/* P-15: firewall case, THIRD_PARTY carries the host. */
+		t->internal_port = m->internal_port;
+		t->has_third_party = true;
+		t->third_party = m->internal_addr;
+	}
+	/* P-07: the client's suggestion; a renewal suggests the last grant
+	   (RFC 6887 §11.2). */
+	if (m->state == MAP_STATE_GRANTED || m->state == MAP_STATE_RENEWING ||
+	    pend->work == PROXY_WORK_RECREATE) {
+		t->ext_port = m->outer_port;
+		t->ext_addr = m->outer_addr;
+	} else if (req != NULL) {
+		t->ext_port = req->ext_port;
+		t->ext_addr = req->ext_addr;
+	}
+	if (pcp_addr_is_any(&t->ext_addr) || IN6_IS_ADDR_UNSPECIFIED(&t->ext_addr)) {
+		struct in_addr any = { 0 };
+
+		/* RFC 6887 §5: IPv4 "any" is ::ffff:0:0. */
+		pcp_addr_from_v4(&t->ext_addr, &any);
+	}
+	t->prefer_failure = (m->flags & MAPPING_F_PREFER_FAILURE) != 0 &&
+	    lifetime != 0;
+	if (m->description != NULL && lifetime != 0) {
+		strncpy(t->description, m->description,
+		    sizeof(t->description) - 1);
+	}
+	t->server = m->upstream;
+	t->deadline = now + PROXY_UPSTREAM_TRY_MS;
+}
+
+static void
+proxy_txn_start(struct proxy *p, struct proxy_pending *pend, uint64_t now)
+{
+	pend->txn_active = true;
+	upstream_start(p->p.upstream, &pend->txn, now);
+}
+
+/* The family of m's external address: the grant's once known, else the
+   internal address's. */
+static bool
+proxy_addr_is_v6(const struct mapping *m)
+{
+	if (!IN6_IS_ADDR_UNSPECIFIED(&m->outer_addr))
+		return !pcp_addr_is_v4(&m->outer_addr);
+	return !pcp_addr_is_v4(&m->internal_addr);
+}
+
+/* Fire-and-forget delete of m upstream (P-04: always sent). */
+static void
+proxy_delete_upstream(struct proxy *p, const struct mapping *m, uint64_t now)
+{
+	struct proxy_pending *pend;
+
+	if (!proxy_has_upstream(p) || m->upstream == UPSTREAM_NO_SERVER)
+		return;
+	if ((pend = proxy_pending_new(p, NULL, PROXY_WORK_DELETE)) == NULL) {
+		log_warnx("proxy: out of memory, upstream delete not sent");
+		return;
+	}
+	proxy_txn_fill(p, pend, m, NULL, 0, now);
+	/* RFC 6887 §15 and erratum 3621: a delete suggests port 0 and the
+	   all-zeros address of its family. (Fix, test_proxy test_delete:
+	   the address of the last grant was sent.) */
+	pend->txn.ext_port = 0;
+	if (proxy_addr_is_v6(m))
+		memset(&pend->txn.ext_addr, 0, sizeof(pend->txn.ext_addr));
+	else {
+		struct in_addr any = { 0 };
+
+		pcp_addr_from_v4(&pend->txn.ext_addr, &any);
+	}
+	pend->txn.server = m->upstream;
+	pend->txn.deadline = now + PROXY_DELETE_TRY_MS;
+	proxy_txn_start(p, pend, now);
+}
+
+/* ---- removing ----------------------------------------------------------- */
+
+/* Undo everything about m: rule, pending work, table entry. The caller
+   has answered the waiters. */
+static void
+proxy_forget(struct proxy *p, struct mapping *m, uint64_t now)
+{
+	struct proxy_pending *pend = m->owner_data;
+	struct backend_rule r;
+
+	if (proxy_has_rule(p, m)) {
+		r = proxy_rule(m, 0);
+		if (p->p.backend->ops->remove(p->p.backend, &r, NULL, NULL) == -1)
+			log_warnx("proxy: cannot queue the removal of local "
+			    "port %u", m->ext_port);
+	}
+	if (pend != NULL) {
+		pend->m = NULL;
+		if (!pend->backend_active)
+			proxy_pending_free(p, pend);
+		/* else: the backend callback frees it */
+	}
+	m->owner_data = NULL;
+	table_remove(p->p.table, m, now);
+}
+
+void
+proxy_delete(struct proxy *p, struct mapping *m, uint64_t now)
+{
+	struct proxy_pending *pend = m->owner_data;
+	struct map_result res;
+
+	/* any change here is committed at the end of this loop turn */
+	proxy_kick(p);
+
+	p->now = now;
+	if (pend != NULL) {
+		proxy_result_err(&res, MAP_ERR_NOT_FOUND);
+		proxy_answer_all(p, pend, &res);
+		/* A create still pending upstream may already have been
+		   granted there: delete it on the server the engine sent it
+		   to (P-04; fix, test_proxy test_delete_while_pending: no
+		   delete was sent, m->upstream is set only by the answer). */
+		if (pend->txn_active && m->upstream == UPSTREAM_NO_SERVER)
+			m->upstream = pend->txn.server;
+	}
+	if (m->state != MAP_STATE_REQUESTED)
+		proxy_delete_upstream(p, m, now);
+	proxy_forget(p, m, now);
+}
+
+static void
+proxy_expired_cb(struct mapping *m, void *arg)
+{
+	struct proxy *p = arg;
+	struct proxy_pending *pend = m->owner_data;
+	struct backend_rule r;
+	struct map_result res;
+
+	log_info("mapping %s port %u -> %u expired",
+	    map_proto_name(m->protocol) != NULL ?
+	    map_proto_name(m->protocol) : "?", m->internal_port,
+	    m->outer_port);
+	if (pend != NULL) {
+		proxy_result_err(&res, MAP_ERR_NETWORK_FAILURE);
+		proxy_answer_all(p, pend, &res);
+		pend->m = NULL;
+		if (!pend->backend_active)
+			proxy_pending_free(p, pend);
+		m->owner_data = NULL;
+	}
+	/* m is EXPIRED already (table_expire), so proxy_has_rule() says no:
+	   a mapping that was ever granted has its rule (fix, test_proxy
+	   test_expiry / test_last_nat: rules were left to the kernel). */
+	if (proxy_local_rules(p) && (m->flags & MAPPING_F_WAS_GRANTED) != 0) {
+		r = proxy_rule(m, 0);
+		(void)p->p.backend->ops->remove(p->p.backend, &r, NULL, NULL);
+	}
+	/* table_expire() removes it after this callback. */
+}
+
+/* ---- the request path --------------------------------------------------- */
+
+/* The mapping the gateway serves alone: its WAN address and local port. */
+static void
+proxy_grant_local(struct proxy *p, struct mapping *m)
+{
+	m->outer_addr = p->p.wan_addr;
+	m->outer_port = m->ext_port;
+	m->upstream = UPSTREAM_NO_SERVER;
+}
+
+/*
+ * Install or re-arm the local rule for m and finish pend when the backend
+ * has spoken; without a rule to install, finish now.
+ */
+static void
+proxy_backend_done(void *arg, int error)
+{
+	struct proxy_pending *pend = arg;
+	struct proxy *p = pend->proxy;
+	struct mapping *m = pend->m;
+	struct map_result res;
+
+	pend->backend_active = false;
+	if (m == NULL) {		/* deleted or expired meanwhile */
+		if (!pend->txn_active)
+			proxy_pending_free(p, pend);
+		return;
+	}
+	if (error != 0) {
+		log_warnx("proxy: local rule for port %u failed: %s; undoing "
+		    "the mapping", m->ext_port, strerror(error));
+		proxy_result_err(&res, MAP_ERR_INTERNAL);
+		proxy_answer_all(p, pend, &res);
+		/* p->now, not 0 (fix, test_proxy test_backend_failure: the
+		   delete's deadline lay in the past, so the engine timed it
+		   out at once and marked the server DOWN) */
+		proxy_delete_upstream(p, m, p->now);
+		/* the rule is not there: forget without removing it */
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_REQUESTED);
+		proxy_forget(p, m, p->now);
+		return;
+	}
+	proxy_finish(p, pend, &pend->result);
+}
+
+/* m is live for `granted` seconds from now. */
+static void
+proxy_set_granted(struct proxy *p, struct mapping *m, uint32_t granted,
+    uint64_t now)
+{
+	m->lifetime = granted;
+	table_set_expiry(p->p.table, m, granted == TABLE_LIFETIME_INFINITE ?
+	    TABLE_EXPIRY_NEVER : now + (uint64_t)granted * 1000);
+	(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+}
+
+/* The upstream (or nobody) granted `granted` seconds: commit m. */
+static void
+proxy_granted(struct proxy *p, struct proxy_pending *pend, uint32_t granted,
+    uint64_t now)
+{
+	struct mapping *m = pend->m;
+	struct backend_rule r;
+	bool had_rule = proxy_has_rule(p, m);
+	int rc;
+
+	proxy_set_granted(p, m, granted, now);
+	proxy_result_mapping(&pend->result, m, now);
+	if (p->p.backend == NULL || p->p.nat != PROXY_NAT_LOCAL) {
+		proxy_finish(p, pend, &pend->result);
+		return;
+	}
+	r = proxy_rule(m, granted);
+	pend->backend_active = true;
+	if (had_rule)
+		rc = p->p.backend->ops->refresh(p->p.backend, &r,
+		    proxy_backend_done, pend);
+	else
+		rc = p->p.backend->ops->add(p->p.backend, &r,
+		    proxy_backend_done, pend);
+	if (rc == -1) {
+		pend->backend_active = false;
+		proxy_backend_done(pend, ENOMEM);
+	}
+}
+
+/* Work on m is complete: answer the waiters, release the pending. */
+static void
+proxy_finish(struct proxy *p, struct proxy_pending *pend,
+    const struct map_result *res)
+{
+	struct map_result copy = *res;
+
+	proxy_answer_all(p, pend, &copy);
+	if (!pend->txn_active && !pend->backend_active)
+		proxy_pending_free(p, pend);
+}
+
+/* A brand-new mapping (table verdict NEW). */
+static bool
+proxy_create(struct proxy *p, const struct map_req *req, uint32_t lifetime,
+    uint64_t now, proxy_done_fn fn, void *arg, struct map_result *res)
+{
+	struct proxy_pending *pend;
+	struct mapping *m;
+	enum map_err err;
+	uint16_t port;
+
+	if ((err = table_alloc_port(p->p.table, req, now, &port)) != MAP_OK ||
+	    (m = table_add(p->p.table, req, port, lifetime, now, &err)) == NULL) {
+		proxy_result_err(res, err);
+		return true;
+	}
+	if (!proxy_has_upstream(p) && !proxy_local_rules(p)) {
+		/* Nothing to wait for: answer now, as proxy.h promises
+		   (fix, test_proxy test_last_nat_none: done was called from
+		   inside proxy_submit, which then returned false). */
+		proxy_grant_local(p, m);
+		proxy_set_granted(p, m, lifetime, now);
+		proxy_result_mapping(res, m, now);
+		return true;
+	}
+	if ((pend = proxy_pending_new(p, m, PROXY_WORK_CREATE)) == NULL ||
+	    !proxy_wait(p, pend, req, now, fn, arg)) {
+		if (pend != NULL)
+			proxy_pending_free(p, pend);
+		table_remove(p->p.table, m, now);
+		proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+		return true;
+	}
+	if (!proxy_has_upstream(p)) {
+		proxy_grant_local(p, m);
+		proxy_granted(p, pend, lifetime, now);
+		return false;
+	}
+	/* P-03: a temporary mapping until the upstream confirms it. */
+	m->upstream = UPSTREAM_NO_SERVER;
+	(void)mapping_set_state(p->p.table, m, MAP_STATE_PENDING_UPSTREAM);
+	table_set_expiry(p->p.table, m, now + PROXY_UPSTREAM_TRY_MS +
+	    PROXY_RULE_GRACE_S * 1000);
+	proxy_txn_fill(p, pend, m, req, lifetime, now);
+	proxy_txn_start(p, pend, now);
+	return false;
+}
+
+/* An existing mapping of the same owner, past the cache rule. */
+static bool
+proxy_refresh(struct proxy *p, struct mapping *m, const struct map_req *req,
+    uint32_t lifetime, uint64_t now, proxy_done_fn fn, void *arg,
+    struct map_result *res)
+{
+	struct proxy_pending *pend;
+	uint64_t expiry = m->expiry;
+
+	if (table_refresh(p->p.table, m, req, m->lifetime, now) == -1) {
+		proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+		return true;
+	}
+	/* keep the old expiry until the upstream answers: table_refresh()
+	   re-armed it (fix, test_proxy test_cache_hit_then_refresh: a
+	   renewal the upstream refused still extended the mapping) */
+	table_set_expiry(p->p.table, m, expiry);
+	if ((!proxy_has_upstream(p) || m->upstream == UPSTREAM_NO_SERVER) &&
+	    !proxy_local_rules(p)) {
+		/* nothing to wait for (see proxy_create) */
+		proxy_grant_local(p, m);
+		proxy_set_granted(p, m, lifetime, now);
+		proxy_result_mapping(res, m, now);
+		return true;
+	}
+	if ((pend = proxy_pending_new(p, m, PROXY_WORK_REFRESH)) == NULL ||
+	    !proxy_wait(p, pend, req, now, fn, arg)) {
+		if (pend != NULL)
+			proxy_pending_free(p, pend);
+		proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+		return true;
+	}
+	if (!proxy_has_upstream(p) || m->upstream == UPSTREAM_NO_SERVER) {
+		proxy_grant_local(p, m);
+		proxy_granted(p, pend, lifetime, now);
+		return false;
+	}
+	(void)mapping_set_state(p->p.table, m, MAP_STATE_RENEWING);
+	proxy_txn_fill(p, pend, m, req, lifetime, now);
+	proxy_txn_start(p, pend, now);
+	return false;
+}
+
+/* A delete (lifetime 0): P-04, remove locally and always tell upstream;
+   the client is answered at once (the local rule is gone with it). */
+static bool
+proxy_delete_req(struct proxy *p, struct mapping *m, uint64_t now,
+    struct map_result *res)
+{
+	proxy_delete(p, m, now);
+	memset(res, 0, sizeof(*res));
+	res->err = MAP_OK;
+	res->upstream_result = -1;
+	return true;
+}
+
+static bool
+proxy_submit_one(struct proxy *p, const struct map_req *req, uint64_t now,
+    proxy_done_fn fn, void *arg, struct map_result *res)
+{
+	struct mapping *m = NULL;
+	struct proxy_pending *pend;
+	enum table_verdict v;
+	enum map_err err;
+	uint32_t lifetime;
+
+	if ((err = policy_check(p->p.policy, p->p.table, req, &lifetime)) !=
+	    MAP_OK) {
+		proxy_result_err(res, err);
+		return true;
+	}
+	v = table_check(p->p.table, req, &m);
+	switch (v) {
+	case TABLE_NEW:
+		return proxy_create(p, req, lifetime, now, fn, arg, res);
+	case TABLE_DELETE:
+		return proxy_delete_req(p, m, now, res);
+	case TABLE_DELETE_MISSING:
+		/* RFC 6887 §15: deleting nothing is a success. */
+		proxy_result_err(res, MAP_ERR_NOT_FOUND);
+		return true;
+	case TABLE_NONCE_MISMATCH:
+		/* §11.3 (S-08): lifetime = the mapping's remaining life. */
+		proxy_result_err(res, MAP_ERR_NOT_AUTHORIZED);
+		res->lifetime = mapping_remaining(m, now);
+		return true;
+	case TABLE_REFRESH:
+		break;
+	case TABLE_STATIC:
+		proxy_result_mapping(res, m, now);
+		res->lifetime = TABLE_LIFETIME_INFINITE;
+		return true;
+	default:
+		proxy_result_err(res, table_verdict_err(v));
+		return true;
+	}
+	/* A retransmission, or a refresh while work is in flight: join it. */
+	if ((pend = m->owner_data) != NULL) {
+		if (!proxy_wait(p, pend, req, now, fn, arg)) {
+			proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+			return true;
+		}
+		return false;
+	}
+	/* RFC 7648 §3 (P-01/P-02): at least 3/4 of the lifetime left. */
+	if (table_cache_hit(m, lifetime, now)) {
+		proxy_result_mapping(res, m, now);
+		return true;
+	}
+	return proxy_refresh(p, m, req, lifetime, now, fn, arg, res);
+}
+
+bool
+proxy_submit(struct proxy *p, const struct map_req *req, uint64_t now,
+    proxy_done_fn fn, void *arg, struct map_result *res)
+{
+	bool answered;
+
+	p->now = now;
+	answered = proxy_submit_one(p, req, now, fn, arg, res);
+
+	proxy_kick(p);
+	return answered;
+}
+
+/* ---- upstream results --------------------------------------------------- */
+
+/* Remember the outermost address; its change restarts our epoch (§8.5). */
+static void
+proxy_learn_ext_addr(struct proxy *p, const struct in6_addr *addr)
+{
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+
+	if (p->ext_addr_known && IN6_ARE_ADDR_EQUAL(&p->ext_addr, addr))
+		return;
+	if (p->ext_addr_known)
+		log_info("external address changed: %s -> %s",
+		    pcp_addr_ntop(&p->ext_addr, a, sizeof(a)),
+		    pcp_addr_ntop(addr, b, sizeof(b)));
+	else
+		log_info("external address is %s",
+		    pcp_addr_ntop(addr, b, sizeof(b)));
+	if (p->ext_addr_known && p->p.ext_addr_changed != NULL)
+		p->p.ext_addr_changed(p->p.cb_arg, addr);
+	p->ext_addr = *addr;
+	p->ext_addr_known = true;
+}
+
+/* The upstream refused (or never answered) the work on m. */
+static void
+proxy_upstream_failed(struct proxy *p, struct proxy_pending *pend,
+    const struct map_result *res, uint64_t now)
+{
+	struct mapping *m = pend->m;
+
+	proxy_answer_all(p, pend, res);
+	if (pend->work == PROXY_WORK_CREATE) {
+		/* nothing was made: drop the temporary mapping */
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_REQUESTED);
+		proxy_forget(p, m, now);
+		return;
+	}
+	/* refresh / re-create: the mapping keeps what it had until it
+	   expires */
+	(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+	proxy_pending_free(p, pend);
+}
+
+void
+proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
+    const struct pcp_msg *resp, uint64_t now)
+{
+	struct upstream_txn *txn = txn_ptr;
+	struct proxy_pending *pend = txn->arg;
+	struct mapping *m = pend->m;
+	struct map_result res;
+	uint32_t granted;
+
+	/* any change here is committed at the end of this loop turn */
+	proxy_kick(p);
+
+	p->now = now;
+	pend->txn_active = false;
+	if (pend->work == PROXY_WORK_DELETE || m == NULL) {
+		if (outcome == UPSTREAM_REPLY && resp->result != PCP_SUCCESS)
+			log_debug("proxy: upstream answered the delete with %s",
+			    pcp_result_name(resp->result));
+		if (!pend->backend_active)
+			proxy_pending_free(p, pend);
+		return;
+	}
+	if (outcome != UPSTREAM_REPLY) {
+		/* spec/pcp.md §2.4: unreachable -> NETWORK_FAILURE, short. */
+		proxy_result_err(&res, MAP_ERR_NETWORK_FAILURE);
+		proxy_upstream_failed(p, pend, &res, now);
+		return;
+	}
+	if (resp->result != PCP_SUCCESS) {
+		proxy_result_err(&res, map_err_from_pcp(resp->result));
+		res.upstream_result = resp->result;
+		/* no longer than the upstream's error lifetime */
+		if (resp->lifetime < res.lifetime)
+			res.lifetime = resp->lifetime;
+		proxy_upstream_failed(p, pend, &res, now);
+		return;
+	}
+	/* C-09: PREFER_FAILURE must get exactly what it suggested. */
+	if (txn->prefer_failure && (resp->ext_port != txn->ext_port ||
+	    (!pcp_addr_is_any(&txn->ext_addr) &&
+	    !IN6_ARE_ADDR_EQUAL(&resp->ext_addr, &txn->ext_addr)))) {
+		m->upstream = txn->server;
+		proxy_delete_upstream(p, m, now);
+		proxy_result_err(&res, MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
+		proxy_upstream_failed(p, pend, &res, now);
+		return;
+	}
+	m->upstream = txn->server;
+	m->outer_addr = resp->ext_addr;
+	m->outer_port = resp->ext_port;
+	proxy_learn_ext_addr(p, &resp->ext_addr);
+	/* P-10: never more than the upstream granted. */
+	granted = resp->lifetime < txn->lifetime ? resp->lifetime :
+	    txn->lifetime;
+	proxy_granted(p, pend, granted, now);
+}
+
+/* A small PRNG for timing jitter (not for anything secret). */
+static uint32_t
+proxy_random(struct proxy *p)
+{
+	uint64_t z = (p->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+void
+proxy_upstream_lost_state(struct proxy *p, unsigned int server, uint64_t now)
+{
+	/* any change here is committed at the end of this loop turn */
+	proxy_kick(p);
+
+	p->now = now;
+	if (server >= UPSTREAM_MAX_SERVERS)
+		return;
+	/* RFC 6887 §14.1.3 (C-05): wait a uniform 0-5 s, then re-request
+	   everything; a second report meanwhile changes nothing. */
+	if (p->recreate_at[server] == 0)
+		p->recreate_at[server] = now + 1 +
+		    proxy_random(p) % PROXY_RECREATE_JITTER_MS;
+	log_info("upstream server %u lost state: re-creating its mappings in "
+	    "%llu ms", server,
+	    (unsigned long long)(p->recreate_at[server] - now));
+}
+
+static void
+proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
+{
+	struct proxy_pending *pend;
+	struct mapping *m;
+	size_t i, n = 0;
+
+	/* RFC 6887 §14 / P-12: re-create every mapping held there with its
+	   nonce, suggesting its last external port. */
+	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++) {
+		if (m->upstream != server || m->owner_data != NULL ||
+		    m->state != MAP_STATE_GRANTED)
+			continue;
+		if ((pend = proxy_pending_new(p, m, PROXY_WORK_RECREATE)) == NULL)
+			break;
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_RENEWING);
+		proxy_txn_fill(p, pend, m, NULL, mapping_remaining(m, now), now);
+		proxy_txn_start(p, pend, now);
+		n++;
+	}
+	log_info("upstream server %u: re-creating %zu mapping(s)", server, n);
+}
+
+void
+proxy_upstream_mapping_update(struct proxy *p, unsigned int server,
+    const struct pcp_msg *msg, uint64_t now)
+{
+	struct mapping *m;
+
+	/* any change here is committed at the end of this loop turn */
+	proxy_kick(p);
+
+	p->now = now;
+	if (msg->opcode != PCP_OP_MAP || msg->result != PCP_SUCCESS)
+		return;
+	if (p->p.nat == PROXY_NAT_LOCAL)
+		m = table_find_external(p->p.table, msg->protocol,
+		    msg->internal_port);
+	else
+		m = msg->has_third_party ? table_find_internal(p->p.table,
+		    msg->protocol, &msg->third_party, msg->internal_port) :
+		    NULL;
+	if (m == NULL || m->upstream != server ||
+	    memcmp(m->nonce, msg->nonce, sizeof(m->nonce)) != 0)
+		return;
+	/* §14.2: the server moved the mapping; follow it. */
+	m->outer_addr = msg->ext_addr;
+	m->outer_port = msg->ext_port;
+	proxy_learn_ext_addr(p, &msg->ext_addr);
+	log_info("upstream moved mapping of port %u to external port %u",
+	    m->ext_port, m->outer_port);
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+void
+proxy_tick(struct proxy *p, uint64_t now)
+{
+	struct map_result res;
+	unsigned int i;
+
+	/* any change here is committed at the end of this loop turn */
+	proxy_kick(p);
+
+	p->now = now;
+	/* Clients that waited long enough get NETWORK_FAILURE; the work
+	   goes on (spec/pcp.md §2.4). */
+	while (p->fifo_head != NULL && p->fifo_head->deadline <= now) {
+		proxy_result_err(&res, MAP_ERR_NETWORK_FAILURE);
+		proxy_answer(p, p->fifo_head, &res);
+	}
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
+		if (p->recreate_at[i] != 0 && p->recreate_at[i] <= now) {
+			p->recreate_at[i] = 0;
+			proxy_recreate(p, i, now);
+		}
+	table_expire(p->p.table, now, proxy_expired_cb, p);
+}
+
+uint64_t
+proxy_next_deadline(const struct proxy *p)
+{
+	uint64_t next = table_next_expiry(p->p.table);
+	unsigned int i;
+
+	if (p->fifo_head != NULL && p->fifo_head->deadline < next)
+		next = p->fifo_head->deadline;
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
+		if (p->recreate_at[i] != 0 && p->recreate_at[i] < next)
+			next = p->recreate_at[i];
+	return next;
+}
+
+void
+proxy_commit(struct proxy *p, uint64_t now)
+{
+	/* the backend's callbacks run from here and use p->now */
+	p->now = now;
+	if (p->p.backend != NULL && p->p.backend->ops->pending(p->p.backend))
+		p->p.backend->ops->commit(p->p.backend);
+}
+
+void
+proxy_free(struct proxy *p)
+{
+	if (p == NULL)
+		return;
+	while (p->fifo_head != NULL) {
+		struct proxy_waiter *w = p->fifo_head;
+
+		proxy_fifo_unlink(p, w);
+		proxy_waiter_detach(w);
+		free(w);
+	}
+	/*
+	 * Apply what is queued, so that no backend callback can reach a
+	 * pending freed below (close() would run them with ECANCELED); then
+	 * free every pending, the upstream deletes included (fix, test_proxy
+	 * under ASan: those hang off no mapping and leaked).
+	 */
+	proxy_commit(p, p->now);
+	while (p->pendings != NULL)
+		proxy_pending_free(p, p->pendings);
+	free(p);
+}

@@ -1,0 +1,114 @@
+/*
+ * backend.h - the local NAT backend interface (STYLE.md habit 6): one header,
+ * a whole file per firewall (backend_nft.c, backend_none.c, and a fake for
+ * tests in tests/), chosen at run time by the daemon: nat = local uses nft.
+ *
+ * The table owns the truth (habit 5): the backend installs what it is told
+ * and never reads the kernel back to learn who owns what. It reads which
+ * rules exist only to keep its batches valid (at open, and for a key whose
+ * change failed) and in backend_reconcile(), which makes the kernel equal
+ * to a list the caller gives.
+ *
+ * Changes are queued and applied together by backend_commit(), which the
+ * daemon calls once per loop turn: one nft transaction (one netlink batch)
+ * for any number of mappings (past 1024 changes, e.g. a restore at
+ * start-up, one per 1024: libnftables needs ~3 KiB per command while it
+ * works). Each queued change has a completion callback that runs from
+ * backend_commit() with 0 or an errno value.
+ *
+ * A rule is named by (protocol, ext_port); what a change means after the
+ * commit that applies it:
+ *   add      the rule for (protocol, ext_port) is this one (an older rule
+ *            for the same key is replaced);
+ *   refresh  the same, with the timeout re-armed (the way to extend a
+ *            mapping's lifetime);
+ *   remove   there is no rule for (protocol, ext_port); removing a rule
+ *            that is not there (never added, or expired in the kernel)
+ *            succeeds.
+ * Changes apply in the order they were queued. Every callback runs exactly
+ * once: from commit(), or from close() with ECANCELED for changes never
+ * committed. Errors: EINVAL (not an IPv4-mapped address, port 0),
+ * EPROTONOSUPPORT (a protocol without ports: DNAT needs one), otherwise
+ * what the firewall said (EIO when it did not say).
+ *
+ * Coexisting with the router's firewall (DESIGN.md "State and
+ * durability"): an accept in our table does not override a drop in the
+ * router's, so every flow our table DNATs gets BACKEND_CT_MARK in its
+ * conntrack entry (and has `ct status dnat`); the router accepts either
+ * with one rule of its own (docs/deployment.md).
+ */
+#ifndef IWFD_BACKEND_H
+#define IWFD_BACKEND_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One local DNAT: (protocol, gateway WAN port) -> internal address:port. */
+struct backend_rule {
+	struct in6_addr	 int_addr;	/* IPv4-mapped */
+	uint16_t	 ext_port;	/* the gateway's own WAN port */
+	uint16_t	 int_port;
+	uint8_t		 protocol;	/* MAP_PROTO_TCP / MAP_PROTO_UDP */
+	uint32_t	 timeout;	/* seconds the kernel keeps it; 0: no
+					   timeout (static mapping) */
+};
+
+/* The conntrack mark set on our flows: ct mark & MASK == MARK. Bits of the
+   mark outside MASK are left alone (other tools use them: mwan3, SQM). */
+#define BACKEND_CT_MARK		0x1f1f0000u
+#define BACKEND_CT_MARK_MASK	0x1f1f0000u
+
+struct backend_params {
+	const char	*table;		/* nft_table: the only table touched */
+	const char	*wan_interface;	/* DNAT only what arrives here */
+	/* for hairpin, not done yet (see backend_nft.c) */
+	const char	* const *lan_interfaces;
+	size_t		 n_lan_interfaces;
+};
+
+typedef void (*backend_done_fn)(void *arg, int error);
+
+struct backend;
+
+struct backend_ops {
+	const char	*name;
+	/* Create (or take over) the daemon's own table. NULL on failure, with
+	   the reason logged. */
+	struct backend	*(*open)(const struct backend_params *);
+	/* Release the handle. Rules stay in the kernel until their timeouts
+	   (a restarted daemon reconciles them against its state). Changes
+	   still queued complete with ECANCELED. */
+	void		 (*close)(struct backend *);
+	/* Remove the daemon's table entirely (pcp-iwfctl / tests). */
+	int		 (*destroy)(struct backend *);
+	/* Queue: install, remove, or re-arm the timeout of a rule. done may
+	   be NULL. -1 only when the queue cannot take it (memory). */
+	int		 (*add)(struct backend *, const struct backend_rule *,
+			    backend_done_fn, void *);
+	int		 (*remove)(struct backend *, const struct backend_rule *,
+			    backend_done_fn, void *);
+	int		 (*refresh)(struct backend *, const struct backend_rule *,
+			    backend_done_fn, void *);
+	/* Apply everything queued in one batch; run the callbacks. */
+	void		 (*commit)(struct backend *);
+	/* Anything queued and not yet committed? */
+	bool		 (*pending)(const struct backend *);
+	/* Make the kernel's table hold exactly these rules (start-up, after
+	   a crash): add what is missing, remove what nobody owns, re-arm the
+	   timeouts of the rest, in one batch, at once (not at commit; queued
+	   changes stay queued). When two rules share (protocol, ext_port) the
+	   first wins. 0, or -1 with the reason logged. */
+	int		 (*reconcile)(struct backend *,
+			    const struct backend_rule *, size_t);
+};
+
+struct backend {
+	const struct backend_ops *ops;
+};
+
+extern const struct backend_ops backend_nft_ops;
+extern const struct backend_ops backend_none_ops;
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * util.c - strict decimal parsing and address prefixes (see util.h).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define UTIL_BYTE_BITS	8
+
+bool
+util_parse_decimal(const char *text, unsigned long long *out)
+{
+	const char *c;
+
+	if (*text == '\0')
+		return false;
+	/* isdigit() would follow the locale; the grammar is ASCII. */
+	for (c = text; *c != '\0'; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	errno = 0;
+	*out = strtoull(text, NULL, 10);
+	if (errno == ERANGE)
+		*out = ULLONG_MAX;
+	return true;
+}
+
+/* The mask of the first `bits` (0..7) bits of a byte. */
+static uint8_t
+util_byte_mask(unsigned int bits)
+{
+	return (uint8_t)(0xff00u >> bits);
+}
+
+void
+util_addr_mask(struct in6_addr *a, unsigned int plen)
+{
+	unsigned int full = plen / UTIL_BYTE_BITS;
+
+	if (plen >= UTIL_ADDR_BITS)
+		return;
+	a->s6_addr[full] &= util_byte_mask(plen % UTIL_BYTE_BITS);
+	memset(&a->s6_addr[full + 1], 0, sizeof(a->s6_addr) - full - 1);
+}
+
+bool
+util_prefix_match(const struct in6_addr *a, const struct in6_addr *b,
+    unsigned int plen)
+{
+	unsigned int full = plen / UTIL_BYTE_BITS;
+	unsigned int rest = plen % UTIL_BYTE_BITS;
+	uint8_t mask;
+
+	if (plen > UTIL_ADDR_BITS)
+		return false;
+	if (memcmp(a->s6_addr, b->s6_addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	mask = util_byte_mask(rest);
+	return (a->s6_addr[full] & mask) == (b->s6_addr[full] & mask);
+}

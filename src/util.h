@@ -1,0 +1,34 @@
+/*
+ * util.h - small helpers several modules share: strict decimal parsing and
+ * address prefixes. IPv4 travels IPv4-mapped (RFC 6887 §5), so one 128-bit
+ * prefix routine serves both families.
+ */
+#ifndef IWFD_UTIL_H
+#define IWFD_UTIL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define UTIL_ADDR_BITS	128
+
+/* An inclusive range of ports, lo <= hi (ACL results, port allocation). */
+struct port_range {
+	uint16_t	 lo, hi;
+};
+
+/*
+ * Strict unsigned decimal: digits only (no sign, white space, base prefix
+ * or trailing junk that strtoul() would let through). A value too big for
+ * unsigned long long reads as ULLONG_MAX, above every maximum, so callers
+ * range-check the result alone.
+ */
+bool	util_parse_decimal(const char *text, unsigned long long *out);
+
+/* Clear every bit after the first plen (plen >= 128: nothing). */
+void	util_addr_mask(struct in6_addr *, unsigned int plen);
+/* Do a and b agree in their first plen bits? False for plen > 128. */
+bool	util_prefix_match(const struct in6_addr *a, const struct in6_addr *b,
+	    unsigned int plen);
+
+#endif

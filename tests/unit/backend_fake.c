@@ -1,0 +1,432 @@
+/*
+ * backend_fake.c - the in-memory backend for tests; see backend_fake.h.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "backend_fake.h"
+
+enum fake_op {
+	FAKE_OP_ADD,
+	FAKE_OP_REMOVE,
+	FAKE_OP_REFRESH,
+};
+
+struct fake_change {
+	struct backend_rule	 rule;
+	backend_done_fn		 done;
+	void			*arg;
+	enum fake_op		 op;
+};
+
+/* "fail the next n with error" */
+struct fake_fault {
+	unsigned int	 n;
+	int		 error;
+};
+
+struct fake_backend {
+	struct backend		 base;		/* first: the vtable */
+	struct backend_rule	*rules;
+	size_t			 n_rules;
+	size_t			 cap_rules;
+	struct fake_change	*queue;
+	size_t			 n_queue;
+	size_t			 cap_queue;
+	struct backend_fake_counters counters;
+	struct fake_fault	 fail_add;
+	struct fake_fault	 fail_remove;
+	struct fake_fault	 fail_refresh;
+	struct fake_fault	 fail_commit;
+	unsigned int		 fail_reconcile;
+};
+
+static struct fake_backend *
+fake_of(struct backend *b)
+{
+	if (b == NULL || b->ops != &backend_fake_ops)
+		abort();
+	return (struct fake_backend *)b;
+}
+
+static const struct fake_backend *
+fake_of_const(const struct backend *b)
+{
+	if (b == NULL || b->ops != &backend_fake_ops)
+		abort();
+	return (const struct fake_backend *)b;
+}
+
+/* --- the rules --- */
+
+static struct backend_rule *
+fake_find(const struct fake_backend *fb, uint8_t protocol, uint16_t ext_port)
+{
+	size_t i;
+
+	for (i = 0; i < fb->n_rules; i++)
+		if (fb->rules[i].protocol == protocol &&
+		    fb->rules[i].ext_port == ext_port)
+			return &fb->rules[i];
+	return NULL;
+}
+
+static int
+fake_install(struct fake_backend *fb, const struct backend_rule *r)
+{
+	struct backend_rule *slot, *p;
+	size_t cap;
+
+	if ((slot = fake_find(fb, r->protocol, r->ext_port)) != NULL) {
+		*slot = *r;
+		return 0;
+	}
+	if (fb->n_rules == fb->cap_rules) {
+		cap = fb->cap_rules ? fb->cap_rules * 2 : 16;
+		if ((p = reallocarray(fb->rules, cap, sizeof(*p))) == NULL)
+			return ENOMEM;
+		fb->rules = p;
+		fb->cap_rules = cap;
+	}
+	fb->rules[fb->n_rules++] = *r;
+	return 0;
+}
+
+static bool
+fake_uninstall(struct fake_backend *fb, uint8_t protocol, uint16_t ext_port)
+{
+	struct backend_rule *r;
+
+	if ((r = fake_find(fb, protocol, ext_port)) == NULL)
+		return false;
+	*r = fb->rules[--fb->n_rules];
+	return true;
+}
+
+/* The same checks as backend_nft: DNAT needs a protocol with ports. */
+static int
+fake_check(const struct fake_change *c)
+{
+	const struct backend_rule *r = &c->rule;
+
+	switch (r->protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_DCCP:
+	case IPPROTO_SCTP:
+	case IPPROTO_UDPLITE:
+		break;
+	default:
+		return EPROTONOSUPPORT;
+	}
+	if (r->ext_port == 0)
+		return EINVAL;
+	if (c->op != FAKE_OP_REMOVE &&
+	    (!IN6_IS_ADDR_V4MAPPED(&r->int_addr) || r->int_port == 0))
+		return EINVAL;
+	return 0;
+}
+
+static bool
+fake_fault_hit(struct fake_fault *f, int *error)
+{
+	if (f->n == 0)
+		return false;
+	f->n--;
+	*error = f->error;
+	return true;
+}
+
+/* --- the vtable --- */
+
+static struct backend *
+fake_open(const struct backend_params *p)
+{
+	struct fake_backend *fb;
+
+	(void)p;
+	if ((fb = calloc(1, sizeof(*fb))) == NULL)
+		return NULL;
+	fb->base.ops = &backend_fake_ops;
+	return &fb->base;
+}
+
+static void
+fake_finish(struct fake_change *q, size_t n, const int *errors)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (q[i].done != NULL)
+			q[i].done(q[i].arg, errors[i]);
+}
+
+static struct fake_change *
+fake_take_queue(struct fake_backend *fb, size_t *n)
+{
+	struct fake_change *q = fb->queue;
+
+	*n = fb->n_queue;
+	fb->queue = NULL;
+	fb->n_queue = fb->cap_queue = 0;
+	return q;
+}
+
+static void
+fake_close(struct backend *b)
+{
+	struct fake_backend *fb;
+	struct fake_change *q;
+	size_t i, n;
+
+	if (b == NULL)
+		return;
+	fb = fake_of(b);
+	q = fake_take_queue(fb, &n);
+	for (i = 0; i < n; i++)
+		if (q[i].done != NULL)
+			q[i].done(q[i].arg, ECANCELED);
+	free(q);
+	free(fb->rules);
+	free(fb);
+}
+
+static int
+fake_destroy(struct backend *b)
+{
+	struct fake_backend *fb = fake_of(b);
+
+	fb->n_rules = 0;
+	fb->counters.destroys++;
+	return 0;
+}
+
+static int
+fake_enqueue(struct backend *b, enum fake_op op, const struct backend_rule *r,
+    backend_done_fn done, void *arg)
+{
+	struct fake_backend *fb = fake_of(b);
+	struct fake_change *q;
+	size_t cap;
+
+	if (fb->n_queue == fb->cap_queue) {
+		cap = fb->cap_queue ? fb->cap_queue * 2 : 16;
+		if ((q = reallocarray(fb->queue, cap, sizeof(*q))) == NULL)
+			return -1;
+		fb->queue = q;
+		fb->cap_queue = cap;
+	}
+	q = &fb->queue[fb->n_queue++];
+	q->rule = *r;
+	q->op = op;
+	q->done = done;
+	q->arg = arg;
+	return 0;
+}
+
+static int
+fake_add(struct backend *b, const struct backend_rule *r, backend_done_fn done,
+    void *arg)
+{
+	return fake_enqueue(b, FAKE_OP_ADD, r, done, arg);
+}
+
+static int
+fake_remove(struct backend *b, const struct backend_rule *r,
+    backend_done_fn done, void *arg)
+{
+	return fake_enqueue(b, FAKE_OP_REMOVE, r, done, arg);
+}
+
+static int
+fake_refresh(struct backend *b, const struct backend_rule *r,
+    backend_done_fn done, void *arg)
+{
+	return fake_enqueue(b, FAKE_OP_REFRESH, r, done, arg);
+}
+
+/* One change; its completion status. */
+static int
+fake_apply(struct fake_backend *fb, const struct fake_change *c)
+{
+	int error;
+
+	if ((error = fake_check(c)) != 0)
+		return error;
+	switch (c->op) {
+	case FAKE_OP_ADD:
+		if (fake_fault_hit(&fb->fail_add, &error))
+			return error;
+		if ((error = fake_install(fb, &c->rule)) == 0)
+			fb->counters.adds++;
+		return error;
+	case FAKE_OP_REFRESH:
+		if (fake_fault_hit(&fb->fail_refresh, &error))
+			return error;
+		if ((error = fake_install(fb, &c->rule)) == 0)
+			fb->counters.refreshes++;
+		return error;
+	case FAKE_OP_REMOVE:
+		if (fake_fault_hit(&fb->fail_remove, &error))
+			return error;
+		fake_uninstall(fb, c->rule.protocol, c->rule.ext_port);
+		fb->counters.removes++;
+		return 0;
+	}
+	return EINVAL;
+}
+
+static void
+fake_commit(struct backend *b)
+{
+	struct fake_backend *fb = fake_of(b);
+	struct fake_change *q;
+	size_t i, n;
+	int *errors, commit_error = 0;
+	bool whole_fails;
+
+	fb->counters.commit_calls++;
+	/* callbacks may queue changes: they wait for the next commit */
+	if ((q = fake_take_queue(fb, &n)) == NULL)
+		return;
+	fb->counters.commits++;
+	fb->counters.last_batch = n;
+	if ((errors = calloc(n, sizeof(*errors))) == NULL)
+		abort();
+	whole_fails = fake_fault_hit(&fb->fail_commit, &commit_error);
+	for (i = 0; i < n; i++) {
+		errors[i] = whole_fails ? commit_error : fake_apply(fb, &q[i]);
+		if (errors[i] != 0)
+			fb->counters.failures++;
+	}
+	fake_finish(q, n, errors);
+	free(errors);
+	free(q);
+}
+
+static bool
+fake_pending(const struct backend *b)
+{
+	return fake_of_const(b)->n_queue > 0;
+}
+
+static int
+fake_reconcile(struct backend *b, const struct backend_rule *rules, size_t n)
+{
+	struct fake_backend *fb = fake_of(b);
+	struct fake_change c = { .op = FAKE_OP_ADD };
+	size_t i;
+
+	fb->counters.reconciles++;
+	if (fb->fail_reconcile > 0) {
+		fb->fail_reconcile--;
+		return -1;
+	}
+	fb->n_rules = 0;
+	for (i = 0; i < n; i++) {
+		c.rule = rules[i];
+		/* like backend_nft: bad rules are skipped, the first of two
+		   rules with one key wins */
+		if (fake_check(&c) != 0 ||
+		    fake_find(fb, rules[i].protocol, rules[i].ext_port) != NULL)
+			continue;
+		if (fake_install(fb, &rules[i]) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+const struct backend_ops backend_fake_ops = {
+	.name = "fake",
+	.open = fake_open,
+	.close = fake_close,
+	.destroy = fake_destroy,
+	.add = fake_add,
+	.remove = fake_remove,
+	.refresh = fake_refresh,
+	.commit = fake_commit,
+	.pending = fake_pending,
+	.reconcile = fake_reconcile,
+};
+
+/* --- test hooks --- */
+
+struct backend *
+backend_fake_new(void)
+{
+	return fake_open(NULL);
+}
+
+const struct backend_fake_counters *
+backend_fake_counters(const struct backend *b)
+{
+	return &fake_of_const(b)->counters;
+}
+
+size_t
+backend_fake_rule_count(const struct backend *b)
+{
+	return fake_of_const(b)->n_rules;
+}
+
+const struct backend_rule *
+backend_fake_lookup(const struct backend *b, uint8_t protocol,
+    uint16_t ext_port)
+{
+	return fake_find(fake_of_const(b), protocol, ext_port);
+}
+
+const struct backend_rule *
+backend_fake_rule(const struct backend *b, size_t i)
+{
+	const struct fake_backend *fb = fake_of_const(b);
+
+	return i < fb->n_rules ? &fb->rules[i] : NULL;
+}
+
+size_t
+backend_fake_queued(const struct backend *b)
+{
+	return fake_of_const(b)->n_queue;
+}
+
+void
+backend_fake_fail_adds(struct backend *b, unsigned int n, int error)
+{
+	fake_of(b)->fail_add = (struct fake_fault){ n, error };
+}
+
+void
+backend_fake_fail_removes(struct backend *b, unsigned int n, int error)
+{
+	fake_of(b)->fail_remove = (struct fake_fault){ n, error };
+}
+
+void
+backend_fake_fail_refreshes(struct backend *b, unsigned int n, int error)
+{
+	fake_of(b)->fail_refresh = (struct fake_fault){ n, error };
+}
+
+void
+backend_fake_fail_commits(struct backend *b, unsigned int n, int error)
+{
+	fake_of(b)->fail_commit = (struct fake_fault){ n, error };
+}
+
+void
+backend_fake_fail_reconciles(struct backend *b, unsigned int n)
+{
+	fake_of(b)->fail_reconcile = n;
+}
+
+bool
+backend_fake_expire(struct backend *b, uint8_t protocol, uint16_t ext_port)
+{
+	return fake_uninstall(fake_of(b), protocol, ext_port);
+}

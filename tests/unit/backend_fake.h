@@ -1,0 +1,69 @@
+/*
+ * backend_fake.h - a backend for tests (STYLE.md habit 6): keeps its rules
+ * in memory with the same meaning as backend_nft (add replaces the rule for
+ * its (protocol, ext_port), remove of an absent rule succeeds, callbacks
+ * run once from commit(), ECANCELED from close()), counts what it was
+ * asked to do, and fails on request so the proxy's error paths can be
+ * driven.
+ *
+ * Link it into a test with ${IWFD_TEST_BACKEND_FAKE} (tests/CMakeLists.txt).
+ */
+#ifndef IWFD_BACKEND_FAKE_H
+#define IWFD_BACKEND_FAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+extern const struct backend_ops backend_fake_ops;
+
+struct backend_fake_counters {
+	unsigned int	 commit_calls;	/* every commit() */
+	unsigned int	 commits;	/* commit() with changes: batches */
+	unsigned int	 adds;		/* changes applied with success */
+	unsigned int	 removes;
+	unsigned int	 refreshes;
+	unsigned int	 failures;	/* changes completed with an error */
+	unsigned int	 reconciles;
+	unsigned int	 destroys;
+	size_t		 last_batch;	/* changes in the last batch */
+};
+
+/* backend_fake_ops.open() without parameters. */
+struct backend	*backend_fake_new(void);
+
+const struct backend_fake_counters *
+		 backend_fake_counters(const struct backend *);
+size_t		 backend_fake_rule_count(const struct backend *);
+/* The installed rule for (protocol, ext_port), or NULL. */
+const struct backend_rule *
+		 backend_fake_lookup(const struct backend *, uint8_t protocol,
+		    uint16_t ext_port);
+/* The i-th installed rule (any order), i < backend_fake_rule_count(). */
+const struct backend_rule *
+		 backend_fake_rule(const struct backend *, size_t i);
+/* Changes queued and not committed yet. */
+size_t		 backend_fake_queued(const struct backend *);
+
+/* The next n adds / removes / refreshes complete with error and change
+   nothing; the next n commits fail every change they hold with error; the
+   next n reconciles return -1 and change nothing. */
+void		 backend_fake_fail_adds(struct backend *, unsigned int n,
+		    int error);
+void		 backend_fake_fail_removes(struct backend *, unsigned int n,
+		    int error);
+void		 backend_fake_fail_refreshes(struct backend *, unsigned int n,
+		    int error);
+void		 backend_fake_fail_commits(struct backend *, unsigned int n,
+		    int error);
+void		 backend_fake_fail_reconciles(struct backend *,
+		    unsigned int n);
+
+/* The kernel expired a rule behind the daemon's back: it is gone, no
+   callback runs. False when there was no such rule. */
+bool		 backend_fake_expire(struct backend *, uint8_t protocol,
+		    uint16_t ext_port);
+
+#endif

@@ -1,0 +1,1314 @@
+/*
+ * test_proxy.c - scenario tests of the proxy core (RFC 7648) on a fake
+ * clock (STYLE.md: Unbound's TIME_PASSES). The real pieces are wired the
+ * way the daemon wires them: the mapping table, the policy (LAN
+ * 192.0.2.0/24), the upstream PCP engine with a transport that records
+ * what it sends, and the fake NAT backend. A scripted upstream server
+ * decodes what was sent and answers with the codec; the engine's callbacks
+ * are forwarded to the proxy as the glue does, and END_TURN() plays the end
+ * of a loop turn: proxy_commit() when the proxy kicked.
+ *
+ * Spec IDs: spec/pcp.md §2.5 (P-xx), §1.6; spec/iwf.md N-09.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "backend_fake.h"
+#include "map.h"
+#include "pcp_wire.h"
+#include "policy.h"
+#include "proxy.h"
+#include "scenario.h"
+#include "table.h"
+#include "upstream.h"
+
+#define PX_T0		1000000u	/* ms: not 0, so a 0 would show */
+#define PX_EPOCH0	7000u		/* the server's epoch at PX_T0 */
+#define PX_MAX_DONE	64
+#define PX_LAN		"192.0.2.0"
+#define PX_WAN		"100.64.0.2"	/* the gateway's WAN (CGN space) */
+#define PX_SERVER	"198.51.100.1"	/* the carrier's PCP server */
+#define PX_EXT		"203.0.113.1"	/* what the carrier grants */
+#define PX_EXT2		"203.0.113.2"
+#define PX_HOST		"192.0.2.10"
+#define PX_HOST2	"192.0.2.11"
+#define PX_HOST3	"192.0.2.12"
+#define PX_LIFETIME	3600u
+#define PX_GRACE_S	60u		/* proxy.c: PROXY_RULE_GRACE_S */
+#define PX_MS		1000u
+
+struct px_done {
+	const void	*arg;
+	struct map_req	 req;
+	struct map_result res;
+	uint64_t	 at;
+};
+
+struct px {
+	uint64_t	 now;
+	struct policy_prefix lan;
+	struct policy	 pol;
+	struct table	*t;
+	struct backend	*be;
+	struct upstream	*u;
+	struct proxy	*p;
+	struct scn_wire	 wire;
+	/* the scripted server: its epoch advances with the clock */
+	uint32_t	 epoch_base;
+	uint64_t	 epoch_t0;
+	struct in6_addr	 ext_addr;
+	/* what the proxy told the daemon */
+	unsigned int	 kicks;
+	bool		 kicked;
+	unsigned int	 turns;		/* END_TURN()s that committed */
+	unsigned int	 ext_changes;
+	struct in6_addr	 ext_changed_to;
+	unsigned int	 nlost;
+	size_t		 ndone;
+	struct px_done	 done[PX_MAX_DONE];
+};
+
+static struct px *x;
+/* waiters' identities */
+static int tag_a, tag_b, tag_c;
+
+/* ---- the glue: what iwfd.c does between the engine and the proxy ---- */
+
+static void
+px_up_done(void *arg, struct upstream_txn *t, enum upstream_outcome outcome,
+    const struct pcp_msg *resp)
+{
+	assert_ptr_equal(arg, x);
+	proxy_upstream_done(x->p, t, (int)outcome, resp, x->now);
+}
+
+static void
+px_up_lost(void *arg, unsigned int server)
+{
+	assert_ptr_equal(arg, x);
+	x->nlost++;
+	proxy_upstream_lost_state(x->p, server, x->now);
+}
+
+static void
+px_up_update(void *arg, unsigned int server, const struct pcp_msg *m)
+{
+	assert_ptr_equal(arg, x);
+	proxy_upstream_mapping_update(x->p, server, m, x->now);
+}
+
+static const struct upstream_cb px_up_cb = {
+	.done = px_up_done,
+	.lost_state = px_up_lost,
+	.mapping_update = px_up_update,
+};
+
+static void
+px_kick(void *arg)
+{
+	assert_ptr_equal(arg, x);
+	x->kicks++;
+	x->kicked = true;
+}
+
+static void
+px_ext_changed(void *arg, const struct in6_addr *addr)
+{
+	assert_ptr_equal(arg, x);
+	x->ext_changes++;
+	x->ext_changed_to = *addr;
+}
+
+/* A front-end's continuation: record the answer. */
+static void
+px_done_cb(void *arg, const struct map_req *req, const struct map_result *res)
+{
+	struct px_done *d;
+
+	assert_true(x->ndone < PX_MAX_DONE);
+	d = &x->done[x->ndone++];
+	d->arg = arg;
+	d->req = *req;
+	d->res = *res;
+	d->at = x->now;
+}
+
+/* The end of a loop turn: the daemon commits when the proxy kicked. */
+static void
+px_end_turn(void)
+{
+	unsigned int guard = 0;
+
+	while (x->kicked) {
+		x->kicked = false;
+		x->turns++;
+		proxy_commit(x->p, x->now);
+		assert_true(++guard < 8);
+	}
+}
+#define END_TURN()	px_end_turn()
+
+/*
+ * Advance the clock by ms, running the engine's and the proxy's timers at
+ * their deadlines on the way, each followed by the end of its loop turn.
+ */
+static void
+px_time_passes(uint64_t ms)
+{
+	uint64_t target = x->now + ms, un, pn, next;
+	unsigned int guard = 0;
+
+	for (;;) {
+		un = x->u != NULL ? upstream_next_deadline(x->u) : UINT64_MAX;
+		pn = proxy_next_deadline(x->p);
+		next = un < pn ? un : pn;
+		if (next > target)
+			break;
+		if (next > x->now)
+			x->now = next;
+		if (un <= x->now)
+			upstream_tick(x->u, x->now);
+		if (pn <= x->now)
+			proxy_tick(x->p, x->now);
+		END_TURN();
+		/* a deadline that never moves would spin here */
+		assert_true(++guard < 100000);
+	}
+	x->now = target;
+}
+#define TIME_PASSES(ms)	px_time_passes(ms)
+
+/* ---- setup ---- */
+
+static int
+px_setup(enum proxy_nat nat, bool upstream, bool backend)
+{
+	struct proxy_params pp;
+	struct in6_addr srv, wan;
+	uint16_t port = PCP_SERVER_PORT;
+
+	x = calloc(1, sizeof(*x));
+	assert_non_null(x);
+	x->now = PX_T0;
+	x->wire.now = &x->now;
+	x->epoch_base = PX_EPOCH0;
+	x->epoch_t0 = PX_T0;
+	x->ext_addr = scn_addr(PX_EXT);
+	x->lan.addr = scn_addr(PX_LAN);
+	x->lan.prefix_len = 96 + 24;
+	x->pol.lan_prefixes = &x->lan;
+	x->pol.n_lan_prefixes = 1;
+	x->pol.min_lifetime = 120;
+	x->pol.max_lifetime = 86400;
+	assert_non_null(x->t = table_new());
+	table_set_seed(x->t, 42);
+	if (backend)
+		assert_non_null(x->be = backend_fake_new());
+	wan = scn_addr(PX_WAN);
+	if (upstream) {
+		assert_non_null(x->u = upstream_new(&px_up_cb, x, 4711));
+		upstream_set_transport(x->u, scn_send, &x->wire);
+		srv = scn_addr(PX_SERVER);
+		assert_int_equal(upstream_set_servers(x->u, &srv, &port, 1),
+		    0);
+		/* P-06 / C-01: the Client IP is the gateway's WAN address */
+		upstream_set_local(x->u, 0, &wan);
+	}
+	memset(&pp, 0, sizeof(pp));
+	pp.nat = nat;
+	pp.table = x->t;
+	pp.policy = &x->pol;
+	pp.backend = x->be;
+	pp.upstream = x->u;
+	pp.random_seed = 99;
+	pp.wan_addr = wan;
+	pp.wan_addr_known = true;
+	pp.ext_addr_changed = px_ext_changed;
+	pp.kick = px_kick;
+	pp.cb_arg = x;
+	assert_non_null(x->p = proxy_new(&pp));
+	return 0;
+}
+
+static int
+setup_local(void **state)
+{
+	(void)state;
+	return px_setup(PROXY_NAT_LOCAL, true, true);
+}
+
+/* nat = none with a backend all the same: it must stay untouched. */
+static int
+setup_none(void **state)
+{
+	(void)state;
+	return px_setup(PROXY_NAT_NONE, true, true);
+}
+
+/* No upstream: the gateway is the last NAT. */
+static int
+setup_last(void **state)
+{
+	(void)state;
+	return px_setup(PROXY_NAT_LOCAL, false, true);
+}
+
+static int
+setup_last_none(void **state)
+{
+	(void)state;
+	return px_setup(PROXY_NAT_NONE, false, false);
+}
+
+static int
+px_teardown(void **state)
+{
+	(void)state;
+	END_TURN();
+	/* the daemon's order: the proxy (it cancels its transactions), the
+	   engine, the backend, the table */
+	proxy_free(x->p);
+	upstream_free(x->u);
+	if (x->be != NULL)
+		x->be->ops->close(x->be);
+	table_free(x->t);
+	free(x);
+	x = NULL;
+	return 0;
+}
+
+/* ---- requests ---- */
+
+static void
+px_req(struct map_req *r, const char *host, uint8_t proto, uint16_t port,
+    uint16_t suggested, uint32_t lifetime, uint8_t nonce)
+{
+	memset(r, 0, sizeof(*r));
+	r->origin = MAP_ORIGIN_PCP;
+	r->requester = scn_addr(host);
+	r->requester_port = 50000;
+	r->internal_addr = r->requester;
+	r->protocol = proto;
+	r->internal_port = port;
+	r->ext_port = suggested;
+	r->ext_addr = scn_addr("0.0.0.0");
+	r->lifetime = lifetime;
+	memset(r->nonce, nonce, sizeof(r->nonce));
+}
+
+/* proxy_submit as a front-end calls it; every submit kicks the loop. */
+static bool
+px_submit(const struct map_req *r, void *arg, struct map_result *res)
+{
+	unsigned int kicks = x->kicks;
+	bool answered;
+
+	memset(res, 0xa5, sizeof(*res));
+	answered = proxy_submit(x->p, r, x->now, px_done_cb, arg, res);
+	assert_true(x->kicks > kicks);
+	return answered;
+}
+
+static struct mapping *
+px_find(const char *host, uint8_t proto, uint16_t port)
+{
+	struct in6_addr a = scn_addr(host);
+
+	return table_find_internal(x->t, proto, &a, port);
+}
+
+static const struct px_done *
+px_last_done(void)
+{
+	assert_true(x->ndone > 0);
+	return &x->done[x->ndone - 1];
+}
+
+static void
+px_assert_addr(const struct in6_addr *a, const char *s)
+{
+	struct in6_addr b = scn_addr(s);
+
+	assert_memory_equal(a, &b, sizeof(b));
+}
+
+/* ---- the scripted upstream server ---- */
+
+static uint32_t
+srv_epoch(void)
+{
+	return x->epoch_base + (uint32_t)((x->now - x->epoch_t0) / PX_MS);
+}
+
+/* The server restarted and lost its mappings: its epoch starts again. */
+static void
+srv_restart(void)
+{
+	x->epoch_base = 0;
+	x->epoch_t0 = x->now;
+}
+
+static void
+px_decode_sent(size_t i, struct pcp_msg *m)
+{
+	const struct scn_sent *s = scn_sent_at(&x->wire, i);
+
+	scn_decode(s->pkt, s->len, m);
+}
+
+/* Answer the i-th datagram sent: a grant of ext_port for lifetime seconds
+   on the server's current address, an error, or a delete's echo. */
+static void
+srv_answer(size_t i, uint8_t result, uint32_t lifetime, uint16_t ext_port)
+{
+	const struct scn_sent *s = scn_sent_at(&x->wire, i);
+	struct pcp_msg req, resp;
+
+	scn_decode(s->pkt, s->len, &req);
+	assert_int_equal(req.opcode, PCP_OP_MAP);
+	scn_reply_to(&req, result, lifetime, srv_epoch(), &resp);
+	if (result == PCP_SUCCESS && req.lifetime != 0) {
+		resp.ext_addr = x->ext_addr;
+		resp.ext_port = ext_port;
+	}
+	scn_input(x->u, s->server, &resp, x->now);
+}
+
+static void
+srv_answer_last(uint8_t result, uint32_t lifetime, uint16_t ext_port)
+{
+	assert_true(x->wire.nsent > 0);
+	srv_answer(x->wire.nsent - 1, result, lifetime, ext_port);
+}
+
+/* The request sent last must be a delete of mapping m (RFC 6887 §15,
+   erratum 3621: lifetime 0, suggested port 0, same nonce). */
+static void
+px_assert_delete_sent(const uint8_t *nonce, uint16_t internal_port)
+{
+	struct pcp_msg m;
+
+	px_decode_sent(x->wire.nsent - 1, &m);
+	assert_int_equal(m.opcode, PCP_OP_MAP);
+	assert_int_equal(m.lifetime, 0);
+	assert_int_equal(m.ext_port, 0);
+	assert_true(pcp_addr_is_any(&m.ext_addr));
+	assert_false(m.prefer_failure);
+	assert_memory_equal(m.nonce, nonce, PCP_NONCE_SIZE);
+	assert_int_equal(m.internal_port, internal_port);
+}
+
+/* Create a mapping and let the server grant outer_port: the whole path,
+   answered after the commit. Returns the table's mapping. */
+static struct mapping *
+px_grant(const char *host, uint8_t proto, uint16_t port, uint32_t lifetime,
+    uint8_t nonce, uint16_t outer_port)
+{
+	struct map_req r;
+	struct map_result res;
+	size_t ndone = x->ndone;
+
+	px_req(&r, host, proto, port, port, lifetime, nonce);
+	assert_false(px_submit(&r, &tag_c, &res));
+	END_TURN();
+	srv_answer_last(PCP_SUCCESS, lifetime, outer_port);
+	END_TURN();
+	assert_int_equal(x->ndone, ndone + 1);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	assert_int_equal(px_last_done()->res.ext_port, outer_port);
+	assert_non_null(px_find(host, proto, port));
+	return px_find(host, proto, port);
+}
+
+/* ---- 1. nat = local create ---- */
+
+/* P-03, P-06, P-07, P-09, P-10, P-13: a miss goes upstream for the
+   gateway's own port from its WAN address; the local rule goes in after
+   the grant; the client gets the outermost address and port. */
+static void
+test_local_create(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct pcp_msg m;
+	struct mapping *mp;
+	const struct backend_rule *rule;
+	struct in6_addr ext;
+	size_t nsent;
+
+	(void)state;
+	/* take local ports 9000 and 8080 so that the client's suggestion
+	   (9000) and its internal port (8080) are both unavailable locally
+	   and the three ports differ */
+	(void)px_grant(PX_HOST2, MAP_PROTO_TCP, 9000, PX_LIFETIME, 2, 30001);
+	(void)px_grant(PX_HOST3, MAP_PROTO_TCP, 8080, PX_LIFETIME, 3, 30002);
+	nsent = x->wire.nsent;
+
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 9000, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(x->ndone, 2);
+	mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080);
+	assert_non_null(mp);
+	assert_int_equal(mp->state, MAP_STATE_PENDING_UPSTREAM);
+	assert_int_not_equal(mp->ext_port, 8080);
+	assert_int_not_equal(mp->ext_port, 9000);
+
+	/* exactly one upstream MAP */
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	px_decode_sent(nsent, &m);
+	assert_int_equal(m.opcode, PCP_OP_MAP);
+	assert_false(m.response);
+	assert_int_equal(m.lifetime, PX_LIFETIME);
+	px_assert_addr(&m.client_addr, PX_WAN);		/* P-06 */
+	assert_int_equal(m.internal_port, mp->ext_port);	/* P-06 */
+	assert_int_equal(m.ext_port, 9000);			/* P-07 */
+	assert_true(pcp_addr_is_any(&m.ext_addr));
+	assert_memory_equal(m.nonce, r.nonce, PCP_NONCE_SIZE);	/* P-09 */
+	assert_int_equal(m.protocol, MAP_PROTO_TCP);
+	assert_false(m.has_third_party);
+	assert_false(m.prefer_failure);
+	assert_int_equal(backend_fake_queued(x->be), 0);
+
+	/* P-10: the server grants less than asked; the rule is queued, the
+	   client waits for the commit */
+	srv_answer(nsent, PCP_SUCCESS, 3000, 40000);
+	assert_int_equal(x->ndone, 2);
+	assert_int_equal(backend_fake_queued(x->be), 1);
+	assert_true(x->kicked);
+	END_TURN();
+	assert_int_equal(x->ndone, 3);
+	assert_ptr_equal(px_last_done()->arg, &tag_a);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	px_assert_addr(&px_last_done()->res.ext_addr, PX_EXT);	/* P-13 */
+	assert_int_equal(px_last_done()->res.ext_port, 40000);
+	assert_int_equal(px_last_done()->res.lifetime, 3000);
+
+	/* the local DNAT: WAN port -> client, kept a grace longer */
+	rule = backend_fake_lookup(x->be, MAP_PROTO_TCP, mp->ext_port);
+	assert_non_null(rule);
+	px_assert_addr(&rule->int_addr, PX_HOST);
+	assert_int_equal(rule->int_port, 8080);
+	assert_int_equal(rule->timeout, 3000 + PX_GRACE_S);
+	assert_int_equal(backend_fake_rule_count(x->be), 3);
+
+	mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080);
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	px_assert_addr(&mp->outer_addr, PX_EXT);
+	assert_int_equal(mp->outer_port, 40000);
+	assert_int_equal(mp->lifetime, 3000);
+	assert_int_equal(mp->upstream, 0);
+	assert_true(proxy_external_addr(x->p, &ext));
+	px_assert_addr(&ext, PX_EXT);
+	assert_int_equal(x->ext_changes, 0);	/* learned, not changed */
+	assert_int_equal(upstream_in_flight(x->u), 0);
+}
+
+/* ---- 2. retransmissions join ---- */
+
+/* N-09, spec/pcp.md §2.4: a client's retransmission joins the pending
+   transaction; one upstream request, every copy answered. */
+static void
+test_retransmission_joins(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	const struct scn_sent *first, *second;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_UDP, 4000, 4000, PX_LIFETIME, 7);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	TIME_PASSES(1000);
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, 1);
+	assert_int_equal(table_count(x->t), 1);
+	/* the engine's own retransmission (~3 s) is the same datagram */
+	TIME_PASSES(2500);
+	assert_int_equal(x->wire.nsent, 2);
+	first = scn_sent_at(&x->wire, 0);
+	second = scn_sent_at(&x->wire, 1);
+	assert_int_equal(first->len, second->len);
+	assert_memory_equal(first->pkt, second->pkt, first->len);
+
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 44000);
+	END_TURN();
+	assert_int_equal(x->ndone, 2);
+	assert_true((x->done[0].arg == &tag_a && x->done[1].arg == &tag_b) ||
+	    (x->done[0].arg == &tag_b && x->done[1].arg == &tag_a));
+	assert_int_equal(x->done[0].res.err, MAP_OK);
+	assert_int_equal(x->done[1].res.err, MAP_OK);
+	assert_int_equal(x->done[0].res.ext_port, 44000);
+	assert_int_equal(x->done[1].res.ext_port, 44000);
+	assert_int_equal(backend_fake_counters(x->be)->adds, 1);
+	assert_int_equal(x->wire.nsent, 2);
+}
+
+/* ---- 3. the cache rule and the renewal ---- */
+
+/* P-01/P-02 (RFC 7648 §3) and RFC 6887 §11.2: answered locally while 3/4
+   of the lifetime is left; then a renewal upstream with the same nonce
+   suggesting the last grant, a backend refresh and a new expiry. */
+static void
+test_cache_hit_then_refresh(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct mapping *mp;
+	struct pcp_msg m;
+	const struct backend_rule *rule;
+	uint64_t expiry;
+	size_t nsent;
+
+	(void)state;
+	mp = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40000);
+	nsent = x->wire.nsent;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+
+	/* 600 s later: 3000 s left >= 2700 (3/4 of 3600): a cache hit */
+	TIME_PASSES(600 * PX_MS);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_OK);
+	px_assert_addr(&res.ext_addr, PX_EXT);
+	assert_int_equal(res.ext_port, 40000);
+	assert_int_equal(res.lifetime, 3000);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent);
+	assert_int_equal(x->ndone, 1);
+
+	/* 2699 s left: below 3/4, P-02 sends it upstream */
+	TIME_PASSES(301 * PX_MS);
+	expiry = mp->expiry;
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	px_decode_sent(nsent, &m);
+	assert_memory_equal(m.nonce, mp->nonce, PCP_NONCE_SIZE);
+	assert_int_equal(m.internal_port, mp->ext_port);
+	assert_int_equal(m.ext_port, 40000);	/* §11.2: the last grant */
+	px_assert_addr(&m.ext_addr, PX_EXT);
+	assert_int_equal(m.lifetime, PX_LIFETIME);
+	assert_int_equal(mp->state, MAP_STATE_RENEWING);
+	/* nothing is extended before the upstream has granted it */
+	assert_int_equal(mp->expiry, expiry);
+
+	srv_answer(nsent, PCP_SUCCESS, PX_LIFETIME, 40000);
+	END_TURN();
+	assert_int_equal(x->ndone, 2);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	assert_int_equal(px_last_done()->res.lifetime, PX_LIFETIME);
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	assert_int_equal(mp->expiry, x->now + (uint64_t)PX_LIFETIME * PX_MS);
+	assert_int_equal(backend_fake_counters(x->be)->adds, 1);
+	assert_int_equal(backend_fake_counters(x->be)->refreshes, 1);
+	rule = backend_fake_lookup(x->be, MAP_PROTO_TCP, mp->ext_port);
+	assert_non_null(rule);
+	assert_int_equal(rule->timeout, PX_LIFETIME + PX_GRACE_S);
+}
+
+/* ---- 4. upstream errors ---- */
+
+static void
+px_upstream_error(uint8_t result, uint32_t err_lifetime, enum map_err want)
+{
+	struct map_req r;
+	struct map_result res;
+	size_t ndone = x->ndone;
+
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	srv_answer_last(result, err_lifetime, 0);
+	END_TURN();
+	assert_int_equal(x->ndone, ndone + 1);
+	assert_ptr_equal(px_last_done()->arg, &tag_a);
+	assert_int_equal(px_last_done()->res.err, want);
+	/* spec/pcp.md §2.4: the upstream code relayed, no longer than it */
+	assert_int_equal(px_last_done()->res.upstream_result, result);
+	assert_true(px_last_done()->res.lifetime <= err_lifetime);
+	assert_true(px_last_done()->res.lifetime > 0);
+	/* no half-made mapping */
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(backend_fake_queued(x->be), 0);
+	assert_int_equal(backend_fake_counters(x->be)->adds, 0);
+	assert_int_equal(upstream_in_flight(x->u), 0);
+}
+
+static void
+test_upstream_errors(void **state)
+{
+	(void)state;
+	px_upstream_error(PCP_NOT_AUTHORIZED, PCP_LIFETIME_LONG_ERR,
+	    MAP_ERR_NOT_AUTHORIZED);
+	px_upstream_error(PCP_NO_RESOURCES, 10, MAP_ERR_NO_RESOURCES);
+	assert_int_equal(px_last_done()->res.lifetime, 10);
+	/* the port is free again: the next try makes a mapping */
+	(void)px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40000);
+}
+
+/* ---- 5. upstream silence ---- */
+
+static struct mapping *
+px_silence_start(void)
+{
+	struct map_req r;
+	struct map_result res;
+	struct mapping *mp;
+
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	/* spec/pcp.md §2.4: the client gets NETWORK_FAILURE after the
+	   client wait, with a short lifetime */
+	TIME_PASSES(PROXY_CLIENT_WAIT_MS - 1);
+	assert_int_equal(x->ndone, 0);
+	TIME_PASSES(1);
+	assert_int_equal(x->ndone, 1);
+	assert_int_equal(px_last_done()->at, PX_T0 + PROXY_CLIENT_WAIT_MS);
+	assert_int_equal(px_last_done()->res.err, MAP_ERR_NETWORK_FAILURE);
+	assert_true(px_last_done()->res.lifetime <= PCP_LIFETIME_SHORT_ERR);
+	/* P-03: the temporary mapping stays while the engine retries */
+	mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080);
+	assert_non_null(mp);
+	assert_int_equal(mp->state, MAP_STATE_PENDING_UPSTREAM);
+	assert_int_equal(x->wire.nsent, 2);	/* 0 s and ~3 s */
+	assert_int_equal(upstream_in_flight(x->u), 1);
+	return mp;
+}
+
+static void
+test_silence_late_success(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct mapping *mp;
+
+	(void)state;
+	mp = px_silence_start();
+	TIME_PASSES(10 * PX_MS);
+	/* a late answer before the engine gives up */
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 40000);
+	END_TURN();
+	assert_int_equal(x->ndone, 1);		/* nobody waits any more */
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	assert_int_equal(mp->outer_port, 40000);
+	assert_non_null(backend_fake_lookup(x->be, MAP_PROTO_TCP,
+	    mp->ext_port));
+	assert_int_equal(upstream_in_flight(x->u), 0);
+	/* the client's retry is a cache hit */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_OK);
+	assert_int_equal(res.ext_port, 40000);
+}
+
+static void
+test_silence_gives_up(void **state)
+{
+	struct upstream_server_info info;
+
+	(void)state;
+	(void)px_silence_start();
+	TIME_PASSES(PROXY_UPSTREAM_TRY_MS);
+	assert_int_equal(upstream_in_flight(x->u), 0);
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(x->ndone, 1);
+	/* the backend never heard of it */
+	assert_int_equal(backend_fake_counters(x->be)->adds, 0);
+	assert_int_equal(backend_fake_counters(x->be)->removes, 0);
+	assert_int_equal(backend_fake_counters(x->be)->commits, 0);
+	upstream_server_info(x->u, 0, &info);
+	assert_int_equal(info.state, UPSTREAM_DOWN);
+	assert_int_equal(proxy_next_deadline(x->p), TABLE_EXPIRY_NEVER);
+}
+
+/* ---- 6. the local rule fails ---- */
+
+/* Local rule and upstream mapping live and die together (DESIGN.md step
+   4): a failed rule deletes the upstream mapping again. */
+static void
+test_backend_failure(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct upstream_server_info info;
+	uint16_t local_port;
+	size_t nsent;
+
+	(void)state;
+	backend_fake_fail_adds(x->be, 1, EIO);
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	local_port = px_find(PX_HOST, MAP_PROTO_TCP, 8080)->ext_port;
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 40000);
+	nsent = x->wire.nsent;
+	END_TURN();
+	assert_int_equal(x->ndone, 1);
+	assert_int_equal(px_last_done()->res.err, MAP_ERR_INTERNAL);
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	/* P-04: the upstream delete, same nonce, suggested port 0 */
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	px_assert_delete_sent(r.nonce, local_port);
+	/* it keeps trying on the normal schedule, the server stays up */
+	TIME_PASSES(1000);
+	assert_int_equal(upstream_in_flight(x->u), 1);
+	upstream_server_info(x->u, 0, &info);
+	assert_int_equal(info.state, UPSTREAM_UP);
+	srv_answer_last(PCP_SUCCESS, 0, 0);
+	END_TURN();
+	assert_int_equal(upstream_in_flight(x->u), 0);
+}
+
+/* ---- 7. deletes ---- */
+
+/* P-04, §15: answered at once, rule removed at the commit, a delete
+   upstream; deleting nothing is NOT_FOUND (success for PCP/NAT-PMP). */
+static void
+test_delete(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct mapping *mp;
+	uint16_t local_port;
+	size_t nsent;
+
+	(void)state;
+	mp = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40000);
+	local_port = mp->ext_port;
+	nsent = x->wire.nsent;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 0, 0, 1);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_OK);
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 1);	/* queued */
+	END_TURN();
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(backend_fake_counters(x->be)->removes, 1);
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	px_assert_delete_sent(r.nonce, local_port);
+	srv_answer_last(PCP_SUCCESS, 0, 0);
+	END_TURN();
+	assert_int_equal(upstream_in_flight(x->u), 0);
+
+	/* again: nothing there */
+	nsent = x->wire.nsent;
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_ERR_NOT_FOUND);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent);
+	assert_int_equal(x->ndone, 1);
+}
+
+/* A delete while the create is still pending upstream: the server may
+   have made the mapping already, so the delete goes up too (P-04). */
+static void
+test_delete_while_pending(void **state)
+{
+	struct map_req r, d;
+	struct map_result res;
+	uint16_t local_port;
+	size_t nsent;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	local_port = px_find(PX_HOST, MAP_PROTO_TCP, 8080)->ext_port;
+	nsent = x->wire.nsent;
+	assert_int_equal(nsent, 1);
+
+	px_req(&d, PX_HOST, MAP_PROTO_TCP, 8080, 0, 0, 1);
+	assert_true(px_submit(&d, &tag_b, &res));
+	assert_int_equal(res.err, MAP_OK);
+	/* the create's waiter is told it did not happen */
+	assert_int_equal(x->ndone, 1);
+	assert_ptr_equal(px_last_done()->arg, &tag_a);
+	assert_int_not_equal(px_last_done()->res.err, MAP_OK);
+	assert_int_equal(table_count(x->t), 0);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	px_assert_delete_sent(r.nonce, local_port);
+	assert_int_equal(upstream_in_flight(x->u), 1);	/* create cancelled */
+	/* the server answers both, late: nothing comes back to life */
+	srv_answer(nsent, PCP_SUCCESS, 0, 0);
+	srv_answer(0, PCP_SUCCESS, PX_LIFETIME, 40000);
+	END_TURN();
+	assert_int_equal(upstream_in_flight(x->u), 0);
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_counters(x->be)->adds, 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(x->ndone, 1);
+}
+
+/* ---- 8. nonce mismatch, PREFER_FAILURE ---- */
+
+static void
+test_nonce_and_prefer_failure(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct pcp_msg m;
+	size_t nsent;
+
+	(void)state;
+	(void)px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40000);
+	TIME_PASSES(100 * PX_MS);
+	nsent = x->wire.nsent;
+	/* §11.3 (S-08): another nonce -> NOT_AUTHORIZED, lifetime = the
+	   mapping's remaining life */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 9);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_ERR_NOT_AUTHORIZED);
+	assert_int_equal(res.lifetime, PX_LIFETIME - 100);
+	/* ... and its delete is refused the same way */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 0, 0, 9);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_ERR_NOT_AUTHORIZED);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent);
+	assert_int_equal(table_count(x->t), 1);
+
+	/* C-09: PREFER_FAILURE and the upstream grants another port */
+	px_req(&r, PX_HOST, MAP_PROTO_UDP, 7000, 7000, PX_LIFETIME, 5);
+	r.flags |= MAP_F_PREFER_FAILURE;
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	px_decode_sent(nsent, &m);
+	assert_true(m.prefer_failure);
+	assert_int_equal(m.ext_port, 7000);
+	assert_int_equal(m.internal_port, 7000);
+	srv_answer(nsent, PCP_SUCCESS, PX_LIFETIME, 7001);
+	END_TURN();
+	assert_int_equal(x->ndone, 2);
+	assert_ptr_equal(px_last_done()->arg, &tag_b);
+	assert_int_equal(px_last_done()->res.err,
+	    MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
+	/* ... and what the upstream made is deleted again */
+	assert_int_equal(x->wire.nsent, nsent + 2);
+	px_assert_delete_sent(r.nonce, 7000);
+	assert_null(px_find(PX_HOST, MAP_PROTO_UDP, 7000));
+	assert_int_equal(table_count(x->t), 1);
+	assert_int_equal(backend_fake_counters(x->be)->adds, 1);
+	assert_int_equal(backend_fake_rule_count(x->be), 1);
+}
+
+/* ---- 9, 10. the upstream lost state ---- */
+
+/* Run the re-creation (RFC 6887 §14.1.3: after 0-5 s); returns the index
+   of the first re-request; exactly n go out at once. */
+static size_t
+px_recreate(uint64_t lost_at, size_t n)
+{
+	uint64_t when = proxy_next_deadline(x->p);
+	size_t nsent = x->wire.nsent;
+
+	assert_true(when > lost_at);
+	assert_true(when <= lost_at + 5000);
+	TIME_PASSES(when - x->now);
+	assert_int_equal(x->wire.nsent, nsent + n);
+	return nsent;
+}
+
+/* The i-th re-request re-makes one of ms[] with its nonce, suggesting its
+   outer port (P-12, §14); mark which. */
+static struct mapping *
+px_assert_recreate(size_t i, struct mapping **ms, size_t n)
+{
+	struct pcp_msg m;
+	size_t k;
+
+	px_decode_sent(i, &m);
+	assert_true(m.lifetime > 0);
+	for (k = 0; k < n; k++)
+		if (memcmp(ms[k]->nonce, m.nonce, PCP_NONCE_SIZE) == 0)
+			break;
+	assert_true(k < n);
+	assert_int_equal(m.internal_port, ms[k]->ext_port);
+	assert_int_equal(m.ext_port, ms[k]->outer_port);
+	assert_memory_equal(&m.ext_addr, &ms[k]->outer_addr,
+	    sizeof(m.ext_addr));
+	assert_int_equal(ms[k]->state, MAP_STATE_RENEWING);
+	return ms[k];
+}
+
+static void
+test_lost_state_recreates(void **state)
+{
+	struct mapping *ms[3];
+	struct map_req r;
+	struct map_result res;
+	uint64_t lost_at;
+	size_t i, first, nsent, refreshes;
+
+	(void)state;
+	ms[0] = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40080);
+	ms[1] = px_grant(PX_HOST, MAP_PROTO_UDP, 8081, PX_LIFETIME, 2, 40081);
+	ms[2] = px_grant(PX_HOST2, MAP_PROTO_TCP, 8082, PX_LIFETIME, 3,
+	    40082);
+	/* a client refresh below 3/4; the server restarted meanwhile and its
+	   reply carries an epoch that went back (§8.5) */
+	TIME_PASSES(1000 * PX_MS);
+	srv_restart();
+	TIME_PASSES(2 * PX_MS);
+	nsent = x->wire.nsent;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 40080);
+	lost_at = x->now;
+	END_TURN();
+	assert_int_equal(x->nlost, 1);
+	assert_int_equal(x->ndone, 4);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	refreshes = backend_fake_counters(x->be)->refreshes;
+
+	first = px_recreate(lost_at, 3);
+	for (i = 0; i < 3; i++) {
+		struct mapping *mp = px_assert_recreate(first + i, ms, 3);
+
+		srv_answer(first + i, PCP_SUCCESS, PX_LIFETIME,
+		    mp->outer_port);
+	}
+	END_TURN();
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(ms[i]->state, MAP_STATE_GRANTED);
+		px_assert_addr(&ms[i]->outer_addr, PX_EXT);
+		assert_int_equal(ms[i]->outer_port, 40080 + i);
+		assert_non_null(backend_fake_lookup(x->be, ms[i]->protocol,
+		    ms[i]->ext_port));
+	}
+	/* the clients were not disturbed; the rules were re-armed */
+	assert_int_equal(x->ndone, 4);
+	assert_int_equal(x->ext_changes, 0);
+	assert_int_equal(backend_fake_counters(x->be)->refreshes,
+	    refreshes + 3);
+	assert_int_equal(backend_fake_rule_count(x->be), 3);
+	assert_int_equal(upstream_in_flight(x->u), 0);
+	assert_int_equal(x->nlost, 1);
+}
+
+/* P-21, RFC 6887 §8.5: an ANNOUNCE reveals the restart; the re-created
+   mappings come back on another external address: the daemon hears of
+   the change once. */
+static void
+test_ext_addr_change(void **state)
+{
+	struct mapping *ms[2];
+	struct in6_addr ext;
+	uint64_t lost_at;
+	size_t i, first;
+
+	(void)state;
+	ms[0] = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40080);
+	ms[1] = px_grant(PX_HOST2, MAP_PROTO_UDP, 8081, PX_LIFETIME, 2,
+	    40081);
+	TIME_PASSES(60 * PX_MS);
+	srv_restart();
+	x->ext_addr = scn_addr(PX_EXT2);
+	TIME_PASSES(1 * PX_MS);
+	scn_announce(x->u, 0, srv_epoch(), x->now);
+	lost_at = x->now;
+	END_TURN();
+	assert_int_equal(x->nlost, 1);
+	first = px_recreate(lost_at, 2);
+	for (i = 0; i < 2; i++) {
+		struct mapping *mp = px_assert_recreate(first + i, ms, 2);
+
+		srv_answer(first + i, PCP_SUCCESS, PX_LIFETIME,
+		    mp->outer_port);
+	}
+	END_TURN();
+	assert_int_equal(x->ext_changes, 1);
+	px_assert_addr(&x->ext_changed_to, PX_EXT2);
+	assert_true(proxy_external_addr(x->p, &ext));
+	px_assert_addr(&ext, PX_EXT2);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(ms[i]->state, MAP_STATE_GRANTED);
+		px_assert_addr(&ms[i]->outer_addr, PX_EXT2);
+	}
+	assert_int_equal(x->ndone, 2);
+}
+
+/* ---- 11. nat = none ---- */
+
+/* P-15: the firewall case; THIRD_PARTY carries the host, the internal
+   port is the client's, and no local rule is made. */
+static void
+test_nat_none(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct pcp_msg m;
+	const struct backend_fake_counters *c;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 0, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, 1);
+	px_decode_sent(0, &m);
+	assert_true(m.has_third_party);
+	px_assert_addr(&m.third_party, PX_HOST);
+	px_assert_addr(&m.client_addr, PX_WAN);
+	assert_int_equal(m.internal_port, 8080);
+	assert_int_equal(m.ext_port, 0);
+	srv_answer(0, PCP_SUCCESS, PX_LIFETIME, 45000);
+	END_TURN();
+	assert_int_equal(x->ndone, 1);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	px_assert_addr(&px_last_done()->res.ext_addr, PX_EXT);
+	assert_int_equal(px_last_done()->res.ext_port, 45000);
+	assert_int_equal(px_last_done()->res.lifetime, PX_LIFETIME);
+
+	/* the delete carries THIRD_PARTY too */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 0, 0, 1);
+	assert_true(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, 2);
+	px_assert_delete_sent(r.nonce, 8080);
+	px_decode_sent(1, &m);
+	assert_true(m.has_third_party);
+	px_assert_addr(&m.third_party, PX_HOST);
+
+	c = backend_fake_counters(x->be);
+	assert_int_equal(c->adds + c->removes + c->refreshes + c->failures, 0);
+	assert_int_equal(c->commits, 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+}
+
+/* ---- 12. no upstream: the gateway is the last NAT ---- */
+
+static void
+test_last_nat(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	const struct backend_rule *rule;
+	struct in6_addr ext;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, 600, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	assert_int_equal(x->ndone, 0);		/* after the commit */
+	END_TURN();
+	assert_int_equal(x->ndone, 1);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	px_assert_addr(&px_last_done()->res.ext_addr, PX_WAN);
+	assert_int_equal(px_last_done()->res.ext_port, 8080);
+	assert_int_equal(px_last_done()->res.lifetime, 600);
+	assert_true(proxy_external_addr(x->p, &ext));
+	px_assert_addr(&ext, PX_WAN);
+	rule = backend_fake_lookup(x->be, MAP_PROTO_TCP, 8080);
+	assert_non_null(rule);
+	assert_int_equal(rule->timeout, 600 + PX_GRACE_S);
+	/* its expiry removes the rule and the mapping */
+	TIME_PASSES(600 * PX_MS - 1);
+	assert_int_equal(table_count(x->t), 1);
+	TIME_PASSES(1);
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_counters(x->be)->removes, 1);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(x->ndone, 1);
+}
+
+/* Nothing to wait for (no upstream, no local rule): answered at once, as
+   proxy.h promises, never through done from inside proxy_submit. */
+static void
+test_last_nat_none(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_UDP, 5000, 5000, 600, 1);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(x->ndone, 0);
+	assert_int_equal(res.err, MAP_OK);
+	px_assert_addr(&res.ext_addr, PX_WAN);
+	assert_int_equal(res.ext_port, 5000);
+	assert_int_equal(res.lifetime, 600);
+	assert_int_equal(px_find(PX_HOST, MAP_PROTO_UDP, 5000)->state,
+	    MAP_STATE_GRANTED);
+	/* a refresh past the cache rule: answered at once too */
+	TIME_PASSES(300 * PX_MS);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_OK);
+	assert_int_equal(res.lifetime, 600);
+	END_TURN();
+	assert_int_equal(x->ndone, 0);
+}
+
+/* ---- 13. policy ---- */
+
+static void
+px_refused(const struct map_req *r, enum map_err want)
+{
+	struct map_result res;
+	size_t nsent = x->wire.nsent, count = table_count(x->t);
+	size_t ndone = x->ndone;
+
+	assert_true(px_submit(r, &tag_a, &res));
+	assert_int_equal(res.err, want);
+	assert_int_equal(res.upstream_result, -1);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent);
+	assert_int_equal(table_count(x->t), count);
+	assert_int_equal(x->ndone, ndone);
+}
+
+static void
+test_policy_refusals(void **state)
+{
+	struct map_req r;
+
+	(void)state;
+	/* X-02, RFC 6887 §18.3.2: not from the LAN */
+	px_req(&r, "10.0.0.5", MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	px_refused(&r, MAP_ERR_NOT_AUTHORIZED);
+	/* §13.1, S-11: third party is off */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	r.internal_addr = scn_addr("192.0.2.20");
+	r.flags |= MAP_F_THIRD_PARTY;
+	px_refused(&r, MAP_ERR_THIRD_PARTY_DENIED);
+	/* §11.3: never UDP 5351, and PREFER_FAILURE forbids moving it */
+	px_req(&r, PX_HOST, MAP_PROTO_UDP, 5351, 5351, PX_LIFETIME, 1);
+	r.flags |= MAP_F_PREFER_FAILURE;
+	px_refused(&r, MAP_ERR_RESERVED_PORT);
+	/* §11.3: only TCP and UDP (SCTP here) */
+	px_req(&r, PX_HOST, 132, 8080, 8080, PX_LIFETIME, 1);
+	px_refused(&r, MAP_ERR_UNSUPP_PROTOCOL);
+	assert_int_equal(x->wire.nsent, 0);
+}
+
+/* §17.2: the quota counts the host's mappings. */
+static void
+test_policy_quota(void **state)
+{
+	struct map_req r;
+
+	(void)state;
+	x->pol.max_mappings_per_host = 2;
+	(void)px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40080);
+	(void)px_grant(PX_HOST, MAP_PROTO_UDP, 8080, PX_LIFETIME, 2, 40081);
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8081, 8081, PX_LIFETIME, 3);
+	px_refused(&r, MAP_ERR_QUOTA);
+	/* another host is not affected */
+	(void)px_grant(PX_HOST2, MAP_PROTO_TCP, 8081, PX_LIFETIME, 4, 40082);
+}
+
+/* ---- 14. proxy_cancel ---- */
+
+static void
+test_cancel(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct mapping *mp;
+
+	(void)state;
+	/* one of two waiters cancelled */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	proxy_cancel(x->p, &tag_a);
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 40000);
+	END_TURN();
+	assert_int_equal(x->ndone, 1);
+	assert_ptr_equal(px_last_done()->arg, &tag_b);
+
+	/* the only waiter cancelled, past its wait too: never called, and
+	   the work completes anyway */
+	px_req(&r, PX_HOST, MAP_PROTO_UDP, 9000, 9000, PX_LIFETIME, 2);
+	assert_false(px_submit(&r, &tag_c, &res));
+	END_TURN();
+	proxy_cancel(x->p, &tag_c);
+	TIME_PASSES(2 * PROXY_CLIENT_WAIT_MS);
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 49000);
+	END_TURN();
+	assert_int_equal(x->ndone, 1);
+	mp = px_find(PX_HOST, MAP_PROTO_UDP, 9000);
+	assert_non_null(mp);
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	assert_int_equal(mp->outer_port, 49000);
+	assert_non_null(backend_fake_lookup(x->be, MAP_PROTO_UDP,
+	    mp->ext_port));
+	/* cancelling what is not waiting changes nothing */
+	proxy_cancel(x->p, &tag_c);
+	proxy_cancel(x->p, NULL);
+}
+
+/* ---- 15. expiry ---- */
+
+/* The daemon removes the rule when the mapping expires (DESIGN.md
+   "State": the kernel's timeout is only the safety net). */
+static void
+test_expiry(void **state)
+{
+	struct mapping *mp;
+	uint16_t local_port;
+	unsigned int turns;
+
+	(void)state;
+	mp = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, 600, 1, 40000);
+	local_port = mp->ext_port;
+	assert_int_equal(proxy_next_deadline(x->p),
+	    x->now + 600 * (uint64_t)PX_MS);
+	TIME_PASSES(600 * PX_MS - 1);
+	assert_int_equal(table_count(x->t), 1);
+	assert_non_null(backend_fake_lookup(x->be, MAP_PROTO_TCP,
+	    local_port));
+	turns = x->turns;
+	TIME_PASSES(1);
+	assert_true(x->turns > turns);
+	assert_int_equal(table_count(x->t), 0);
+	assert_null(backend_fake_lookup(x->be, MAP_PROTO_TCP, local_port));
+	assert_int_equal(backend_fake_counters(x->be)->removes, 1);
+	assert_int_equal(backend_fake_queued(x->be), 0);
+	assert_int_equal(proxy_next_deadline(x->p), TABLE_EXPIRY_NEVER);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define PX_TEST(fn, setup)	\
+	cmocka_unit_test_setup_teardown(fn, setup, px_teardown)
+		PX_TEST(test_local_create, setup_local),
+		PX_TEST(test_retransmission_joins, setup_local),
+		PX_TEST(test_cache_hit_then_refresh, setup_local),
+		PX_TEST(test_upstream_errors, setup_local),
+		PX_TEST(test_silence_late_success, setup_local),
+		PX_TEST(test_silence_gives_up, setup_local),
+		PX_TEST(test_backend_failure, setup_local),
+		PX_TEST(test_delete, setup_local),
+		PX_TEST(test_delete_while_pending, setup_local),
+		PX_TEST(test_nonce_and_prefer_failure, setup_local),
+		PX_TEST(test_lost_state_recreates, setup_local),
+		PX_TEST(test_ext_addr_change, setup_local),
+		PX_TEST(test_nat_none, setup_none),
+		PX_TEST(test_last_nat, setup_last),
+		PX_TEST(test_last_nat_none, setup_last_none),
+		PX_TEST(test_policy_refusals, setup_local),
+		PX_TEST(test_policy_quota, setup_local),
+		PX_TEST(test_cancel, setup_local),
+		PX_TEST(test_expiry, setup_local),
+#undef PX_TEST
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
