@@ -27,6 +27,7 @@
 #include "log.h"
 #include "map_err.h"
 #include "pcp_frontend.h"
+#include "pcp_relay.h"
 #include "pcp_server.h"
 #include "proxy.h"
 
@@ -64,6 +65,7 @@ struct pcp_frontend {
 	pcp_natpmp_input_fn	 natpmp_input;
 	void			*natpmp_arg;
 	struct pcp_server_conf	 conf;
+	struct pcp_relay	*relay;		/* NULL: no relaying */
 	unsigned int		*lan_ifindex;
 	size_t			 n_lan;
 	size_t			 max_pending;
@@ -438,6 +440,33 @@ pcp_frontend_submit(struct pcp_frontend *fe,
 	}
 }
 
+/* pcp_relay_send_fn: a relayed reply goes out like our own. */
+static bool
+pcp_frontend_relay_send(void *arg, const struct pcp_frontend_peer *peer,
+    const uint8_t *buf, size_t len)
+{
+	return pcp_frontend_send(arg, peer, buf, len);
+}
+
+/* RFC 7648 §3.4.2: an unknown opcode, sent upstream by the relay. When it
+   cannot go, our own error over the request (pcp_relay_start() says
+   which: NO_RESOURCES, NETWORK_FAILURE). */
+static void
+pcp_frontend_relay(struct pcp_frontend *fe,
+    const struct pcp_frontend_peer *peer, const uint8_t *pkt, size_t len)
+{
+	uint8_t buf[PCP_MAX_SIZE];
+	enum pcp_result rc;
+
+	if ((rc = pcp_relay_start(fe->relay, peer, pkt, len)) == PCP_SUCCESS) {
+		fe->stats.relayed++;
+		return;
+	}
+	fe->stats.relay_refused++;
+	(void)pcp_frontend_send(fe, peer, buf, pcp_server_refuse(pkt, len, rc,
+	    fe->epoch(fe->clock_arg), buf, sizeof(buf)));
+}
+
 static void
 pcp_frontend_input(struct pcp_frontend *fe,
     const struct pcp_frontend_peer *peer, const uint8_t *pkt, size_t len)
@@ -461,6 +490,9 @@ pcp_frontend_input(struct pcp_frontend *fe,
 		break;
 	case PCP_SERVER_SUBMIT:
 		pcp_frontend_submit(fe, peer, pkt, len, &out->req);
+		break;
+	case PCP_SERVER_RELAY:
+		pcp_frontend_relay(fe, peer, pkt, len);
 		break;
 	}
 }
@@ -612,6 +644,36 @@ pcp_frontend_lan_resolve(struct pcp_frontend *fe,
 	return true;
 }
 
+/* RFC 7648 §3.4.2 (P-16, P-17): the relay, when configured and there is
+   an upstream server to relay to. */
+static bool
+pcp_frontend_relay_open(struct pcp_frontend *fe,
+    const struct pcp_frontend_params *p)
+{
+	struct pcp_relay_params rp;
+	char a[INET6_ADDRSTRLEN];
+
+	if (!p->relay_unknown || pcp_addr_is_any(&p->relay_server) ||
+	    IN6_IS_ADDR_UNSPECIFIED(&p->relay_server))
+		return true;
+	memset(&rp, 0, sizeof(rp));
+	rp.server = p->relay_server;
+	rp.server_port = p->relay_port;
+	rp.wan_interface = p->wan_interface;
+	rp.epoch = p->epoch;
+	rp.epoch_arg = p->clock_arg;
+	rp.send = pcp_frontend_relay_send;
+	rp.send_arg = fe;
+	rp.max_active = p->relay_max_active;
+	rp.timeout_ms = p->relay_timeout_ms;
+	if ((fe->relay = pcp_relay_new(fe->base, &rp)) == NULL)
+		return false;
+	fe->conf.relay_unknown = true;
+	log_info("pcp: relaying unknown opcodes to %s",
+	    pcp_addr_ntop(&p->relay_server, a, sizeof(a)));
+	return true;
+}
+
 static bool
 pcp_frontend_init(struct pcp_frontend *fe, struct event_base *base,
     const struct pcp_frontend_params *p)
@@ -627,13 +689,14 @@ pcp_frontend_init(struct pcp_frontend *fe, struct event_base *base,
 	fe->natpmp_arg = p->natpmp_arg;
 	fe->conf.third_party_allowed = p->third_party_allowed;
 	fe->conf.natpmp = p->natpmp_input != NULL;
+	fe->conf.pcp_off = p->pcp_off && fe->conf.natpmp;
 	fe->max_pending = p->max_pending != 0 ? p->max_pending :
 	    PCP_FRONTEND_MAX_PENDING;
 	if (base == NULL || p->epoch == NULL || p->now == NULL) {
 		log_warnx("pcp: front-end without a loop or a clock");
 		return false;
 	}
-	if (!pcp_frontend_lan_resolve(fe, p))
+	if (!pcp_frontend_lan_resolve(fe, p) || !pcp_frontend_relay_open(fe, p))
 		return false;
 	if ((fe->announce_ev = evtimer_new(base, pcp_frontend_announce_timer,
 	    fe)) == NULL) {
@@ -693,6 +756,8 @@ pcp_frontend_close(struct pcp_frontend *fe)
 			proxy_cancel(fe->proxy, p);
 		pcp_frontend_pending_free(fe, p);
 	}
+	/* its transactions end unanswered: nothing is sent while closing */
+	pcp_relay_free(fe->relay);
 	for (i = 0; i < PCP_FRONTEND_NSOCK; i++) {
 		if (fe->sock[i].ev != NULL)
 			event_free(fe->sock[i].ev);
@@ -709,4 +774,10 @@ const struct pcp_frontend_stats *
 pcp_frontend_stats(const struct pcp_frontend *fe)
 {
 	return &fe->stats;
+}
+
+const struct pcp_relay_stats *
+pcp_frontend_relay_stats(const struct pcp_frontend *fe)
+{
+	return fe->relay != NULL ? pcp_relay_stats(fe->relay) : NULL;
 }

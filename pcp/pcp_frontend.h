@@ -8,6 +8,10 @@
  * NAT-PMP shares the port (RFC 6887 App. A): with a natpmp_input hook,
  * version-0 datagrams go to it, and the NAT-PMP front-end answers through
  * pcp_frontend_send() / pcp_frontend_multicast().
+ *
+ * Requests with an opcode this daemon does not know go, when configured,
+ * to a relay the front-end owns (pcp_relay.h; RFC 7648 §3.4.2, P-16), and
+ * the relayed replies come back out through pcp_frontend_send().
  */
 #ifndef IWFD_PCP_FRONTEND_H
 #define IWFD_PCP_FRONTEND_H
@@ -22,6 +26,7 @@
 struct event_base;
 struct proxy;
 struct pcp_frontend;
+struct pcp_relay_stats;
 
 /* How many submitted requests may wait for the core at once; beyond it a
    request gets NO_RESOURCES (§8.2 step 5: an overloaded server). */
@@ -52,6 +57,9 @@ struct pcp_frontend_params {
 	uint64_t		(*now)(void *);
 	void			 *clock_arg;
 	bool			  third_party_allowed;
+	/* pcp = no: every datagram goes to the NAT-PMP hook (which must be
+	   set), PCP requests included. */
+	bool			  pcp_off;
 	/* NULL: version 0 gets PCP's UNSUPP_VERSION (pcp_server.c). */
 	pcp_natpmp_input_fn	  natpmp_input;
 	void			 *natpmp_arg;
@@ -59,6 +67,20 @@ struct pcp_frontend_params {
 	uint16_t		  port;
 	/* 0: PCP_FRONTEND_MAX_PENDING. */
 	size_t			  max_pending;
+	/*
+	 * RFC 7648 §3.4.2 (P-16..P-18): relay requests with an opcode this
+	 * daemon does not know to relay_server (config relay_unknown, the
+	 * first upstream_server). Without relay_unknown, or with relay_server
+	 * all zeros (no upstream: the gateway is the last NAT, nobody to
+	 * relay to), they get UNSUPP_OPCODE.
+	 */
+	bool			  relay_unknown;
+	struct in6_addr		  relay_server;	/* IPv4-mapped for IPv4 */
+	uint16_t		  relay_port;	/* 0: PCP_SERVER_PORT */
+	const char		 *wan_interface;	/* relay sockets' device */
+	/* 0: PCP_RELAY_MAX_ACTIVE, PCP_RELAY_TIMEOUT_MS; tests pick others. */
+	size_t			  relay_max_active;
+	unsigned int		  relay_timeout_ms;
 };
 
 struct pcp_frontend_stats {
@@ -69,6 +91,9 @@ struct pcp_frontend_stats {
 	uint64_t	 submitted;	/* handed to the core */
 	uint64_t	 overload;	/* NO_RESOURCES: pending table full */
 	uint64_t	 natpmp;	/* handed to the NAT-PMP hook */
+	uint64_t	 relayed;	/* unknown opcodes sent upstream */
+	uint64_t	 relay_refused;	/* relay full or upstream unreachable:
+					   NO_RESOURCES / NETWORK_FAILURE */
 	uint64_t	 send_errors;
 	size_t		 pending;	/* waiting for the core now */
 };
@@ -99,6 +124,9 @@ size_t		 pcp_frontend_multicast(struct pcp_frontend *, unsigned int,
 		    const uint8_t *, size_t);
 
 const struct pcp_frontend_stats *pcp_frontend_stats(
+		    const struct pcp_frontend *);
+/* The relay's counters (pcp_relay.h); NULL when nothing is relayed. */
+const struct pcp_relay_stats *pcp_frontend_relay_stats(
 		    const struct pcp_frontend *);
 
 #endif

@@ -62,6 +62,16 @@ pcp_server_error(struct pcp_server_req *out, const uint8_t *pkt, size_t len,
 }
 
 size_t
+pcp_server_refuse(const uint8_t *pkt, size_t len, enum pcp_result rc,
+    uint32_t epoch, uint8_t *out, size_t cap)
+{
+	if (pkt == NULL || out == NULL)
+		return 0;
+	return pcp_server_error_wire(pkt, len, rc,
+	    pcp_server_error_lifetime(rc), epoch, true, out, cap);
+}
+
+size_t
 pcp_server_announce(uint32_t epoch, uint8_t *out, size_t cap)
 {
 	struct wbuf w;
@@ -152,6 +162,32 @@ pcp_server_map_refusal(const struct pcp_server_conf *conf,
 	return PCP_SUCCESS;
 }
 
+/*
+ * §12.3: a device that validates the destinations of implicit mappings
+ * SHOULD validate a PEER's remote peer the same way; an invalid one is
+ * MALFORMED_REQUEST. Ours: unspecified, loopback, multicast or broadcast
+ * destinations never leave through a NAT, and §12.1 puts the remote peer
+ * in the internal address's family.
+ */
+static bool
+pcp_server_peer_valid(const struct pcp_msg *m, const struct in6_addr *src)
+{
+	const struct in6_addr *a = &m->peer_addr;
+	const struct in6_addr *internal = m->has_third_party ?
+	    &m->third_party : src;
+	uint8_t first;
+
+	if (pcp_addr_is_v4(a) != pcp_addr_is_v4(internal))
+		return false;
+	if (pcp_addr_is_v4(a)) {
+		first = a->s6_addr[12];
+		/* 0/8, 127/8, 224/4 and up (multicast, reserved, broadcast) */
+		return first != 0 && first != 127 && first < 224;
+	}
+	return !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_LOOPBACK(a) &&
+	    !IN6_IS_ADDR_MULTICAST(a);
+}
+
 static void
 pcp_server_map_req(const struct pcp_msg *m, const struct in6_addr *src,
     uint16_t src_port, struct map_req *r)
@@ -176,8 +212,13 @@ pcp_server_map_req(const struct pcp_msg *m, const struct in6_addr *src,
 	memcpy(r->nonce, m->nonce, sizeof(r->nonce));
 	if (m->prefer_failure)
 		r->flags |= MAP_F_PREFER_FAILURE;
-	/* §15: requested lifetime 0 deletes */
-	if (m->lifetime == 0)
+	if (m->opcode == PCP_OP_PEER) {
+		/* §12.1: the remote peer is part of the key; lifetime 0 is
+		   no delete (PEER cannot delete) */
+		r->flags |= MAP_F_PEER;
+		r->peer_addr = m->peer_addr;
+		r->peer_port = m->peer_port;
+	} else if (m->lifetime == 0)	/* §15: MAP lifetime 0 deletes */
 		r->flags |= MAP_F_DELETE;
 	/* RFC 7220 §4: invalid UTF-8 is not stored (nor echoed); length 0
 	   is valid and erases the stored text. */
@@ -202,6 +243,42 @@ pcp_server_map(const struct pcp_server_conf *conf, const struct pcp_msg *m,
 	pcp_server_map_req(m, src, src_port, &out->req);
 	out->action = PCP_SERVER_SUBMIT;
 	return out->action;
+}
+
+/*
+ * The codec's flags for this packet. RFC 7648 §3.4.2 (P-16): a proxy with a
+ * co-located NAT relays unknown opcodes by default, so the codec keeps
+ * their body (PCP_DECODE_RELAY_UNKNOWN) when relaying is on. Only for
+ * opcodes this server does not know: ANNOUNCE is answered here (P-19),
+ * AUTHENTICATION is hop-by-hop (RFC 7652; the codec refuses it anyway),
+ * and MAP/PEER are decoded without the flag, so an unknown mandatory
+ * option in them still gets UNSUPP_OPTION. Relaying those would mean
+ * carrying raw options through the table and the upstream engine into
+ * the proxy's own MAP (built from the stored mapping, not from the
+ * client's packet) and mapping the reply's copies back; and such an
+ * option may hold an internal address or port that our NAT would not
+ * translate, the very risk §3.4.2 names. docs/proxy.md states the
+ * deviation. The octet read here is the opcode only if the packet is a
+ * request the codec accepts; otherwise the flag changes nothing.
+ */
+static unsigned int
+pcp_server_relay_flags(const struct pcp_server_conf *conf, const uint8_t *pkt,
+    size_t len)
+{
+	uint8_t opcode;
+
+	if (!conf->relay_unknown || len < 2)
+		return 0;
+	opcode = pkt[1] & PCP_OPCODE_MASK;
+	switch (opcode) {
+	case PCP_OP_ANNOUNCE:
+	case PCP_OP_MAP:
+	case PCP_OP_PEER:
+	case PCP_OP_AUTHENTICATION:
+		return 0;
+	default:
+		return PCP_DECODE_RELAY_UNKNOWN;
+	}
 }
 
 enum pcp_server_action
@@ -230,15 +307,18 @@ pcp_server_handle(const struct pcp_server_conf *conf, const uint8_t *pkt,
 	 * well. A copied 0 would instead claim that this server speaks
 	 * NAT-PMP (§9 step 4), which it then does not.
 	 */
-	if (pkt[0] == PCP_NATPMP_VERSION && conf->natpmp) {
+	if ((pkt[0] == PCP_NATPMP_VERSION || conf->pcp_off) && conf->natpmp) {
 		out->action = PCP_SERVER_NATPMP;
 		return out->action;
 	}
 
-	/* §8.2: no relaying (RFC 7648 §3.4, P-17/P-18): the proxy does not
-	   relay unknown opcodes or options yet, so they are refused with
-	   UNSUPP_OPCODE / UNSUPP_OPTION by the codec. */
-	switch (pcp_decode_request(pkt, len, src, 0, &m, &rc)) {
+	/* §8.2 with RFC 7648 §3.4.2: an unknown opcode is relayed when
+	   configured (P-16, P-17), else the codec answers UNSUPP_OPCODE
+	   (P-18); unknown mandatory options UNSUPP_OPTION either way. The
+	   header checks (version, length, ADDRESS_MISMATCH) apply to a
+	   relayed request too: it arrived at this server. */
+	switch (pcp_decode_request(pkt, len, src,
+	    pcp_server_relay_flags(conf, pkt, len), &m, &rc)) {
 	case PCP_VERDICT_DROP:
 		return out->action;
 	case PCP_VERDICT_ERROR:
@@ -260,21 +340,25 @@ pcp_server_handle(const struct pcp_server_conf *conf, const uint8_t *pkt,
 		return pcp_server_map(conf, &m, pkt, len, src, src_port,
 		    epoch, out);
 	case PCP_OP_PEER:
-	default:	/* other opcodes never pass the codec unrelayed */
 		/*
-		 * PEER (§12). Behind a co-located NAT a PEER would have to
-		 * name the gateway's own implicit (conntrack) mapping of the
-		 * flow upstream and extend both; the core has neither half.
-		 * NO_RESOURCES would claim a temporary shortage and invite
-		 * retries (§7.4 "the same request may succeed in the
-		 * future"); NOT_AUTHORIZED would blame the client's rights.
-		 * UNSUPP_OPCODE says what is true: this server does not
-		 * implement PEER (§12 lets servers switch PEER off, S-18).
-		 * RFC 7648 §3.4 asks a proxy with a co-located NAT to relay
-		 * unknown opcodes; PEER is known and not relayable as is.
-		 * A malformed PEER still gets the codec's more specific
-		 * MALFORMED_* answer above.
+		 * PEER (§12): the core makes the gateway's own mapping of
+		 * the flow (a local SNAT for nat = local) and a PEER
+		 * upstream (RFC 7648 §3), like MAP. The codec has answered
+		 * the §12.1 zero-field and PREFER_FAILURE errors; the
+		 * protocol, THIRD_PARTY and THIRD_PARTY_ID rules are MAP's.
 		 */
+		if (!pcp_server_peer_valid(&m, src))
+			return pcp_server_error(out, pkt, len,
+			    PCP_MALFORMED_REQUEST, epoch, true);
+		return pcp_server_map(conf, &m, pkt, len, src, src_port,
+		    epoch, out);
+	default:
+		/* only with PCP_DECODE_RELAY_UNKNOWN does the codec let an
+		   unknown opcode through: relay the packet as received */
+		if (conf->relay_unknown) {
+			out->action = PCP_SERVER_RELAY;
+			return out->action;
+		}
 		return pcp_server_error(out, pkt, len, PCP_UNSUPP_OPCODE,
 		    epoch, true);
 	}
@@ -304,7 +388,9 @@ pcp_server_result(const struct map_result *res, bool *relayed)
 	return (enum pcp_result)map_err_row(res->err)->pcp_result;
 }
 
-/* §11.1 success response built over the decoded request (m). */
+/* §11.1 / §12.1 success response built over the decoded request (m): a
+   PEER's protocol, internal port, remote peer and nonce stay as the
+   request had them (§12.3 copy rule). */
 static size_t
 pcp_server_success(struct pcp_msg *m, const struct map_req *req,
     const struct map_result *res, uint32_t epoch, uint8_t *out, size_t cap)
@@ -363,7 +449,7 @@ pcp_server_reply(const uint8_t *pkt, size_t len, const struct map_req *req,
 	/* The packet passed pcp_server_handle(): it decodes again (no source
 	   needed; those checks were made on arrival). */
 	if (pcp_decode_request(pkt, len, NULL, 0, &m, NULL) != PCP_VERDICT_OK ||
-	    m.opcode != PCP_OP_MAP)
+	    (m.opcode != PCP_OP_MAP && m.opcode != PCP_OP_PEER))
 		return 0;
 	rc = pcp_server_result(res, &relayed);
 	if (rc == PCP_SUCCESS)

@@ -12,12 +12,20 @@
  *   - the §8.2 pipeline errors of the codec (UNSUPP_VERSION, MALFORMED_*,
  *     ADDRESS_MISMATCH, UNSUPP_OPCODE, UNSUPP_OPTION, ...);
  *   - ANNOUNCE: SUCCESS, lifetime 0, our epoch (§14.1.2);
- *   - PEER: UNSUPP_OPCODE (see pcp_server.c);
+ *   - PEER with an invalid remote peer (unspecified, loopback, multicast,
+ *     broadcast, or not the internal address's family): MALFORMED_REQUEST
+ *     (§12.3); a valid PEER is submitted like MAP, with MAP_F_PEER;
  *   - MAP for protocols other than TCP/UDP, for "all ports" (internal port
  *     0) and "all protocols" (DMZ): UNSUPP_PROTOCOL (§11.3, S-07);
  *   - THIRD_PARTY when the configuration forbids it: UNSUPP_OPTION (§13.1,
  *     S-11); THIRD_PARTY_ID (RFC 7843): UNSUPP_OPTION;
- *   - FILTER with a non-zero prefix: UNSUPP_OPTION (see pcp_server.c).
+ *   - FILTER with a non-zero prefix: UNSUPP_OPTION (see pcp_server.c);
+ *   - an opcode it does not know: UNSUPP_OPCODE, unless relaying (RFC 7648
+ *     §3.4.2, P-16..P-18): then PCP_SERVER_RELAY, and pcp_relay.h sends
+ *     the packet upstream. AUTHENTICATION (opcode 3, RFC 7652) is known
+ *     and unsupported, ANNOUNCE answered here (P-19): neither is relayed.
+ *     Unknown mandatory options in MAP/PEER get UNSUPP_OPTION even when
+ *     relaying (see pcp_server_relay_flags() in pcp_server.c).
  */
 #ifndef IWFD_PCP_SERVER_H
 #define IWFD_PCP_SERVER_H
@@ -39,6 +47,14 @@ struct pcp_server_conf {
 	/* A NAT-PMP front-end takes version 0 on this port (App. A). When
 	   false, version 0 gets PCP's UNSUPP_VERSION like any other. */
 	bool		 natpmp;
+	/* RFC 7648 §3.4.2 (P-16, P-17): requests with an opcode this server
+	   does not know go to a relay (pcp_relay.h). Set only when there is
+	   one, i.e. an upstream server to relay to; false: UNSUPP_OPCODE
+	   (P-18, and the gateway that is the last NAT). */
+	bool		 relay_unknown;
+	/* pcp = no (with natpmp): PCP requests go to the NAT-PMP front-end
+	   too, which answers them as a NAT-PMP-only server does. */
+	bool		 pcp_off;
 };
 
 enum pcp_server_action {
@@ -47,6 +63,8 @@ enum pcp_server_action {
 	PCP_SERVER_SUBMIT,	/* proxy_submit(out->req); reply later with
 				   pcp_server_reply() over the same packet */
 	PCP_SERVER_NATPMP,	/* version 0: the NAT-PMP front-end's */
+	PCP_SERVER_RELAY,	/* unknown opcode, conf->relay_unknown: relay
+				   the packet as received (RFC 7648 §3.4.2) */
 };
 
 struct pcp_server_req {
@@ -84,6 +102,17 @@ enum pcp_server_action pcp_server_handle(const struct pcp_server_conf *,
 size_t	pcp_server_reply(const uint8_t *pkt, size_t len,
 	    const struct map_req *req, const struct map_result *res,
 	    uint32_t epoch, uint8_t *out, size_t cap);
+
+/*
+ * Our own error response to a request pcp_server_handle() accepted (SUBMIT
+ * or RELAY) when it cannot be served after all (a relay that is full:
+ * NO_RESOURCES, an upstream that cannot be reached: NETWORK_FAILURE): the
+ * §8.2 copy of the request with rc, the §7.4 lifetime of rc's class and
+ * epoch, reserved octets zero (§7.2: it parsed). Returns the length, 0 if
+ * len < 2 or cap is too small.
+ */
+size_t	pcp_server_refuse(const uint8_t *pkt, size_t len,
+	    enum pcp_result rc, uint32_t epoch, uint8_t *out, size_t cap);
 
 /*
  * The unsolicited ANNOUNCE response (§14.1.3): SUCCESS, lifetime 0, epoch,

@@ -297,8 +297,9 @@ proxy_answer_all(struct proxy *p, struct proxy_pending *pend,
 }
 
 static struct backend_rule
-proxy_rule(const struct mapping *m, uint32_t lifetime)
+proxy_rule(const struct proxy *p, const struct mapping *m, uint32_t lifetime)
 {
+	const struct mapping_peer *peer = mapping_peer(m);
 	struct backend_rule r;
 
 	memset(&r, 0, sizeof(r));
@@ -306,6 +307,14 @@ proxy_rule(const struct mapping *m, uint32_t lifetime)
 	r.int_port = m->internal_port;
 	r.ext_port = m->ext_port;
 	r.protocol = m->protocol;
+	if (peer != NULL) {
+		/* PEER: the flow to the remote peer leaves from the gateway's
+		   WAN address and the port table_peer_port() chose. */
+		r.kind = BACKEND_RULE_PEER_SNAT;
+		r.peer_addr = peer->addr;
+		r.peer_port = peer->port;
+		r.ext_addr = p->p.wan_addr;
+	}
 	r.timeout = lifetime == TABLE_LIFETIME_INFINITE ? 0 :
 	    lifetime + PROXY_RULE_GRACE_S;
 	return r;
@@ -335,10 +344,17 @@ proxy_txn_fill(struct proxy *p, struct proxy_pending *pend,
     uint64_t now)
 {
 	struct upstream_txn *t = &pend->txn;
+	const struct mapping_peer *peer = mapping_peer(m);
 
 	memset(t, 0, offsetof(struct upstream_txn, next));
 	t->arg = pend;
 	t->opcode = PCP_OP_MAP;
+	if (peer != NULL) {
+		/* P-09: the remote peer is copied upstream (RFC 7648 §3). */
+		t->opcode = PCP_OP_PEER;
+		t->peer_addr = peer->addr;
+		t->peer_port = peer->port;
+	}
 	memcpy(t->nonce, m->nonce, sizeof(t->nonce));
 	t->protocol = m->protocol;
 	t->lifetime = lifetime;
@@ -403,6 +419,11 @@ proxy_delete_upstream(struct proxy *p, const struct mapping *m, uint64_t now)
 
 	if (!proxy_has_upstream(p) || m->upstream == UPSTREAM_NO_SERVER)
 		return;
+	/* RFC 6887 §12.1: PEER cannot delete (lifetime 0 is no delete); the
+	   upstream mapping reverts to implicit behaviour when not renewed
+	   (§12.3). Nothing to send. */
+	if (mapping_peer(m) != NULL)
+		return;
 	if ((pend = proxy_pending_new(p, NULL, PROXY_WORK_DELETE)) == NULL) {
 		log_warnx("proxy: out of memory, upstream delete not sent");
 		return;
@@ -435,7 +456,7 @@ proxy_forget(struct proxy *p, struct mapping *m, uint64_t now)
 	struct backend_rule r;
 
 	if (proxy_has_rule(p, m)) {
-		r = proxy_rule(m, 0);
+		r = proxy_rule(p, m, 0);
 		if (p->p.backend->ops->remove(p->p.backend, &r, NULL, NULL) == -1)
 			log_warnx("proxy: cannot queue the removal of local "
 			    "port %u", m->ext_port);
@@ -499,7 +520,7 @@ proxy_expired_cb(struct mapping *m, void *arg)
 	   a mapping that was ever granted has its rule (fix, test_proxy
 	   test_expiry / test_last_nat: rules were left to the kernel). */
 	if (proxy_local_rules(p) && (m->flags & MAPPING_F_WAS_GRANTED) != 0) {
-		r = proxy_rule(m, 0);
+		r = proxy_rule(p, m, 0);
 		(void)p->p.backend->ops->remove(p->p.backend, &r, NULL, NULL);
 	}
 	/* table_expire() removes it after this callback. */
@@ -543,8 +564,8 @@ proxy_backend_done(void *arg, int error)
 		   delete's deadline lay in the past, so the engine timed it
 		   out at once and marked the server DOWN) */
 		proxy_delete_upstream(p, m, p->now);
-		/* the rule is not there: forget without removing it */
-		(void)mapping_set_state(p->p.table, m, MAP_STATE_REQUESTED);
+		/* the queued removal of a rule that is not there succeeds
+		   (backend.h), so forgetting is the same as for any mapping */
 		proxy_forget(p, m, p->now);
 		return;
 	}
@@ -578,7 +599,7 @@ proxy_granted(struct proxy *p, struct proxy_pending *pend, uint32_t granted,
 		proxy_finish(p, pend, &pend->result);
 		return;
 	}
-	r = proxy_rule(m, granted);
+	r = proxy_rule(p, m, granted);
 	pend->backend_active = true;
 	if (had_rule)
 		rc = p->p.backend->ops->refresh(p->p.backend, &r,
@@ -604,6 +625,29 @@ proxy_finish(struct proxy *p, struct proxy_pending *pend,
 		proxy_pending_free(p, pend);
 }
 
+/*
+ * The gateway port of a new PEER flow. Without an upstream the gateway is
+ * the outermost NAT: the suggestion names its own address and port and
+ * must be met (RFC 6887 §12.1, PEER implies PREFER_FAILURE). With one,
+ * the suggestion is the outermost's business and goes upstream (P-07).
+ * A local SNAT rule needs the WAN address to translate to.
+ */
+static enum map_err
+proxy_peer_port(struct proxy *p, const struct map_req *req, uint64_t now,
+    uint16_t *port)
+{
+	bool exact = !proxy_has_upstream(p);
+
+	if (proxy_local_rules(p) && !p->p.wan_addr_known)
+		return MAP_ERR_NETWORK_FAILURE;
+	if (exact && !pcp_addr_is_any(&req->ext_addr) &&
+	    !IN6_IS_ADDR_UNSPECIFIED(&req->ext_addr) &&
+	    (!p->p.wan_addr_known ||
+	    !IN6_ARE_ADDR_EQUAL(&req->ext_addr, &p->p.wan_addr)))
+		return MAP_ERR_CANNOT_PROVIDE_EXTERNAL;
+	return table_peer_port(p->p.table, req, exact, now, port);
+}
+
 /* A brand-new mapping (table verdict NEW). */
 static bool
 proxy_create(struct proxy *p, const struct map_req *req, uint32_t lifetime,
@@ -614,7 +658,9 @@ proxy_create(struct proxy *p, const struct map_req *req, uint32_t lifetime,
 	enum map_err err;
 	uint16_t port;
 
-	if ((err = table_alloc_port(p->p.table, req, now, &port)) != MAP_OK ||
+	if ((err = (req->flags & MAP_F_PEER) != 0 ?
+	    proxy_peer_port(p, req, now, &port) :
+	    table_alloc_port(p->p.table, req, now, &port)) != MAP_OK ||
 	    (m = table_add(p->p.table, req, port, lifetime, now, &err)) == NULL) {
 		proxy_result_err(res, err);
 		return true;
@@ -707,6 +753,63 @@ proxy_delete_req(struct proxy *p, struct mapping *m, uint64_t now,
 	return true;
 }
 
+/*
+ * A PEER request (RFC 6887 §12.3; RFC 7648 §3 with the remote peer in the
+ * key). Lifetime 0 neither deletes nor shortens (§12.1, §15): it asks for
+ * the shortest lifetime, which policy turns into its minimum; a refresh
+ * never grants less than the mapping has left, and one that asks for no
+ * more than that is answered from the table.
+ */
+static bool
+proxy_submit_peer(struct proxy *p, const struct map_req *req, uint64_t now,
+    proxy_done_fn fn, void *arg, struct map_result *res)
+{
+	struct map_req q = *req;
+	struct mapping *m = NULL;
+	struct proxy_pending *pend;
+	enum map_err err;
+	uint32_t lifetime, left;
+
+	q.flags &= ~(unsigned int)(MAP_F_DELETE | MAP_F_PREFER_FAILURE);
+	if (q.lifetime == 0)
+		q.lifetime = 1;
+	if ((err = policy_check(p->p.policy, p->p.table, &q, &lifetime)) !=
+	    MAP_OK) {
+		proxy_result_err(res, err);
+		return true;
+	}
+	switch (table_check(p->p.table, &q, &m)) {
+	case TABLE_NEW:
+		return proxy_create(p, &q, lifetime, now, fn, arg, res);
+	case TABLE_NONCE_MISMATCH:
+		/* §12.3: NOT_AUTHORIZED for the existing mapping's duration. */
+		proxy_result_err(res, MAP_ERR_NOT_AUTHORIZED);
+		res->lifetime = mapping_remaining(m, now);
+		return true;
+	case TABLE_REFRESH:
+		break;
+	default:
+		proxy_result_err(res, MAP_ERR_INTERNAL);
+		return true;
+	}
+	if ((pend = m->owner_data) != NULL) {
+		if (!proxy_wait(p, pend, &q, now, fn, arg)) {
+			proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+			return true;
+		}
+		return false;
+	}
+	left = mapping_remaining(m, now);
+	if (m->state == MAP_STATE_GRANTED &&
+	    (left >= lifetime || table_cache_hit(m, lifetime, now))) {
+		proxy_result_mapping(res, m, now);
+		return true;
+	}
+	if (left > lifetime)
+		lifetime = left;
+	return proxy_refresh(p, m, &q, lifetime, now, fn, arg, res);
+}
+
 static bool
 proxy_submit_one(struct proxy *p, const struct map_req *req, uint64_t now,
     proxy_done_fn fn, void *arg, struct map_result *res)
@@ -717,6 +820,8 @@ proxy_submit_one(struct proxy *p, const struct map_req *req, uint64_t now,
 	enum map_err err;
 	uint32_t lifetime;
 
+	if ((req->flags & MAP_F_PEER) != 0)
+		return proxy_submit_peer(p, req, now, fn, arg, res);
 	if ((err = policy_check(p->p.policy, p->p.table, req, &lifetime)) !=
 	    MAP_OK) {
 		proxy_result_err(res, err);
@@ -808,8 +913,8 @@ proxy_upstream_failed(struct proxy *p, struct proxy_pending *pend,
 
 	proxy_answer_all(p, pend, res);
 	if (pend->work == PROXY_WORK_CREATE) {
-		/* nothing was made: drop the temporary mapping */
-		(void)mapping_set_state(p->p.table, m, MAP_STATE_REQUESTED);
+		/* nothing was made: drop the temporary mapping (still
+		   pending-upstream, so it has no local rule) */
 		proxy_forget(p, m, now);
 		return;
 	}
@@ -846,6 +951,20 @@ proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
 		/* spec/pcp.md §2.4: unreachable -> NETWORK_FAILURE, short. */
 		proxy_result_err(&res, MAP_ERR_NETWORK_FAILURE);
 		proxy_upstream_failed(p, pend, &res, now);
+		return;
+	}
+	/*
+	 * DESCRIPTION is an optional option (RFC 7220 §3: a server that does
+	 * not support it just leaves it out). A server that rejects a request
+	 * for carrying it (miniupnpd before 2.3.11 mis-parses option padding)
+	 * gets the request once more without it; the description stays ours.
+	 */
+	if ((resp->result == PCP_MALFORMED_OPTION ||
+	    resp->result == PCP_UNSUPP_OPTION) && txn->description[0] != '\0') {
+		log_debug("proxy: upstream refused the request with %s; trying "
+		    "again without DESCRIPTION", pcp_result_name(resp->result));
+		txn->description[0] = '\0';
+		proxy_txn_start(p, pend, now);
 		return;
 	}
 	if (resp->result != PCP_SUCCESS) {
@@ -930,6 +1049,37 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 	log_info("upstream server %u: re-creating %zu mapping(s)", server, n);
 }
 
+/*
+ * The PEER mapping a PEER Mapping Update names (RFC 6887 §14.2): by the
+ * 5-tuple the upstream knows it by (§12.3), then its nonce. nat = none:
+ * THIRD_PARTY and the internal port, the table's own key. nat = local:
+ * the upstream's internal port is our gateway port, which no index keys
+ * PEER mappings by, so a walk of the table; it is paid only for an
+ * unsolicited PEER SUCCESS from a configured server, which a carrier
+ * sends when it renumbers (the lab's miniupnpd never does).
+ */
+static struct mapping *
+proxy_update_peer(const struct proxy *p, const struct pcp_msg *msg)
+{
+	const struct mapping_peer *peer;
+	struct mapping *m;
+	size_t i;
+
+	if (p->p.nat != PROXY_NAT_LOCAL)
+		return msg->has_third_party ? table_find_peer(p->p.table,
+		    msg->protocol, &msg->third_party, msg->internal_port,
+		    &msg->peer_addr, msg->peer_port) : NULL;
+	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++)
+		if ((peer = mapping_peer(m)) != NULL &&
+		    m->protocol == msg->protocol &&
+		    m->ext_port == msg->internal_port &&
+		    peer->port == msg->peer_port &&
+		    IN6_ARE_ADDR_EQUAL(&peer->addr, &msg->peer_addr) &&
+		    memcmp(m->nonce, msg->nonce, sizeof(m->nonce)) == 0)
+			return m;
+	return NULL;
+}
+
 void
 proxy_upstream_mapping_update(struct proxy *p, unsigned int server,
     const struct pcp_msg *msg, uint64_t now)
@@ -940,9 +1090,13 @@ proxy_upstream_mapping_update(struct proxy *p, unsigned int server,
 	proxy_kick(p);
 
 	p->now = now;
-	if (msg->opcode != PCP_OP_MAP || msg->result != PCP_SUCCESS)
+	if (msg->result != PCP_SUCCESS)
 		return;
-	if (p->p.nat == PROXY_NAT_LOCAL)
+	if (msg->opcode == PCP_OP_PEER)
+		m = proxy_update_peer(p, msg);
+	else if (msg->opcode != PCP_OP_MAP)
+		return;
+	else if (p->p.nat == PROXY_NAT_LOCAL)
 		m = table_find_external(p->p.table, msg->protocol,
 		    msg->internal_port);
 	else
@@ -952,12 +1106,14 @@ proxy_upstream_mapping_update(struct proxy *p, unsigned int server,
 	if (m == NULL || m->upstream != server ||
 	    memcmp(m->nonce, msg->nonce, sizeof(m->nonce)) != 0)
 		return;
-	/* §14.2: the server moved the mapping; follow it. */
+	/* §14.2: the server moved the mapping; follow it. A PEER's local
+	   SNAT names our own port, which did not move. */
 	m->outer_addr = msg->ext_addr;
 	m->outer_port = msg->ext_port;
 	proxy_learn_ext_addr(p, &msg->ext_addr);
-	log_info("upstream moved mapping of port %u to external port %u",
-	    m->ext_port, m->outer_port);
+	log_info("upstream moved %s mapping of port %u to external port %u",
+	    mapping_peer(m) != NULL ? "PEER" : "MAP", m->ext_port,
+	    m->outer_port);
 }
 
 /* ---- time --------------------------------------------------------------- */

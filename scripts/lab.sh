@@ -22,6 +22,7 @@
 #   lab_up                   create the four namespaces (installs lab_down as EXIT trap)
 #   lab_start_carrier        nft tables + STUN server + miniupnpd in cgn; waits until it answers
 #   lab_stop_carrier         stop miniupnpd, flush its rules (a carrier reboot loses state)
+#   lab_add_lan_host [IP]    a second LAN host "lan2" (default 192.0.2.11) on gw interface lan1
 #   lab_down                 kill what the lab started, delete its namespaces (idempotent)
 #   lab_exec NS CMD...       run CMD in namespace NS (lan|gw|cgn|inet or a full name)
 #   lab_show CMD...          print "+ CMD..." (lab_exec is shown as ip netns exec NS)
@@ -62,6 +63,9 @@ LAB_INET_IF=eth0
 LAB_CGN_NFT_TABLE=miniupnpd
 
 LAB_NS_LAN=""
+LAB_NS_LAN2=""
+LAB_LAN2_HOST_IP=192.0.2.11
+LAB_GW_LAN2_IF=lan1
 LAB_NS_GW=""
 LAB_NS_CGN=""
 LAB_NS_INET=""
@@ -86,6 +90,7 @@ lab_err() {
 lab_ns() {
 	case "$1" in
 	lan) printf '%s\n' "$LAB_NS_LAN" ;;
+	lan2) printf '%s\n' "$LAB_NS_LAN2" ;;
 	gw) printf '%s\n' "$LAB_NS_GW" ;;
 	cgn) printf '%s\n' "$LAB_NS_CGN" ;;
 	inet) printf '%s\n' "$LAB_NS_INET" ;;
@@ -468,6 +473,26 @@ lab_start_carrier() {
 	return 0
 }
 
+# A second LAN host in its own namespace, on its own gw interface (lan1, no address of its
+# own): the host reaches 192.0.2.1 through lan1 (Linux answers ARP for any local address),
+# gw routes 192.0.2.11/32 back out of lan1. Serve it with a second lan_interface = lan1.
+lab_add_lan_host() {
+	LAB_LAN2_HOST_IP="${1:-$LAB_LAN2_HOST_IP}"
+	LAB_NS_LAN2="$LAB_PREFIX-lan2"
+	export LAB_NS_LAN2 LAB_LAN2_HOST_IP LAB_GW_LAN2_IF
+	ip netns add "$LAB_NS_LAN2" || { lab_err "cannot create namespace $LAB_NS_LAN2"; return 1; }
+	ip -n "$LAB_NS_LAN2" link set lo up &&
+	lab_link "$LAB_NS_LAN2" "$LAB_LAN_IF" "$LAB_NS_GW" "$LAB_GW_LAN2_IF" &&
+	ip -n "$LAB_NS_LAN2" addr add "$LAB_LAN2_HOST_IP/24" dev "$LAB_LAN_IF" &&
+	ip -n "$LAB_NS_LAN2" route add default via "$LAB_GW_LAN_IP" &&
+	ip -n "$LAB_NS_GW" route add "$LAB_LAN2_HOST_IP/32" dev "$LAB_GW_LAN2_IF" || {
+		lab_err "cannot set up the second LAN host"
+		return 1
+	}
+	ip netns exec "$LAB_NS_LAN2" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null || true
+	return 0
+}
+
 lab_stop_carrier() {
 	local chain
 	[ -n "$LAB_CARRIER_PID" ] || return 0
@@ -496,13 +521,13 @@ lab_down() {
 	LAB_PIDS=""
 	LAB_STUN_PID=""
 	# anything else still running inside our namespaces was started in this lab
-	for ns in "$LAB_NS_LAN" "$LAB_NS_GW" "$LAB_NS_CGN" "$LAB_NS_INET"; do
+	for ns in "$LAB_NS_LAN" "$LAB_NS_LAN2" "$LAB_NS_GW" "$LAB_NS_CGN" "$LAB_NS_INET"; do
 		[ -n "$ns" ] && [ -e "/run/netns/$ns" ] || continue
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
 			kill -TERM "$pid" 2>/dev/null || true
 		done
 	done
-	for ns in "$LAB_NS_LAN" "$LAB_NS_GW" "$LAB_NS_CGN" "$LAB_NS_INET"; do
+	for ns in "$LAB_NS_LAN" "$LAB_NS_LAN2" "$LAB_NS_GW" "$LAB_NS_CGN" "$LAB_NS_INET"; do
 		[ -n "$ns" ] && [ -e "/run/netns/$ns" ] || continue
 		lab_wait_for "test -z \"\$(ip netns pids $ns)\"" 3 ||
 			for pid in $(ip netns pids "$ns" 2>/dev/null); do
@@ -513,7 +538,7 @@ lab_down() {
 	if [ -n "$LAB_TMP" ] && [ -d "$LAB_TMP" ] && [ "${LAB_KEEP_TMP:-0}" != 1 ]; then
 		rm -rf "$LAB_TMP"
 	fi
-	LAB_NS_LAN="" LAB_NS_GW="" LAB_NS_CGN="" LAB_NS_INET="" LAB_TMP=""
+	LAB_NS_LAN="" LAB_NS_LAN2="" LAB_NS_GW="" LAB_NS_CGN="" LAB_NS_INET="" LAB_TMP=""
 	trap - INT TERM HUP
 	return 0
 }

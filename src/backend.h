@@ -16,13 +16,14 @@
  * works). Each queued change has a completion callback that runs from
  * backend_commit() with 0 or an errno value.
  *
- * A rule is named by (protocol, ext_port); what a change means after the
- * commit that applies it:
- *   add      the rule for (protocol, ext_port) is this one (an older rule
+ * A DNAT rule is named by (protocol, ext_port), a PEER SNAT rule by its
+ * flow (see struct backend_rule); what a change means after the commit
+ * that applies it:
+ *   add      the rule for its name is this one (an older rule
  *            for the same key is replaced);
  *   refresh  the same, with the timeout re-armed (the way to extend a
  *            mapping's lifetime);
- *   remove   there is no rule for (protocol, ext_port); removing a rule
+ *   remove   there is no rule of that name; removing a rule
  *            that is not there (never added, or expired in the kernel)
  *            succeeds.
  * Changes apply in the order they were queued. Every callback runs exactly
@@ -45,15 +46,52 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One local DNAT: (protocol, gateway WAN port) -> internal address:port. */
+/*
+ * The kinds of local rule. A zeroed rule is a DNAT, so callers that know
+ * only MAP need not name the kind.
+ *   DNAT       (protocol, gateway WAN port) -> internal address:port: the
+ *              inbound half of a MAP mapping; named by (protocol,
+ *              ext_port).
+ *   PEER_SNAT  the outbound flow internal address:port -> peer_addr:
+ *              peer_port leaves from ext_addr:ext_port (RFC 6887 §12: a
+ *              PEER mapping); named by (protocol, int_addr, int_port,
+ *              peer_addr, peer_port). Several PEER flows of one internal
+ *              endpoint share one ext_port (RFC 4787 REQ-1, endpoint-
+ *              independent mapping), so ext_port is not part of the name.
+ */
+enum backend_rule_kind {
+	BACKEND_RULE_DNAT = 0,
+	BACKEND_RULE_PEER_SNAT,
+};
+
+/* One local rule. */
 struct backend_rule {
 	struct in6_addr	 int_addr;	/* IPv4-mapped */
+	struct in6_addr	 peer_addr;	/* PEER_SNAT: the remote peer */
+	struct in6_addr	 ext_addr;	/* PEER_SNAT: the gateway's WAN
+					   address to translate to */
 	uint16_t	 ext_port;	/* the gateway's own WAN port */
 	uint16_t	 int_port;
+	uint16_t	 peer_port;	/* PEER_SNAT */
 	uint8_t		 protocol;	/* MAP_PROTO_TCP / MAP_PROTO_UDP */
+	uint8_t		 kind;		/* enum backend_rule_kind */
 	uint32_t	 timeout;	/* seconds the kernel keeps it; 0: no
 					   timeout (static mapping) */
 };
+
+/* Do a and b name the same rule (see enum backend_rule_kind)? */
+static inline bool
+backend_rule_same_key(const struct backend_rule *a,
+    const struct backend_rule *b)
+{
+	if (a->kind != b->kind || a->protocol != b->protocol)
+		return false;
+	if (a->kind == BACKEND_RULE_DNAT)
+		return a->ext_port == b->ext_port;
+	return a->int_port == b->int_port && a->peer_port == b->peer_port &&
+	    IN6_ARE_ADDR_EQUAL(&a->int_addr, &b->int_addr) &&
+	    IN6_ARE_ADDR_EQUAL(&a->peer_addr, &b->peer_addr);
+}
 
 /* The conntrack mark set on our flows: ct mark & MASK == MARK. Bits of the
    mark outside MASK are left alone (other tools use them: mwan3, SQM). */

@@ -77,6 +77,16 @@
 
 #define NFT_MAP_NAME		"dnat_ports"
 #define NFT_CHAIN_NAME		"prerouting"
+/*
+ * PEER flows (RFC 6887 §12): one element per flow, internal address .
+ * protocol . internal port . remote address . remote port -> WAN address .
+ * gateway port, in a postrouting nat chain one step before srcnat (99):
+ * the first nat chain that binds a flow wins, so our SNAT beats the
+ * router's masquerade at srcnat (100), fw4's and iptables-nft's alike
+ * (docs/deployment.md).
+ */
+#define NFT_PEER_MAP_NAME	"peer_snat"
+#define NFT_PEER_CHAIN_NAME	"postrouting"
 /* nft(8) prints and parses element timeouts in seconds up to this value
    (the kernel keeps milliseconds in 32 bits); longer lifetimes are
    clamped, the daemon re-arms long before. */
@@ -126,12 +136,21 @@ struct nft_change {
 	bool			 in_batch;	/* emitted a command */
 };
 
+/* The record of installed PEER elements: few (one per PEER mapping), so
+   a plain array searched in order. */
+struct nft_peer_record {
+	struct backend_rule	*keys;
+	size_t			 n;
+	size_t			 cap;
+};
+
 struct nft_backend {
 	struct backend		 base;		/* first: the vtable */
 	struct nft_ctx		*ctx;
 	char			 table[NFT_TABLE_NAME_MAX + 1];
 	char			 wan[IFNAMSIZ];
 	struct nft_portset	 installed;
+	struct nft_peer_record	 peers;
 	struct nft_change	*queue;
 	size_t			 n_queue;
 	size_t			 cap_queue;
@@ -203,6 +222,50 @@ nft_portset_free(struct nft_portset *ps)
 		free(ps->bits[i]);
 		ps->bits[i] = NULL;
 	}
+}
+
+static bool
+nft_peer_has(const struct nft_peer_record *pr, const struct backend_rule *r)
+{
+	size_t i;
+
+	for (i = 0; i < pr->n; i++)
+		if (backend_rule_same_key(&pr->keys[i], r))
+			return true;
+	return false;
+}
+
+static int
+nft_peer_set(struct nft_peer_record *pr, const struct backend_rule *r,
+    bool on)
+{
+	struct backend_rule *p;
+	size_t i, cap;
+
+	for (i = 0; i < pr->n; i++)
+		if (backend_rule_same_key(&pr->keys[i], r)) {
+			if (!on)
+				pr->keys[i] = pr->keys[--pr->n];
+			return 0;
+		}
+	if (!on)
+		return 0;
+	if (pr->n == pr->cap) {
+		cap = pr->cap ? pr->cap * 2 : 16;
+		if ((p = reallocarray(pr->keys, cap, sizeof(*p))) == NULL)
+			return -1;
+		pr->keys = p;
+		pr->cap = cap;
+	}
+	pr->keys[pr->n++] = *r;
+	return 0;
+}
+
+static void
+nft_peer_free(struct nft_peer_record *pr)
+{
+	free(pr->keys);
+	memset(pr, 0, sizeof(*pr));
 }
 
 /* --- the command buffer --- */
@@ -289,6 +352,43 @@ nft_cmd_add(struct nft_backend *nb, struct nft_buf *buf,
 	    timeout, addr, r->int_port);
 }
 
+/* "A . P . N . B . Q": a PEER element's key (the caller checked that the
+   addresses are IPv4-mapped). */
+static void
+nft_peer_key(const struct backend_rule *r, char *buf, size_t len)
+{
+	char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &r->int_addr.s6_addr[12], a, sizeof(a));
+	inet_ntop(AF_INET, &r->peer_addr.s6_addr[12], b, sizeof(b));
+	snprintf(buf, len, "%s . %u . %u . %s . %u", a, r->protocol,
+	    r->int_port, b, r->peer_port);
+}
+
+static void
+nft_cmd_peer(struct nft_backend *nb, struct nft_buf *buf,
+    const struct backend_rule *r, bool add)
+{
+	char key[2 * INET_ADDRSTRLEN + 32], ext[INET_ADDRSTRLEN];
+	char timeout[32] = "";
+	uint32_t t = r->timeout;
+
+	nft_peer_key(r, key, sizeof(key));
+	if (!add) {
+		nft_buf_printf(buf, "delete element ip %s " NFT_PEER_MAP_NAME
+		    " { %s }\n", nb->table, key);
+		return;
+	}
+	inet_ntop(AF_INET, &r->ext_addr.s6_addr[12], ext, sizeof(ext));
+	if (t > NFT_TIMEOUT_MAX_S)
+		t = NFT_TIMEOUT_MAX_S;
+	if (t != 0)
+		snprintf(timeout, sizeof(timeout), " timeout %us", t);
+	nft_buf_printf(buf, "add element ip %s " NFT_PEER_MAP_NAME
+	    " { %s%s : %s . %u }\n", nb->table, key, timeout, ext,
+	    r->ext_port);
+}
+
 /* --- running nft --- */
 
 /* The errno libnftables reported in its text ("Could not process rule:
@@ -368,6 +468,17 @@ nft_probe(struct nft_backend *nb, uint8_t protocol, uint16_t ext_port)
 	return nft_run(nb, cmd, "probe", NULL, true) == 0;
 }
 
+static bool
+nft_probe_peer(struct nft_backend *nb, const struct backend_rule *r)
+{
+	char cmd[256], key[2 * INET_ADDRSTRLEN + 32];
+
+	nft_peer_key(r, key, sizeof(key));
+	snprintf(cmd, sizeof(cmd), "get element ip %s " NFT_PEER_MAP_NAME
+	    " { %s }\n", nb->table, key);
+	return nft_run(nb, cmd, "probe", NULL, true) == 0;
+}
+
 /* --- names --- */
 
 /* nft identifiers: a letter, then letters, digits, '_' (nft has no
@@ -432,6 +543,21 @@ nft_setup(struct nft_backend *nb)
 	    "dnat ip to meta l4proto . th dport map @" NFT_MAP_NAME "\n",
 	    nb->table, nb->wan, ~BACKEND_CT_MARK_MASK & 0xffffffffu,
 	    BACKEND_CT_MARK);
+	/* PEER flows: see NFT_PEER_MAP_NAME */
+	nft_buf_printf(&buf, "add map ip %s " NFT_PEER_MAP_NAME " { type "
+	    "ipv4_addr . inet_proto . inet_service . ipv4_addr . "
+	    "inet_service : ipv4_addr . inet_service; flags timeout; }\n",
+	    nb->table);
+	nft_buf_printf(&buf, "add chain ip %s " NFT_PEER_CHAIN_NAME " { type "
+	    "nat hook postrouting priority srcnat - 1; policy accept; }\n",
+	    nb->table);
+	nft_buf_printf(&buf, "flush chain ip %s " NFT_PEER_CHAIN_NAME "\n",
+	    nb->table);
+	nft_buf_printf(&buf, "add rule ip %s " NFT_PEER_CHAIN_NAME " oifname "
+	    "\"%s\" ip saddr . meta l4proto . th sport . ip daddr . th dport "
+	    "@" NFT_PEER_MAP_NAME " counter snat ip to ip saddr . meta l4proto "
+	    ". th sport . ip daddr . th dport map @" NFT_PEER_MAP_NAME "\n",
+	    nb->table, nb->wan);
 	if (buf.err) {
 		nft_buf_free(&buf);
 		log_warnx("nft: out of memory");
@@ -529,6 +655,7 @@ nft_close(struct backend *b)
 	nft_cancel_queue(nb);
 	nft_ctx_free(nb->ctx);
 	nft_portset_free(&nb->installed);
+	nft_peer_free(&nb->peers);
 	free(nb);
 }
 
@@ -545,6 +672,7 @@ nft_destroy(struct backend *b)
 	if (nft_run(nb, cmd, "destroy", NULL, false) != 0)
 		return -1;
 	nft_portset_free(&nb->installed);
+	nft_peer_free(&nb->peers);
 	return 0;
 }
 
@@ -611,6 +739,14 @@ nft_check_change(struct nft_change *c)
 
 	if ((c->slot = nft_proto_slot(r->protocol)) == -1)
 		return EPROTONOSUPPORT;
+	if (r->kind == BACKEND_RULE_PEER_SNAT)
+		return (!IN6_IS_ADDR_V4MAPPED(&r->int_addr) ||
+		    r->int_port == 0 || !IN6_IS_ADDR_V4MAPPED(&r->peer_addr) ||
+		    r->peer_port == 0 || (c->op != NFT_OP_REMOVE &&
+		    (!IN6_IS_ADDR_V4MAPPED(&r->ext_addr) || r->ext_port == 0))) ?
+		    EINVAL : 0;
+	if (r->kind != BACKEND_RULE_DNAT)
+		return EINVAL;
 	if (r->ext_port == 0)
 		return EINVAL;
 	/* a remove names the key only */
@@ -628,9 +764,30 @@ nft_check_change(struct nft_change *c)
  * timeout (re-adding leaves it; nft 1.0.6 has no `destroy`).
  */
 static int
+nft_emit_peer(struct nft_backend *nb, struct nft_buf *buf,
+    struct nft_change *c)
+{
+	const struct backend_rule *r = &c->rule;
+
+	c->was_installed = nft_peer_has(&nb->peers, r);
+	if (c->op != NFT_OP_REMOVE && nft_peer_set(&nb->peers, r, true) == -1)
+		return ENOMEM;
+	if (c->was_installed)
+		nft_cmd_peer(nb, buf, r, false);
+	if (c->op == NFT_OP_REMOVE)
+		(void)nft_peer_set(&nb->peers, r, false);
+	else
+		nft_cmd_peer(nb, buf, r, true);
+	return 0;
+}
+
+static int
 nft_emit(struct nft_backend *nb, struct nft_buf *buf, struct nft_change *c)
 {
 	const struct backend_rule *r = &c->rule;
+
+	if (r->kind == BACKEND_RULE_PEER_SNAT)
+		return nft_emit_peer(nb, buf, c);
 
 	c->was_installed = nft_portset_has(&nb->installed, c->slot,
 	    r->ext_port);
@@ -649,6 +806,10 @@ nft_emit(struct nft_backend *nb, struct nft_buf *buf, struct nft_change *c)
 static void
 nft_unemit(struct nft_backend *nb, const struct nft_change *c)
 {
+	if (c->rule.kind == BACKEND_RULE_PEER_SNAT) {
+		(void)nft_peer_set(&nb->peers, &c->rule, c->was_installed);
+		return;
+	}
 	nft_portset_set(&nb->installed, c->slot, c->rule.ext_port,
 	    c->was_installed);
 }
@@ -680,6 +841,11 @@ nft_apply_one(struct nft_backend *nb, struct nft_change *c, const char *what)
 		error = nft_run(nb, buf.text, what, NULL, attempt == 0);
 		if (error == 0)
 			break;
+		if (r->kind == BACKEND_RULE_PEER_SNAT) {
+			there = nft_probe_peer(nb, r);
+			(void)nft_peer_set(&nb->peers, r, there);
+			continue;
+		}
 		there = nft_probe(nb, r->protocol, r->ext_port);
 		nft_portset_set(&nb->installed, c->slot, r->ext_port, there);
 	}
@@ -1020,6 +1186,17 @@ nft_seed_record(struct nft_backend *nb)
 	return rc;
 }
 
+static int
+nft_peer_flush(struct nft_backend *nb)
+{
+	char cmd[NFT_TABLE_NAME_MAX + 64];
+
+	snprintf(cmd, sizeof(cmd), "flush map ip %s " NFT_PEER_MAP_NAME "\n",
+	    nb->table);
+	nft_peer_free(&nb->peers);
+	return nft_run(nb, cmd, "reconcile", NULL, false) == 0 ? 0 : -1;
+}
+
 /* Elements whose protocol has no ports were never ours: delete them
    directly (the change machinery refuses such keys). */
 static int
@@ -1060,6 +1237,19 @@ nft_reconcile_changes(const struct backend_rule *rules, size_t n,
 	if ((q = calloc(k->n + n + 1, sizeof(*q))) == NULL)
 		return NULL;
 	for (i = 0; i < n; i++) {
+		/* PEER elements: the map was flushed, every rule is added
+		   (nft_reconcile) */
+		if (rules[i].kind == BACKEND_RULE_PEER_SNAT) {
+			struct nft_change c = { .rule = rules[i],
+			    .op = NFT_OP_ADD };
+
+			if (nft_check_change(&c) != 0)
+				continue;
+			q[k->n + n_add].rule = rules[i];
+			q[k->n + n_add].op = NFT_OP_ADD;
+			n_add++;
+			continue;
+		}
 		if (!nft_reconcile_rule_ok(&rules[i], &slot, &want))
 			continue;
 		if (nft_portset_set(&want, slot, rules[i].ext_port, true) == -1)
@@ -1112,6 +1302,9 @@ nft_reconcile(struct backend *b, const struct backend_rule *rules, size_t n)
 		goto done;
 	}
 	if (nft_delete_foreign(nb, &keys) == -1)
+		failed++;
+	/* PEER elements are few: start their map empty and add them all */
+	if (nft_peer_flush(nb) == -1)
 		failed++;
 	nft_apply(nb, q, nq, "reconcile");
 	for (i = 0; i < nq; i++)

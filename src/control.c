@@ -161,6 +161,7 @@ control_list_json(struct iwfd *iwfd, struct evbuffer *out)
 {
 	struct json_writer jw;
 	const struct mapping *m;
+	const struct mapping_peer *peer;
 	uint64_t now = iwfd_now_ms(iwfd);
 	char a[INET6_ADDRSTRLEN];
 	const char *proto;
@@ -182,6 +183,13 @@ control_list_json(struct iwfd *iwfd, struct evbuffer *out)
 		    pcp_addr_ntop(&m->outer_addr, a, sizeof(a)));
 		json_kv_uint(&jw, "external_port", m->outer_port);
 		json_kv_uint(&jw, "local_port", m->ext_port);
+		/* RFC 6887 §12: a PEER mapping is one outbound flow; its
+		   remote peer tells it from the MAP of the same port */
+		if ((peer = mapping_peer(m)) != NULL) {
+			json_kv_string(&jw, "remote_address",
+			    pcp_addr_ntop(&peer->addr, a, sizeof(a)));
+			json_kv_uint(&jw, "remote_port", peer->port);
+		}
 		json_kv_uint(&jw, "lifetime", mapping_remaining(m, now));
 		json_kv_string(&jw, "origin", map_origin_name(m->origin));
 		json_kv_string(&jw, "description",
@@ -211,8 +219,10 @@ static void
 control_list_text(struct iwfd *iwfd, struct evbuffer *out)
 {
 	const struct mapping *m;
+	const struct mapping_peer *peer;
 	uint64_t now = iwfd_now_ms(iwfd);
 	char in[INET6_ADDRSTRLEN + 8], ex[INET6_ADDRSTRLEN + 8];
+	char re[INET6_ADDRSTRLEN + 8];
 	const char *proto;
 	size_t i;
 
@@ -220,13 +230,19 @@ control_list_text(struct iwfd *iwfd, struct evbuffer *out)
 	    "INTERNAL", "EXTERNAL", "LIFETIME", "ORIGIN", "DESCRIPTION");
 	for (i = 0; (m = table_at(iwfd->table, i)) != NULL; i++) {
 		proto = map_proto_name(m->protocol);
-		evbuffer_add_printf(out, "%-5s %-21s %-21s %10u %-7s %s\n",
+		evbuffer_add_printf(out, "%-5s %-21s %-21s %10u %-7s ",
 		    proto != NULL ? proto : "?",
 		    control_endpoint(&m->internal_addr, m->internal_port, in,
 		    sizeof(in)),
 		    control_endpoint(&m->outer_addr, m->outer_port, ex,
 		    sizeof(ex)),
-		    mapping_remaining(m, now), map_origin_name(m->origin),
+		    mapping_remaining(m, now), map_origin_name(m->origin));
+		/* a PEER mapping (RFC 6887 §12) names its remote peer first */
+		if ((peer = mapping_peer(m)) != NULL)
+			evbuffer_add_printf(out, "peer %s%s",
+			    control_endpoint(&peer->addr, peer->port, re,
+			    sizeof(re)), m->description != NULL ? " " : "");
+		evbuffer_add_printf(out, "%s\n",
 		    m->description != NULL ? m->description : "");
 	}
 }

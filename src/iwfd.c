@@ -17,6 +17,7 @@
 #include "control.h"
 #include "iwfd.h"
 #include "log.h"
+#include "natpmp.h"
 #include "netif.h"
 #include "pcp_frontend.h"
 #include "pcp_wire.h"
@@ -95,11 +96,17 @@ iwfd_turn_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct iwfd *iwfd = arg;
 	uint64_t now = iwfd_now_ms(iwfd);
+	uint64_t deadline;
 
 	(void)fd;
 	(void)what;
 	proxy_commit(iwfd->proxy, now);
-	iwfd_arm(iwfd->ev_timer, proxy_next_deadline(iwfd->proxy), now);
+	deadline = proxy_next_deadline(iwfd->proxy);
+	/* NAT-PMP: announcements, and work that follows the core's answers */
+	if (iwfd->natpmp != NULL && natpmp_next_deadline(iwfd->natpmp) <
+	    deadline)
+		deadline = natpmp_next_deadline(iwfd->natpmp);
+	iwfd_arm(iwfd->ev_timer, deadline, now);
 	if (iwfd->upstream_io != NULL)
 		upstream_io_kick(iwfd->upstream_io);
 }
@@ -108,10 +115,13 @@ static void
 iwfd_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct iwfd *iwfd = arg;
+	uint64_t now = iwfd_now_ms(iwfd);
 
 	(void)fd;
 	(void)what;
-	proxy_tick(iwfd->proxy, iwfd_now_ms(iwfd));	/* kicks */
+	proxy_tick(iwfd->proxy, now);	/* kicks */
+	if (iwfd->natpmp != NULL)
+		natpmp_tick(iwfd->natpmp, now);
 }
 
 /* ---- glue between the upstream engine and the proxy --------------------- */
@@ -163,8 +173,11 @@ iwfd_ext_addr_changed(void *arg, const struct in6_addr *addr)
 
 	(void)addr;
 	iwfd->epoch_start_ms = iwfd_now_ms(iwfd);
-	if (iwfd->pcp != NULL)
+	if (iwfd->pcp != NULL && iwfd->conf->pcp)
 		pcp_frontend_announce(iwfd->pcp);
+	/* RFC 6886 §3.2.1 (N-08): and the NAT-PMP announcement */
+	if (iwfd->natpmp != NULL)
+		natpmp_announce(iwfd->natpmp);
 }
 
 static uint32_t
@@ -256,15 +269,89 @@ iwfd_open_proxy(struct iwfd *iwfd, const struct iwfd_config *conf,
 	return 0;
 }
 
+/* ---- NAT-PMP (RFC 6886) on the PCP front-end's socket ---------------- */
+
+static bool
+iwfd_natpmp_send(void *arg, const struct pcp_frontend_peer *peer,
+    const uint8_t *buf, size_t len)
+{
+	struct iwfd *iwfd = arg;
+
+	return iwfd->pcp != NULL && pcp_frontend_send(iwfd->pcp, peer, buf, len);
+}
+
+static size_t
+iwfd_natpmp_multicast(void *arg, const uint8_t *buf, size_t len)
+{
+	struct iwfd *iwfd = arg;
+
+	/* RFC 6886 §3.2.1: 224.0.0.1:5350 from each LAN address */
+	return iwfd->pcp == NULL ? 0 :
+	    pcp_frontend_multicast(iwfd->pcp, PCP_FRONTEND_MC_V4, buf, len);
+}
+
 static int
-iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf)
+iwfd_open_natpmp(struct iwfd *iwfd, const struct iwfd_config *conf,
+    uint64_t seed)
+{
+	struct natpmp_params np;
+
+	if (!conf->natpmp)
+		return 0;
+	/* RFC 6886 §3.8 (spec/iwf.md §1.1): a box that does no NAT, with no
+	   NAT above it to speak for, must not answer NAT-PMP. */
+	if (conf->nat != CONFIG_NAT_LOCAL && conf->n_upstream_server == 0) {
+		log_warnx("natpmp: nat = none without an upstream_server: "
+		    "nobody NATs, NAT-PMP stays off (RFC 6886 §3.8)");
+		return 0;
+	}
+	memset(&np, 0, sizeof(np));
+	np.proxy = iwfd->proxy;
+	np.table = iwfd->table;
+	np.epoch = iwfd_epoch_cb;
+	np.now = iwfd_now_cb;
+	np.clock_arg = iwfd;
+	np.send = iwfd_natpmp_send;
+	np.multicast = iwfd_natpmp_multicast;
+	np.io_arg = iwfd;
+	np.upstream = conf->n_upstream_server > 0;
+	np.random_seed = seed;
+	/* The nonce secret lives as long as the mappings: no state file yet,
+	   so a fresh one each start (docs/natpmp.md). */
+	if (getrandom(np.nonce_key, sizeof(np.nonce_key), 0) !=
+	    (ssize_t)sizeof(np.nonce_key)) {
+		log_warn("getrandom");
+		return -1;
+	}
+	/* the address probe maps a port of the gateway's own LAN address */
+	if (!netif_ipv4_address(conf->lan_interface[0], &np.probe_addr))
+		log_warnx("natpmp: %s has no IPv4 address: no address probe",
+		    conf->lan_interface[0]);
+	if ((iwfd->natpmp = natpmp_new(&np)) == NULL) {
+		log_warnx("natpmp: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
+    uint64_t seed)
 {
 	const char *lans[CONFIG_MAX_LAN_INTERFACES];
 	struct pcp_frontend_params fp;
 	size_t i;
 
-	if (!conf->pcp)
+	if (!conf->pcp && !conf->natpmp)
 		return 0;
+	if (iwfd_open_natpmp(iwfd, conf, seed) == -1)
+		return -1;
+	if (!conf->pcp && iwfd->natpmp == NULL)
+		return 0;
+	/* NAT-PMP shares UDP 5351 with PCP (RFC 6887 App. A): the socket is
+	   the PCP front-end's; with pcp = no every datagram goes to NAT-PMP,
+	   which answers PCP's versions "unsupported version" like a NAT-PMP
+	   only server (RFC 6886 §3.5; RFC 6887 §9: the client falls back). */
 	for (i = 0; i < conf->n_lan_interface; i++)
 		lans[i] = conf->lan_interface[i];
 	memset(&fp, 0, sizeof(fp));
@@ -275,11 +362,33 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf)
 	fp.now = iwfd_now_cb;
 	fp.clock_arg = iwfd;
 	fp.third_party_allowed = conf->third_party == CONFIG_THIRD_PARTY_ALLOW;
+	fp.pcp_off = !conf->pcp;
+	/* RFC 7648 §3.4.2 (P-16..P-18): unknown opcodes go to the first
+	   upstream server (a stateless relay: RFC 7488 stickiness does not
+	   apply); without one the gateway is the last NAT and answers
+	   UNSUPP_OPCODE itself. */
+	fp.relay_unknown = conf->relay_unknown && conf->n_upstream_server > 0;
+	if (conf->n_upstream_server > 0) {
+		fp.relay_server = conf->upstream_server[0].addr;
+		fp.relay_port = conf->upstream_server[0].port;
+	}
+	fp.wan_interface = conf->wan_interface;
+	if (iwfd->natpmp != NULL) {
+		fp.natpmp_input = natpmp_input;
+		fp.natpmp_arg = iwfd->natpmp;
+	}
 	if ((iwfd->pcp = pcp_frontend_open(iwfd->base, &fp)) == NULL)
 		return -1;
 	/* RFC 6887 §14.1.3 (S-16): no state survives a restart yet, so tell
 	   the LAN our state is new. */
-	pcp_frontend_announce(iwfd->pcp);
+	if (conf->pcp)
+		pcp_frontend_announce(iwfd->pcp);
+	/* RFC 6886 §3.2.1 (N-08): the NAT-PMP announcement once the address
+	   is known (now without an upstream; after the probe with one). */
+	if (iwfd->natpmp != NULL) {
+		natpmp_start(iwfd->natpmp);
+		iwfd_kick(iwfd);	/* arm its timer */
+	}
 	return 0;
 }
 
@@ -422,7 +531,7 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 	    iwfd->base, iwfd->upstream, conf->wan_interface, iwfd_now_cb,
 	    iwfd)) == NULL)
 		return -1;
-	if (iwfd_open_frontends(iwfd, conf) == -1)
+	if (iwfd_open_frontends(iwfd, conf, seed >> 13) == -1)
 		return -1;
 	log_info("nat %s, %zu upstream server(s), backend %s",
 	    conf->nat == CONFIG_NAT_LOCAL ? "local" : "none",
@@ -457,6 +566,10 @@ iwfd_shutdown(struct iwfd *iwfd)
 	/* The front-end first: it cancels its waiters in the proxy. */
 	if (iwfd->pcp != NULL)
 		pcp_frontend_close(iwfd->pcp);
+	iwfd->pcp = NULL;
+	/* after the socket (its hook), before the proxy (its waiters) */
+	natpmp_free(iwfd->natpmp);
+	iwfd->natpmp = NULL;
 	iwfd_withdraw_all(iwfd);
 	control_close(iwfd->control);
 	if (iwfd->upstream_io != NULL)

@@ -16,6 +16,7 @@ struct backend;
 struct control;
 struct event;
 struct event_base;
+struct natpmp;
 struct pcp_frontend;
 struct proxy;
 struct table;
@@ -38,6 +39,7 @@ struct iwfd {
 	struct upstream_io	*upstream_io;	/* its sockets */
 	struct proxy		*proxy;		/* the core */
 	struct pcp_frontend	*pcp;		/* PCP on the LAN */
+	struct natpmp		*natpmp;	/* NAT-PMP, on pcp's socket */
 
 	struct event		*ev_sigterm;
 	struct event		*ev_sigint;

@@ -35,6 +35,9 @@ enum map_origin {
 #define MAP_F_STATIC		0x20	/* manual mapping (control origin):
 					   no nonce check, clients cannot
 					   delete it (RFC 6887 §11.3, §15) */
+#define MAP_F_PEER		0x40	/* PCP PEER (RFC 6887 §12): the
+					   outbound flow to peer_addr:
+					   peer_port; never a delete */
 
 struct map_req {
 	enum map_origin	 origin;
@@ -48,6 +51,9 @@ struct map_req {
 	uint32_t	 lifetime;	/* requested seconds */
 	uint8_t		 nonce[MAP_NONCE_SIZE];	/* mapping identity */
 	unsigned int	 flags;		/* MAP_F_* */
+	/* MAP_F_PEER: the remote peer as the client sees it (§12.1) */
+	struct in6_addr	 peer_addr;
+	uint16_t	 peer_port;
 	char		 description[MAP_DESCRIPTION_MAX + 1];
 };
 

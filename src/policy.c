@@ -130,6 +130,19 @@ policy_protocol_supported(const struct map_req *req)
 	    req->protocol == MAP_PROTO_UDP) && req->internal_port != 0;
 }
 
+/* Does req name a mapping that exists (a refresh, not a new one)? A PEER
+   is named by its 5-tuple (RFC 6887 §12.3), a MAP by its internal key. */
+static bool
+policy_req_exists(const struct table *t, const struct map_req *req)
+{
+	if ((req->flags & MAP_F_PEER) != 0)
+		return table_find_peer(t, req->protocol, &req->internal_addr,
+		    req->internal_port, &req->peer_addr,
+		    req->peer_port) != NULL;
+	return table_find_internal(t, req->protocol, &req->internal_addr,
+	    req->internal_port) != NULL;
+}
+
 static enum map_err
 policy_check_quota(const struct policy *pol, const struct table *t,
     const struct map_req *req)
@@ -137,8 +150,7 @@ policy_check_quota(const struct policy *pol, const struct table *t,
 	if (pol->max_mappings_per_host == 0)
 		return MAP_OK;
 	/* A refresh of an existing mapping is not a new one. */
-	if (table_find_internal(t, req->protocol, &req->internal_addr,
-	    req->internal_port) != NULL)
+	if (policy_req_exists(t, req))
 		return MAP_OK;
 	if (table_count_host(t, &req->internal_addr) >=
 	    pol->max_mappings_per_host)

@@ -31,7 +31,10 @@
 #define IDX_INTERNAL		0	/* struct mapping next[] slots */
 #define IDX_EXTERNAL		1
 #define IDX_HOST		2	/* links a host's first mapping only */
-#define IDX_COUNT		3
+#define IDX_PEER		3	/* PEER 5-tuples; links through
+					   next[IDX_INTERNAL], which a PEER
+					   mapping never uses */
+#define IDX_COUNT		4
 
 #define TABLE_BUCKETS_MIN	16	/* power of two */
 #define TABLE_ARRAY_MIN		16
@@ -85,6 +88,12 @@ struct port_hold {
 };
 
 TAILQ_HEAD(port_hold_fifo, port_hold);
+
+/* A PEER mapping: the mapping, then its remote peer (table.h). */
+struct table_peer {
+	struct mapping		 m;	/* first: a mapping pointer is ours */
+	struct mapping_peer	 peer;
+};
 
 /* Hold classes: one hold time each, so each FIFO is ordered by `until`. */
 enum hold_class {
@@ -249,6 +258,23 @@ hash_mapping_external(uint64_t seed, const void *entry)
 	const struct mapping *m = entry;
 
 	return hash_external(seed, m->protocol, m->ext_port);
+}
+
+static uint64_t
+hash_peer(uint64_t seed, uint8_t proto, const struct in6_addr *a,
+    uint16_t port, const struct in6_addr *peer, uint16_t peer_port)
+{
+	return hash_mix(hash_addr(hash_internal(seed, proto, a, port), peer) ^
+	    peer_port);
+}
+
+static uint64_t
+hash_mapping_peer(uint64_t seed, const void *entry)
+{
+	const struct table_peer *tp = entry;
+
+	return hash_peer(seed, tp->m.protocol, &tp->m.internal_addr,
+	    tp->m.internal_port, &tp->peer.addr, tp->peer.port);
 }
 
 static uint64_t
@@ -826,6 +852,9 @@ table_new(void)
 	    chain_init(t, &t->index[IDX_HOST],
 	    offsetof(struct mapping, next[IDX_HOST]),
 	    hash_mapping_host) == -1 ||
+	    chain_init(t, &t->index[IDX_PEER],
+	    offsetof(struct mapping, next[IDX_INTERNAL]),
+	    hash_mapping_peer) == -1 ||
 	    chain_init(t, &t->holds, offsetof(struct port_hold, next),
 	    hash_hold) == -1) {
 		table_free(t);
@@ -835,11 +864,26 @@ table_new(void)
 	return t;
 }
 
+static bool
+mapping_is_peer(const struct mapping *m)
+{
+	return (m->flags & MAPPING_F_PEER) != 0;
+}
+
 static void
 mapping_free(struct table *t, struct mapping *m)
 {
 	table_release_string(t, m->description);
-	table_release(t, m, sizeof(*m));
+	table_release(t, m, mapping_is_peer(m) ? sizeof(struct table_peer) :
+	    sizeof(*m));
+}
+
+const struct mapping_peer *
+mapping_peer(const struct mapping *m)
+{
+	if (!mapping_is_peer(m))
+		return NULL;
+	return &((const struct table_peer *)(const void *)m)->peer;
 }
 
 void
@@ -948,6 +992,28 @@ table_find_external(const struct table *t, uint8_t proto, uint16_t port)
 	    (c->size - 1)]; m != NULL; m = m->next[IDX_EXTERNAL])
 		if (m->protocol == proto && m->ext_port == port)
 			return m;
+	return NULL;
+}
+
+struct mapping *
+table_find_peer(const struct table *t, uint8_t proto,
+    const struct in6_addr *addr, uint16_t port,
+    const struct in6_addr *peer, uint16_t peer_port)
+{
+	const struct chain *c = &t->index[IDX_PEER];
+	struct table_peer *tp;
+	struct mapping *m;
+
+	for (m = c->buckets[(uint32_t)hash_peer(t->seed, proto, addr, port,
+	    peer, peer_port) & (c->size - 1)]; m != NULL;
+	    m = m->next[IDX_INTERNAL]) {
+		tp = (struct table_peer *)(void *)m;
+		if (m->protocol == proto && m->internal_port == port &&
+		    tp->peer.port == peer_port &&
+		    IN6_ARE_ADDR_EQUAL(&m->internal_addr, addr) &&
+		    IN6_ARE_ADDR_EQUAL(&tp->peer.addr, peer))
+			return m;
+	}
 	return NULL;
 }
 
@@ -1146,12 +1212,37 @@ req_is_delete(const struct map_req *req)
 	return req->lifetime == 0 || (req->flags & MAP_F_DELETE) != 0;
 }
 
+/*
+ * RFC 6887 §12.3: a PEER is looked up by its 5-tuple. No match: create.
+ * A match: refresh it, unless a PEER with another nonce made it (Simple
+ * Threat Model: NOT_AUTHORIZED). Lifetime 0 is not a delete (§12.1: PEER
+ * cannot shorten or delete a mapping); the caller treats it as a query.
+ */
+static enum table_verdict
+table_check_peer(const struct table *t, const struct map_req *req,
+    struct mapping **existing)
+{
+	struct mapping *m;
+
+	m = table_find_peer(t, req->protocol, &req->internal_addr,
+	    req->internal_port, &req->peer_addr, req->peer_port);
+	*existing = m;
+	if (m == NULL)
+		return TABLE_NEW;
+	if (memcmp(m->nonce, req->nonce, MAP_NONCE_SIZE) != 0)
+		return TABLE_NONCE_MISMATCH;
+	return TABLE_REFRESH;
+}
+
 enum table_verdict
 table_check(const struct table *t, const struct map_req *req,
     struct mapping **existing)
 {
 	struct mapping *m;
 	bool del = req_is_delete(req);
+
+	if ((req->flags & MAP_F_PEER) != 0)
+		return table_check_peer(t, req, existing);
 
 	m = table_find_internal(t, req->protocol, &req->internal_addr,
 	    req->internal_port);
@@ -1441,6 +1532,53 @@ table_alloc_port(struct table *t, const struct map_req *req, uint64_t now,
 	return port_pick(t, req, now, port);
 }
 
+/* The port an internal endpoint already leaves from: its MAP mapping's,
+   else one of its PEERs' (a walk of the host's list, bounded by the
+   quota); 0 when it has none. */
+static uint16_t
+endpoint_port(const struct table *t, const struct map_req *req)
+{
+	const struct mapping *m;
+
+	if ((m = table_find_internal(t, req->protocol, &req->internal_addr,
+	    req->internal_port)) != NULL)
+		return m->ext_port;
+	for (m = host_find(t, &req->internal_addr); m != NULL;
+	    m = m->host_next)
+		if (mapping_is_peer(m) && m->protocol == req->protocol &&
+		    m->internal_port == req->internal_port)
+			return m->ext_port;
+	return 0;
+}
+
+enum map_err
+table_peer_port(struct table *t, const struct map_req *req, bool exact,
+    uint64_t now, uint16_t *port)
+{
+	uint16_t shared;
+
+	hold_purge(t, now);
+	/* RFC 4787 REQ-1: one external port per internal endpoint. */
+	if ((shared = endpoint_port(t, req)) != 0) {
+		if (exact && req->ext_port != 0 && req->ext_port != shared)
+			return MAP_ERR_CANNOT_PROVIDE_EXTERNAL;
+		*port = shared;
+		return MAP_OK;
+	}
+	/* RFC 6887 §12.1: a PEER suggestion is met or fails. */
+	if (exact && req->ext_port != 0) {
+		if (port_usable(t, req, req->ext_port, now) != MAP_OK)
+			return MAP_ERR_CANNOT_PROVIDE_EXTERNAL;
+		*port = req->ext_port;
+		return MAP_OK;
+	}
+	if (port_usable(t, req, req->internal_port, now) == MAP_OK) {
+		*port = req->internal_port;
+		return MAP_OK;
+	}
+	return port_pick(t, req, now, port);
+}
+
 /* ---- add, refresh, remove ---------------------------------------------- */
 
 static uint8_t
@@ -1456,6 +1594,8 @@ mapping_flags_from(const struct map_req *req)
 		f |= MAPPING_F_ANY_PORT;
 	if (req->flags & MAP_F_STATIC)
 		f |= MAPPING_F_STATIC;
+	if (req->flags & MAP_F_PEER)
+		f |= MAPPING_F_PEER;
 	return f;
 }
 
@@ -1503,8 +1643,12 @@ static void
 mapping_link(struct table *t, struct mapping *m)
 {
 	host_insert_mapping(t, m);
-	chain_link(t, &t->index[IDX_INTERNAL], m);
-	chain_link(t, &t->index[IDX_EXTERNAL], m);
+	if (mapping_is_peer(m))
+		chain_link(t, &t->index[IDX_PEER], m);
+	else {
+		chain_link(t, &t->index[IDX_INTERNAL], m);
+		chain_link(t, &t->index[IDX_EXTERNAL], m);
+	}
 	m->list_index = t->count;
 	t->list[t->count] = m;
 	m->heap_index = t->count;
@@ -1512,8 +1656,40 @@ mapping_link(struct table *t, struct mapping *m)
 	t->count++;
 	heap_up(t, m->heap_index);
 	t->state_count[m->state]++;
-	port_mark(t, m->protocol, m->ext_port);
+	if (!mapping_is_peer(m))
+		port_mark(t, m->protocol, m->ext_port);
 	indexes_fit(t);
+}
+
+/* table_add for a PEER: the 5-tuple is the key; the port is shared. */
+static struct mapping *
+table_add_peer(struct table *t, const struct map_req *req, uint16_t port,
+    uint32_t lifetime, uint64_t now, enum map_err *errp)
+{
+	struct table_peer *tp;
+	const char *desc = req_description(req);
+
+	if (table_find_peer(t, req->protocol, &req->internal_addr,
+	    req->internal_port, &req->peer_addr, req->peer_port) != NULL) {
+		*errp = MAP_ERR_CONFLICT;
+		return NULL;
+	}
+	*errp = MAP_ERR_NO_RESOURCES;
+	if (t->count == UINT32_MAX || arrays_reserve(t) == -1)
+		return NULL;
+	if ((tp = table_calloc(t, 1, sizeof(*tp))) == NULL)
+		return NULL;
+	mapping_fill(&tp->m, req, port, lifetime, now);
+	tp->peer.addr = req->peer_addr;
+	tp->peer.port = req->peer_port;
+	if (desc != NULL &&
+	    (tp->m.description = table_strdup(t, desc)) == NULL) {
+		mapping_free(t, &tp->m);
+		return NULL;
+	}
+	mapping_link(t, &tp->m);
+	*errp = MAP_OK;
+	return &tp->m;
 }
 
 struct mapping *
@@ -1524,6 +1700,8 @@ table_add(struct table *t, const struct map_req *req, uint16_t port,
 	struct mapping *m;
 	const char *desc = req_description(req);
 
+	if ((req->flags & MAP_F_PEER) != 0)
+		return table_add_peer(t, req, port, lifetime, now, errp);
 	if (table_find_internal(t, req->protocol, &req->internal_addr,
 	    req->internal_port) != NULL) {
 		*errp = MAP_ERR_CONFLICT;
@@ -1581,7 +1759,7 @@ table_refresh(struct table *t, struct mapping *m, const struct map_req *req,
 	m->requester = req->requester;
 	m->requester_port = req->requester_port;
 	m->flags = (uint8_t)((m->flags & (MAPPING_F_STATIC |
-	    MAPPING_F_WAS_GRANTED)) | mapping_flags_from(req));
+	    MAPPING_F_WAS_GRANTED | MAPPING_F_PEER)) | mapping_flags_from(req));
 	m->requested_lifetime = req->lifetime;
 	m->lifetime = granted;
 	table_set_expiry(t, m, expiry_after(now, granted));
@@ -1595,15 +1773,21 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	uint32_t i = m->list_index;
 	uint8_t proto = m->protocol;
 	uint16_t port = m->ext_port;
+	bool peer = mapping_is_peer(m);
 
 	if (!map_state_terminal((enum map_state)m->state))
 		(void)mapping_set_state(t, m, MAP_STATE_DELETED);
 	/* RFC 6887 §15: hold the port for its owner. A mapping that never
-	   went live received no traffic, so its port is free at once. */
-	if ((m->flags & MAPPING_F_WAS_GRANTED) != 0)
-		hold_add(t, m, now);
-	chain_unlink(t, &t->index[IDX_INTERNAL], m);
-	chain_unlink(t, &t->index[IDX_EXTERNAL], m);
+	   went live received no traffic, so its port is free at once. A
+	   PEER's port was never an inbound port of its own (table.h). */
+	if (peer)
+		chain_unlink(t, &t->index[IDX_PEER], m);
+	else {
+		if ((m->flags & MAPPING_F_WAS_GRANTED) != 0)
+			hold_add(t, m, now);
+		chain_unlink(t, &t->index[IDX_INTERNAL], m);
+		chain_unlink(t, &t->index[IDX_EXTERNAL], m);
+	}
 	host_remove_mapping(t, m);
 	t->count--;
 	heap_delete(t, m->heap_index);
@@ -1612,7 +1796,8 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	last->list_index = i;
 	t->state_count[m->state]--;
 	mapping_free(t, m);
-	port_mark(t, proto, port);
+	if (!peer)
+		port_mark(t, proto, port);
 	indexes_fit(t);
 	array_shrink(t, &t->heap, &t->heap_cap);
 	array_shrink(t, &t->list, &t->list_cap);

@@ -69,6 +69,8 @@ enum map_state {
 #define MAPPING_F_STATIC	0x08	/* manual: no nonce, no client delete */
 #define MAPPING_F_WAS_GRANTED	0x10	/* reached GRANTED once: its port
 					   is held after release (§15) */
+#define MAPPING_F_PEER		0x20	/* a PEER mapping (RFC 6887 §12):
+					   mapping_peer() is its remote */
 
 /*
  * One mapping. Fields are ordered by size so that nothing is wasted on
@@ -103,6 +105,24 @@ struct mapping {
 	uint8_t		 state;		/* enum map_state */
 	uint8_t		 flags;		/* MAPPING_F_* */
 	uint8_t		 upstream;	/* upstream server index */
+};
+
+/*
+ * PEER mappings (RFC 6887 §12.3) live in the same table as MAP mappings:
+ * the same heap, listing, host index and quota, but keyed by the 5-tuple
+ * (protocol, internal address, internal port, remote address, remote
+ * port) in an index of their own, so a MAP and any number of PEERs of one
+ * internal endpoint coexist. A PEER mapping is in neither the internal
+ * nor the external index (table_find_internal/_external never return
+ * one) and holds no port after release: its ext_port is the gateway port
+ * its outbound flow leaves from, shared with the endpoint's MAP and other
+ * PEERs (RFC 4787 REQ-1), not an inbound port. The remote peer is stored
+ * in a tail allocated with PEER mappings only, so MAP mappings pay
+ * nothing for it (flag MAPPING_F_PEER, mapping_peer()).
+ */
+struct mapping_peer {
+	struct in6_addr	 addr;		/* as the client sees it (§12.1) */
+	uint16_t	 port;
 };
 
 /* What the table says about a create/refresh/delete request
@@ -163,8 +183,18 @@ struct mapping	*table_find_internal(const struct table *, uint8_t proto,
 struct mapping	*table_find_external(const struct table *, uint8_t proto,
 		    uint16_t ext_port);
 
+/* The PEER mapping of that 5-tuple, or NULL. */
+struct mapping	*table_find_peer(const struct table *, uint8_t proto,
+		    const struct in6_addr *int_addr, uint16_t int_port,
+		    const struct in6_addr *peer_addr, uint16_t peer_port);
+/* A PEER mapping's remote peer; NULL for a MAP mapping. */
+const struct mapping_peer *mapping_peer(const struct mapping *);
+
 /* Decide what a request means; *existing is the mapping concerned, or NULL.
-   A request with lifetime 0 or MAP_F_DELETE is a delete. */
+   A request with lifetime 0 or MAP_F_DELETE is a delete. A MAP_F_PEER
+   request is looked up by its 5-tuple and is never a delete (RFC 6887
+   §12.1: PEER cannot delete): TABLE_NEW, TABLE_REFRESH or, when a PEER
+   with another nonce holds the 5-tuple, TABLE_NONCE_MISMATCH (§12.3). */
 enum table_verdict table_check(const struct table *, const struct map_req *,
 		    struct mapping **existing);
 /* The neutral error for a verdict (MAP_OK for those that go ahead;
@@ -195,12 +225,27 @@ const char	*table_verdict_name(enum table_verdict);
 enum map_err	 table_alloc_port(struct table *, const struct map_req *,
 		    uint64_t now, uint16_t *port);
 /*
+ * The gateway port a new PEER flow (req has MAP_F_PEER) leaves from:
+ * RFC 4787 REQ-1 (endpoint-independent mapping) wants one external port
+ * per internal endpoint, so the port of the endpoint's MAP mapping or of
+ * another of its PEERs when there is one; else the internal port when
+ * free (as masquerade keeps source ports when it can); else a
+ * pseudo-random free port (table_alloc_port's rules). With `exact` (the
+ * gateway is the outermost NAT, so the suggestion is about its own port)
+ * a non-zero suggested port must be met: MAP_ERR_CANNOT_PROVIDE_EXTERNAL
+ * when it cannot (RFC 6887 §12.1: PEER implies PREFER_FAILURE).
+ */
+enum map_err	 table_peer_port(struct table *, const struct map_req *,
+		    bool exact, uint64_t now, uint16_t *port);
+/*
  * Add a mapping in state REQUESTED with the given local external port and
  * granted lifetime; outer_addr is unspecified and outer_port = ext_port
  * until the caller sets them. Fails (NULL, *err set, table unchanged) when
  * the internal key exists, the port is taken, reserved or held for another
  * owner (MAP_ERR_CONFLICT / MAP_ERR_RESERVED_PORT), or memory runs out
  * (MAP_ERR_NO_RESOURCES). MAP_F_STATIC in req->flags makes it static.
+ * MAP_F_PEER adds a PEER mapping (its 5-tuple must be new; ext_port is
+ * the one table_peer_port() chose and is not checked again).
  */
 struct mapping	*table_add(struct table *, const struct map_req *,
 		    uint16_t ext_port, uint32_t lifetime, uint64_t now,

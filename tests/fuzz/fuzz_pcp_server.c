@@ -99,7 +99,13 @@ static void
 fuzz_one(const struct pcp_server_conf *conf, const uint8_t *data,
     size_t size, const struct in6_addr *src)
 {
-	switch (pcp_server_handle(conf, data, size, src, 5350, 7, &out)) {
+	enum pcp_server_action a;
+
+	a = pcp_server_handle(conf, data, size, src, 5350, 7, &out);
+	/* pcp = no: everything non-empty is NAT-PMP's to answer */
+	if (conf->pcp_off && conf->natpmp && size > 0 && a != PCP_SERVER_NATPMP)
+		abort();
+	switch (a) {
 	case PCP_SERVER_DROP:
 		if (out.reply_len != 0)
 			abort();
@@ -110,13 +116,21 @@ fuzz_one(const struct pcp_server_conf *conf, const uint8_t *data,
 			abort();
 		break;
 	case PCP_SERVER_NATPMP:
-		if (!conf->natpmp || size == 0 || data[0] != 0)
+		/* version 0, or anything with pcp = no */
+		if (!conf->natpmp || size == 0 || (data[0] != 0 && !conf->pcp_off))
 			abort();
 		break;
 	case PCP_SERVER_SUBMIT:
 		if (size < PCP_MAP_MSG_SIZE || (conf->natpmp && data[0] == 0))
 			abort();
 		fuzz_submitted(data, size, src);
+		break;
+	case PCP_SERVER_RELAY:
+		/* RFC 7648 §3.4.2: only unknown opcodes, only when relaying;
+		   never ANNOUNCE, MAP, PEER or AUTHENTICATION */
+		if (!conf->relay_unknown || size < PCP_HDR_SIZE ||
+		    (data[1] & PCP_OPCODE_MASK) <= PCP_OP_AUTHENTICATION)
+			abort();
 		break;
 	default:
 		abort();
@@ -127,7 +141,11 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct pcp_server_conf confs[] = {
-		{ false, false }, { true, false }, { false, true },
+		{ .third_party_allowed = false },
+		{ .third_party_allowed = true },
+		{ .natpmp = true },
+		{ .relay_unknown = true },
+		{ .natpmp = true, .pcp_off = true },
 	};
 	struct in6_addr own, other;
 	size_t i;

@@ -44,9 +44,13 @@ gwnft() {
 	lab_exec gw nft "$@"
 }
 # Our map's elements, one "PROTO EXT ADDR INT TIMEOUT" line each, sorted (TIMEOUT 0: none).
+# Protocols are listed as numbers (-p) and named here: nft names them through
+# /etc/protocols, which a minimal system without netbase lacks (nftables only recommends
+# it), and then prints "6" where this machine prints "tcp".
 elements() {
-	gwnft -j list map ip "$table" dnat_ports | python3 -c '
+	gwnft -j -p list map ip "$table" dnat_ports | python3 -c '
 import json, sys
+names = {6: "tcp", 17: "udp"}
 for o in json.load(sys.stdin)["nftables"]:
     for key, val in o.get("map", {}).get("elem", []):
         t = 0
@@ -54,6 +58,7 @@ for o in json.load(sys.stdin)["nftables"]:
             t = key["elem"].get("timeout", 0)
             key = key["elem"]["val"]
         p, port = key["concat"]
+        p = names.get(p, p)
         a, iport = val["concat"]
         print(p, port, a, iport, t)
 ' | sort

@@ -12,7 +12,10 @@
 # upstream); traffic arrives; `pcp-iwfctl list --json` on the gateway shows the mapping with
 # that address and port; a refresh inside the cache window is answered by the gateway alone;
 # a delete (lifetime 0 with the nonce) stops the traffic and leaves the gateway's table,
-# its nft table and the carrier's rules empty.
+# its nft table and the carrier's rules empty. Then a PEER mapping (RFC 6887 §12) with real
+# outbound UDP: the source the remote host sees, our postrouting SNAT winning over the lab's
+# masquerade, the PEER in `list`, its peer_snat element, and its removal with
+# `pcp-iwfctl delete` (see the PEER section below).
 # Exit: 0 pass, 1 fail, 77 skip.
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -140,9 +143,173 @@ for proto in tcp udp; do
 
 	lanctl delete_$proto map -p $proto -i $port -l 0 -N "$nonce"
 	lab_check "$proto delete answered SUCCESS" rc_is delete_$proto 0
+	# The gateway answers a delete at once and sends it upstream at the same
+	# time (RFC 7648 §3, P-04). With nat = local its own rule is gone within
+	# this loop turn; with nat = none only the carrier holds a rule, which
+	# goes when the carrier has processed the delete: give it a moment.
+	[ "$mode" = none ] && lab_wait_for "! lab_exec cgn nft list ruleset | grep -q 'dport $ext_port dnat'" 3
 	lab_check "$proto traffic no longer arrives after the delete" \
 		unreachable $proto "$ext_addr" "$ext_port" "late-$proto-$RANDOM"
 done
+
+# ---- PEER (RFC 6887 §12, RFC 7648 §3) ------------------------------------------------
+# The LAN host asks for a PEER mapping of its UDP port 7100 toward REMOTE:7200, then sends
+# one datagram from that port; a listener on the remote host reports the source it saw.
+#   last   REMOTE is the carrier namespace (the gateway's "internet"): the source must be
+#          the gateway's WAN address and the port the PEER answer named.
+#   local  our postrouting chain (priority srcnat - 1) SNATs the flow to 198.51.100.2 and
+#          the gateway port we chose; the carrier (miniupnpd 2.3.1) answers PEER with
+#          SUCCESS, but the SNAT rule it installs has its addresses reversed
+#          (docs/lab.md), so it is its masquerade that translates the flow to
+#          203.0.113.1, keeping the source port when that port is free there. We assert
+#          our part (the counter of our rule, the source port the carrier received) and
+#          what the remote sees.
+#   none   the gateway routes; the carrier's masquerade translates.
+# In local and last another LAN address (192.0.2.11) first holds gateway port 7100 with a
+# MAP, so our port differs from the internal one: were the lab's own masquerade (table
+# ip lab_gw, priority srcnat) first, it would keep 7100, so the port the flow leaves with
+# shows whose NAT ran.
+peer_int=7100
+peer_rport=7200
+case $mode in
+last) remote=$LAB_CGN_IP remote_ns=cgn ;;
+*) remote=$LAB_INET_IP remote_ns=inet ;;
+esac
+gw_snats() { [ "$mode" = local ] || [ "$mode" = last ]; }
+peer_snat_map() { lab_exec gw nft list map ip pcp_iwfd peer_snat 2>/dev/null; }
+# the packet counter of our postrouting SNAT rule
+peer_counter() {
+	lab_exec gw nft list chain ip pcp_iwfd postrouting 2>/dev/null |
+		sed -n 's/.*counter packets \([0-9]*\) .*/\1/p' | head -n 1
+}
+# the gateway's PEER entry: "ext_addr ext_port local_port remote_addr remote_port"
+gw_peer_entry() {
+	gwctl list --json | python3 -c '
+import json, sys
+for m in json.load(sys.stdin):
+    if "remote_address" in m and m["internal_address"] == sys.argv[1] and \
+            m["internal_port"] == int(sys.argv[2]) and m["protocol"] == "udp":
+        print(m["external_address"], m["external_port"], m["local_port"],
+              m["remote_address"], m["remote_port"])' "$LAB_LAN_HOST_IP" "$peer_int"
+}
+# packets the probe chain in the carrier namespace counted (see below)
+probe_count() {
+	lab_exec cgn nft list chain ip iwfd_probe seen 2>/dev/null |
+		sed -n 's/.*counter packets \([0-9]*\) .*/\1/p' | head -n 1
+}
+
+hold_nonce=""
+if gw_snats; then
+	lab_say "PEER: a second LAN address takes gateway port $peer_int first"
+	lab_exec lan ip addr add 192.0.2.11/24 dev "$LAB_LAN_IF"
+	lanctl hold map -p udp -i $peer_int -l 600 -I 192.0.2.11
+	lab_check "the MAP of 192.0.2.11 answered SUCCESS" rc_is hold 0
+	hold_nonce=$(jget "$LAB_TMP/hold.json" nonce)
+	hold_local=$(gwctl list --json | python3 -c '
+import json, sys
+for m in json.load(sys.stdin):
+    if m["internal_address"] == "192.0.2.11":
+        print(m["local_port"])')
+	lab_check "192.0.2.11 holds gateway port $peer_int" [ "$hold_local" = "$peer_int" ]
+fi
+
+lab_say "PEER: the LAN host asks for udp $peer_int -> $remote:$peer_rport"
+lanctl peer peer -p udp -i $peer_int -r "$remote:$peer_rport" -l 600
+lab_check "peer answered SUCCESS" rc_is peer 0
+peer_addr=$(jget "$LAB_TMP/peer.json" external_address)
+peer_port=$(jget "$LAB_TMP/peer.json" external_port)
+lab_check "peer external address is the outermost one ($want_addr)" [ "$peer_addr" = "$want_addr" ]
+lab_check "peer answer names the remote peer" \
+	[ "$(jget "$LAB_TMP/peer.json" remote_address) $(jget "$LAB_TMP/peer.json" remote_port)" = "$remote $peer_rport" ]
+entry=$(gw_peer_entry)
+echo "  gateway list: $entry"
+gw_port=$(echo "$entry" | cut -d' ' -f3)
+lab_check "pcp-iwfctl list --json shows the PEER: remote, answered address and port" \
+	[ "$(echo "$entry" | cut -d' ' -f1,2,4,5)" = "$peer_addr $peer_port $remote $peer_rport" ]
+gwctl list | sed 's/^/    /'
+lab_check "pcp-iwfctl list names the remote peer" \
+	eval "gwctl list | grep -q 'peer $remote:$peer_rport'"
+if gw_snats; then
+	lab_check "our gateway port ($gw_port) is not the held $peer_int" \
+		[ "${gw_port:-$peer_int}" != "$peer_int" ]
+	peer_snat_map | sed 's/^/    /'
+	lab_check "the SNAT element is in the gateway's peer_snat map" \
+		eval "peer_snat_map | grep -q '$LAB_LAN_HOST_IP \. udp \. $peer_int \. $remote \. $peer_rport .*: $LAB_GW_WAN_IP \. $gw_port'"
+fi
+if [ "$mode" = last ]; then
+	lab_check "without an upstream the answer names the gateway port" [ "$peer_port" = "$gw_port" ]
+fi
+
+# a probe in the carrier namespace counts what arrives from the gateway, before any NAT
+# there: from the gateway's WAN address and our port, or (nat = none) untranslated
+probe_src="$LAB_GW_WAN_IP udp sport ${gw_port:-$peer_int}"
+[ "$mode" = none ] && probe_src="$LAB_LAN_HOST_IP udp sport $peer_int"
+lab_exec cgn nft -f - <<-EOF
+	table ip iwfd_probe {
+		chain seen {
+			type filter hook prerouting priority raw; policy accept;
+			iifname "$LAB_CGN_IN_IF" ip saddr $probe_src udp dport $peer_rport counter
+		}
+	}
+EOF
+counter0=$(peer_counter)
+seen_out="$LAB_TMP/peer_seen"
+cat >"$LAB_TMP/udp_seen.py" <<-'PYEOF'
+	import socket, sys
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind((sys.argv[1], int(sys.argv[2])))
+	s.settimeout(10)
+	data, src = s.recvfrom(2048)
+	print(src[0], src[1], flush=True)
+PYEOF
+lab_bg "$remote_ns" "$seen_out" python3 "$LAB_TMP/udp_seen.py" "$remote" "$peer_rport"
+seen_pid=$LAB_LAST_PID
+lab_wait_for "lab_port_bound $remote_ns udp $peer_rport" 5
+printf 'peer-%s\n' "$RANDOM" | lab_exec lan timeout 5 nc -u -p $peer_int -w 1 "$remote" $peer_rport
+lab_wait_for "[ -s '$seen_out' ]" 5
+lab_kill "$seen_pid"
+seen=$(head -n 1 "$seen_out")
+echo "  the remote saw the datagram from: ${seen:-nothing}"
+echo "  carrier probe: $(probe_count) packet(s) from $probe_src; our SNAT rule: ${counter0:-none} -> $(peer_counter)"
+if command -v conntrack >/dev/null 2>&1; then
+	lab_exec gw conntrack -L -p udp --dport $peer_rport 2>/dev/null | sed 's/^/    gw conntrack:  /'
+	lab_exec cgn conntrack -L -p udp --dport $peer_rport 2>/dev/null | sed 's/^/    cgn conntrack: /'
+fi
+case $mode in
+last)
+	lab_check "our postrouting SNAT rule counted the flow" [ "$(peer_counter)" -gt "${counter0:-0}" ]
+	lab_check "the remote sees the gateway's WAN address and the answered port" \
+		[ "$seen" = "$LAB_GW_WAN_IP $peer_port" ]
+	;;
+local)
+	# ours: the flow left the gateway from the port we chose, not the internal port
+	# the lab's masquerade would have kept, so our chain ran first
+	lab_check "our postrouting SNAT rule counted the flow" [ "$(peer_counter)" -gt "${counter0:-0}" ]
+	lab_check "the carrier received the flow from $LAB_GW_WAN_IP:$gw_port" [ "$(probe_count)" -ge 1 ]
+	# the carrier's: its PEER rule does not match (reversed addresses), its
+	# masquerade translates to its external address and keeps the free port
+	lab_check "the remote sees the carrier's external address" [ "${seen% *}" = "$LAB_CGN_EXT_IP" ]
+	lab_check "the remote sees the port the PEER answer named" [ "${seen#* }" = "$peer_port" ]
+	;;
+none)
+	lab_check "the gateway routed the flow untranslated" [ "$(probe_count)" -ge 1 ]
+	lab_check "the gateway has no PEER SNAT of its own" [ -z "$(peer_counter)" ]
+	lab_check "the remote sees the carrier's external address" [ "${seen% *}" = "$LAB_CGN_EXT_IP" ]
+	lab_check "the remote sees the port the PEER answer named" [ "${seen#* }" = "$peer_port" ]
+	;;
+esac
+lab_exec cgn nft delete table ip iwfd_probe
+
+# PEER has no client delete (RFC 6887 §12.1): the operator removes it on the gateway
+lab_say "PEER: pcp-iwfctl delete udp $peer_port on the gateway"
+lab_check "control delete of the PEER succeeded" gwctl delete udp "$peer_port"
+lab_check "the PEER is gone from the gateway's list" [ -z "$(gw_peer_entry)" ]
+if gw_snats; then
+	lab_check "the SNAT element is gone from peer_snat" \
+		eval "! peer_snat_map | grep -q '$LAB_LAN_HOST_IP \. udp'"
+	lanctl hold_delete map -p udp -i $peer_int -l 0 -N "$hold_nonce" -I 192.0.2.11
+	lab_check "the MAP of 192.0.2.11 is deleted" rc_is hold_delete 0
+fi
 
 lab_wait_for '[ "$(gw_mappings)" = 0 ]' 5
 lab_check "the gateway's table is empty" [ "$(gw_mappings)" = 0 ]

@@ -64,16 +64,26 @@ fake_of_const(const struct backend *b)
 
 /* --- the rules --- */
 
+/* The installed rule with key's name (backend_rule_same_key), or NULL. */
 static struct backend_rule *
-fake_find(const struct fake_backend *fb, uint8_t protocol, uint16_t ext_port)
+fake_find_key(const struct fake_backend *fb, const struct backend_rule *key)
 {
 	size_t i;
 
 	for (i = 0; i < fb->n_rules; i++)
-		if (fb->rules[i].protocol == protocol &&
-		    fb->rules[i].ext_port == ext_port)
+		if (backend_rule_same_key(&fb->rules[i], key))
 			return &fb->rules[i];
 	return NULL;
+}
+
+/* The DNAT rule for (protocol, ext_port), or NULL. */
+static struct backend_rule *
+fake_find(const struct fake_backend *fb, uint8_t protocol, uint16_t ext_port)
+{
+	struct backend_rule key = { .protocol = protocol,
+	    .ext_port = ext_port, .kind = BACKEND_RULE_DNAT };
+
+	return fake_find_key(fb, &key);
 }
 
 static int
@@ -82,7 +92,7 @@ fake_install(struct fake_backend *fb, const struct backend_rule *r)
 	struct backend_rule *slot, *p;
 	size_t cap;
 
-	if ((slot = fake_find(fb, r->protocol, r->ext_port)) != NULL) {
+	if ((slot = fake_find_key(fb, r)) != NULL) {
 		*slot = *r;
 		return 0;
 	}
@@ -98,11 +108,11 @@ fake_install(struct fake_backend *fb, const struct backend_rule *r)
 }
 
 static bool
-fake_uninstall(struct fake_backend *fb, uint8_t protocol, uint16_t ext_port)
+fake_uninstall(struct fake_backend *fb, const struct backend_rule *key)
 {
 	struct backend_rule *r;
 
-	if ((r = fake_find(fb, protocol, ext_port)) == NULL)
+	if ((r = fake_find_key(fb, key)) == NULL)
 		return false;
 	*r = fb->rules[--fb->n_rules];
 	return true;
@@ -128,6 +138,15 @@ fake_check(const struct fake_change *c)
 		return EINVAL;
 	if (c->op != FAKE_OP_REMOVE &&
 	    (!IN6_IS_ADDR_V4MAPPED(&r->int_addr) || r->int_port == 0))
+		return EINVAL;
+	/* a PEER SNAT names its flow, and needs the address to SNAT to */
+	if (r->kind == BACKEND_RULE_PEER_SNAT &&
+	    (!IN6_IS_ADDR_V4MAPPED(&r->int_addr) || r->int_port == 0 ||
+	    !IN6_IS_ADDR_V4MAPPED(&r->peer_addr) || r->peer_port == 0 ||
+	    (c->op != FAKE_OP_REMOVE &&
+	    !IN6_IS_ADDR_V4MAPPED(&r->ext_addr))))
+		return EINVAL;
+	if (r->kind != BACKEND_RULE_DNAT && r->kind != BACKEND_RULE_PEER_SNAT)
 		return EINVAL;
 	return 0;
 }
@@ -274,7 +293,7 @@ fake_apply(struct fake_backend *fb, const struct fake_change *c)
 	case FAKE_OP_REMOVE:
 		if (fake_fault_hit(&fb->fail_remove, &error))
 			return error;
-		fake_uninstall(fb, c->rule.protocol, c->rule.ext_port);
+		fake_uninstall(fb, &c->rule);
 		fb->counters.removes++;
 		return 0;
 	}
@@ -333,7 +352,7 @@ fake_reconcile(struct backend *b, const struct backend_rule *rules, size_t n)
 		/* like backend_nft: bad rules are skipped, the first of two
 		   rules with one key wins */
 		if (fake_check(&c) != 0 ||
-		    fake_find(fb, rules[i].protocol, rules[i].ext_port) != NULL)
+		    fake_find_key(fb, &rules[i]) != NULL)
 			continue;
 		if (fake_install(fb, &rules[i]) != 0)
 			return -1;
@@ -379,6 +398,19 @@ backend_fake_lookup(const struct backend *b, uint8_t protocol,
     uint16_t ext_port)
 {
 	return fake_find(fake_of_const(b), protocol, ext_port);
+}
+
+const struct backend_rule *
+backend_fake_lookup_peer(const struct backend *b, uint8_t protocol,
+    const struct in6_addr *int_addr, uint16_t int_port,
+    const struct in6_addr *peer_addr, uint16_t peer_port)
+{
+	struct backend_rule key = { .protocol = protocol,
+	    .kind = BACKEND_RULE_PEER_SNAT, .int_addr = *int_addr,
+	    .int_port = int_port, .peer_addr = *peer_addr,
+	    .peer_port = peer_port };
+
+	return fake_find_key(fake_of_const(b), &key);
 }
 
 const struct backend_rule *
@@ -428,5 +460,8 @@ backend_fake_fail_reconciles(struct backend *b, unsigned int n)
 bool
 backend_fake_expire(struct backend *b, uint8_t protocol, uint16_t ext_port)
 {
-	return fake_uninstall(fake_of(b), protocol, ext_port);
+	struct backend_rule key = { .protocol = protocol,
+	    .ext_port = ext_port, .kind = BACKEND_RULE_DNAT };
+
+	return fake_uninstall(fake_of(b), &key);
 }

@@ -11,6 +11,7 @@
 #ifndef IWFD_BACKEND_FAKE_H
 #define IWFD_BACKEND_FAKE_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,10 +38,16 @@ struct backend	*backend_fake_new(void);
 const struct backend_fake_counters *
 		 backend_fake_counters(const struct backend *);
 size_t		 backend_fake_rule_count(const struct backend *);
-/* The installed rule for (protocol, ext_port), or NULL. */
+/* The installed DNAT rule for (protocol, ext_port), or NULL. */
 const struct backend_rule *
 		 backend_fake_lookup(const struct backend *, uint8_t protocol,
 		    uint16_t ext_port);
+/* The installed PEER SNAT rule for that flow, or NULL. */
+const struct backend_rule *
+		 backend_fake_lookup_peer(const struct backend *,
+		    uint8_t protocol, const struct in6_addr *int_addr,
+		    uint16_t int_port, const struct in6_addr *peer_addr,
+		    uint16_t peer_port);
 /* The i-th installed rule (any order), i < backend_fake_rule_count(). */
 const struct backend_rule *
 		 backend_fake_rule(const struct backend *, size_t i);

@@ -36,9 +36,14 @@ static const struct in6_addr v6_ip = { .s6_addr = {
 static const uint8_t nonce[PCP_NONCE_SIZE] = {
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
 
-static const struct pcp_server_conf conf_deny = { false, false };
-static const struct pcp_server_conf conf_allow = { true, false };
-static const struct pcp_server_conf conf_natpmp = { false, true };
+static const struct pcp_server_conf conf_deny = { .third_party_allowed = false };
+static const struct pcp_server_conf conf_allow = { .third_party_allowed = true };
+static const struct pcp_server_conf conf_natpmp = { .natpmp = true };
+/* RFC 7648 §3.4.2: a relay is configured (relay_unknown, an upstream) */
+static const struct pcp_server_conf conf_relay = { .relay_unknown = true };
+/* pcp = no, natpmp = yes */
+static const struct pcp_server_conf conf_pcp_off = { .natpmp = true,
+    .pcp_off = true };
 
 /* Static: struct pcp_msg is kilobytes. */
 static struct pcp_msg msg, resp;
@@ -186,7 +191,10 @@ enum mutation {
 	MUT_THIRD_PARTY_ID_ALONE,
 	MUT_PROTO_0_PORT,
 	MUT_SHORT_MAP,
-	MUT_PEER,
+	MUT_PEER_LOOPBACK,
+	MUT_PEER_FAMILY,
+	MUT_PEER_PREFER_FAILURE,
+	MUT_PEER_SCTP,
 	MUT_PROTO_SCTP,
 	MUT_PROTO_0_DMZ,
 	MUT_ALL_PORTS,
@@ -225,6 +233,13 @@ static const struct reply_case reply_cases[] = {
 	    PCP_UNSUPP_OPCODE, PCP_LIFETIME_LONG_ERR, 0 },
 	{ "unknown mandatory option", MUT_UNKNOWN_MANDATORY_OPT, &conf_deny,
 	    PCP_UNSUPP_OPTION, PCP_LIFETIME_LONG_ERR, 0 },
+	/* RFC 7648 §3.4.2: with a relay, unknown mandatory options in MAP
+	   are still refused (pcp_server_relay_flags), AUTHENTICATION is
+	   hop-by-hop and never relayed (RFC 7652) */
+	{ "unknown mandatory option, relaying", MUT_UNKNOWN_MANDATORY_OPT,
+	    &conf_relay, PCP_UNSUPP_OPTION, PCP_LIFETIME_LONG_ERR, 0 },
+	{ "AUTHENTICATION opcode, relaying", MUT_OPCODE_AUTH, &conf_relay,
+	    PCP_UNSUPP_OPCODE, PCP_LIFETIME_LONG_ERR, 0 },
 	{ "PREFER_FAILURE, port 0", MUT_PREFER_FAILURE_PORT_0, &conf_deny,
 	    PCP_MALFORMED_OPTION, PCP_LIFETIME_LONG_ERR, 0 },
 	{ "THIRD_PARTY twice", MUT_DUPLICATE_THIRD_PARTY, &conf_allow,
@@ -235,8 +250,16 @@ static const struct reply_case reply_cases[] = {
 	    PCP_THIRD_PARTY_MISSING_OPTION, PCP_LIFETIME_LONG_ERR, 0 },
 	{ "protocol 0, port 80", MUT_PROTO_0_PORT, &conf_deny,
 	    PCP_MALFORMED_REQUEST, PCP_LIFETIME_LONG_ERR, 0 },
-	{ "PEER", MUT_PEER, &conf_deny,
-	    PCP_UNSUPP_OPCODE, PCP_LIFETIME_LONG_ERR, 1 },
+	/* §12.3: an invalid remote peer is MALFORMED_REQUEST */
+	{ "PEER to 127.0.0.1", MUT_PEER_LOOPBACK, &conf_deny,
+	    PCP_MALFORMED_REQUEST, PCP_LIFETIME_LONG_ERR, 1 },
+	{ "PEER to an IPv6 peer from IPv4", MUT_PEER_FAMILY, &conf_deny,
+	    PCP_MALFORMED_REQUEST, PCP_LIFETIME_LONG_ERR, 1 },
+	/* §12.1: PREFER_FAILURE in PEER MUST be MALFORMED_REQUEST (codec) */
+	{ "PEER with PREFER_FAILURE", MUT_PEER_PREFER_FAILURE, &conf_deny,
+	    PCP_MALFORMED_REQUEST, PCP_LIFETIME_LONG_ERR, 0 },
+	{ "PEER for SCTP", MUT_PEER_SCTP, &conf_deny,
+	    PCP_UNSUPP_PROTOCOL, PCP_LIFETIME_LONG_ERR, 1 },
 	{ "SCTP", MUT_PROTO_SCTP, &conf_deny,
 	    PCP_UNSUPP_PROTOCOL, PCP_LIFETIME_LONG_ERR, 1 },
 	{ "DMZ (protocol 0, port 0)", MUT_PROTO_0_DMZ, &conf_deny,
@@ -291,10 +314,21 @@ build_case(enum mutation mut, uint8_t *buf)
 	case MUT_PROTO_0_PORT:
 		msg.protocol = 0;
 		break;
-	case MUT_PEER:
+	case MUT_PEER_LOOPBACK:
+	case MUT_PEER_FAMILY:
+	case MUT_PEER_PREFER_FAILURE:
+	case MUT_PEER_SCTP:
 		msg.opcode = PCP_OP_PEER;
 		msg.peer_port = 443;
 		msg.peer_addr = ext_ip;
+		msg.peer_addr.s6_addr[12] = 127;
+		if (mut == MUT_PEER_FAMILY)
+			msg.peer_addr = v6_ip;
+		if (mut == MUT_PEER_PREFER_FAILURE || mut == MUT_PEER_SCTP)
+			msg.peer_addr = ext_ip;
+		msg.prefer_failure = mut == MUT_PEER_PREFER_FAILURE;
+		if (mut == MUT_PEER_SCTP)
+			msg.protocol = 132;
 		break;
 	case MUT_PROTO_SCTP:
 		msg.protocol = 132;
@@ -480,6 +514,11 @@ test_natpmp_with_handler(void **state)
 		assert_int_equal(pcp_server_handle(&conf_natpmp, buf, n,
 		    &client_ip, 5000, EPOCH, &out), PCP_SERVER_REPLY);
 		assert_int_equal(out.result, PCP_UNSUPP_VERSION);
+		/* pcp = no: a PCP request goes to the NAT-PMP front-end too,
+		   which answers as a NAT-PMP-only server (RFC 6887 §9) */
+		buf[0] = PCP_VERSION;
+		assert_int_equal(pcp_server_handle(&conf_pcp_off, buf, n,
+		    &client_ip, 5000, EPOCH, &out), PCP_SERVER_NATPMP);
 	}
 }
 
@@ -527,6 +566,184 @@ test_announce(void **state)
 	assert_int_equal(n, sizeof(exp));
 	assert_memory_equal(buf, exp, sizeof(exp));
 	assert_int_equal(pcp_server_announce(EPOCH, buf, PCP_HDR_SIZE - 1), 0);
+}
+
+/* ---- RELAY (RFC 7648 §3.4.2, P-16..P-19) ---- */
+
+/* A request with opcode op: the header from client_ip, lifetime 600, and
+   body_len octets of an opaque body (a multiple of 4). */
+static size_t
+unknown_request(uint8_t op, size_t body_len, uint8_t *buf)
+{
+	size_t i;
+
+	memset(buf, 0, PCP_HDR_SIZE + body_len);
+	buf[0] = PCP_VERSION;
+	buf[1] = op;
+	buf[6] = 0x02;			/* lifetime 600 */
+	buf[7] = 0x58;
+	memcpy(buf + 8, client_ip.s6_addr, sizeof(client_ip.s6_addr));
+	for (i = 0; i < body_len; i++)
+		buf[PCP_HDR_SIZE + i] = (uint8_t)(0xa0 + i);
+	return PCP_HDR_SIZE + body_len;
+}
+
+static void
+test_relay_unknown(void **state)
+{
+	static const uint8_t ops[] = { 4, 31, 64, 100, 126, 127 };
+	uint8_t buf[PCP_MAX_SIZE], exp[PCP_MAX_SIZE];
+	size_t i, n, elen;
+
+	(void)state;
+	for (i = 0; i < sizeof(ops); i++) {
+		/* P-16: relayed by default, the packet left as it came */
+		n = unknown_request(ops[i], 8, buf);
+		assert_int_equal(pcp_server_handle(&conf_relay, buf, n,
+		    &client_ip, 5000, EPOCH, &out), PCP_SERVER_RELAY);
+		assert_int_equal(out.reply_len, 0);
+		/* P-17, P-18: relaying off -> UNSUPP_OPCODE, the §8.2 copy */
+		assert_int_equal(pcp_server_handle(&conf_deny, buf, n,
+		    &client_ip, 5000, EPOCH, &out), PCP_SERVER_REPLY);
+		assert_int_equal(out.result, PCP_UNSUPP_OPCODE);
+		elen = expect_error(buf, n, PCP_UNSUPP_OPCODE,
+		    PCP_LIFETIME_LONG_ERR, EPOCH, 0, exp);
+		assert_int_equal(out.reply_len, elen);
+		assert_memory_equal(out.reply, exp, elen);
+	}
+	/* no body at all is a valid unknown request too */
+	n = unknown_request(100, 0, buf);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_RELAY);
+	/* options inside it are the unknown opcode's, uninterpreted: even
+	   an unknown mandatory one (code 99) goes as it is */
+	n = unknown_request(100, 8, buf);
+	buf[PCP_HDR_SIZE] = 99;
+	buf[PCP_HDR_SIZE + 3] = 4;
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_RELAY);
+}
+
+/* The §8.2 header checks come first: they are this server's to make. */
+static void
+test_relay_header_checks(void **state)
+{
+	uint8_t buf[PCP_MAX_SIZE + 4];
+	size_t n;
+
+	(void)state;
+	n = unknown_request(100, 8, buf);
+	/* the Client IP field is not the source: ADDRESS_MISMATCH */
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &third_ip,
+	    5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_ADDRESS_MISMATCH);
+	/* not a multiple of 4, longer than 1100: MALFORMED_REQUEST */
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n - 2,
+	    &client_ip, 5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_MALFORMED_REQUEST);
+	memset(buf + n, 0, sizeof(buf) - n);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, PCP_MAX_SIZE + 4,
+	    &client_ip, 5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_MALFORMED_REQUEST);
+	/* version 1: UNSUPP_VERSION, not relayed */
+	buf[0] = 1;
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_UNSUPP_VERSION);
+	/* version 0 without NAT-PMP: UNSUPP_VERSION as well */
+	buf[0] = PCP_NATPMP_VERSION;
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_UNSUPP_VERSION);
+	/* a response (R set) is dropped, never relayed (§8.2) */
+	n = unknown_request(100 | PCP_R_BIT, 8, buf);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_DROP);
+	/* shorter than a header: dropped */
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, 20, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_DROP);
+}
+
+/* Known opcodes never reach the relay, whatever they carry. */
+static void
+test_relay_known_opcodes(void **state)
+{
+	static const uint8_t opt99[4] = { 1, 2, 3, 4 };
+	static const uint8_t opt200[4] = { 9, 9, 9, 9 };
+	uint8_t buf[PCP_MAX_SIZE];
+	size_t n;
+
+	(void)state;
+	/* P-19: ANNOUNCE is answered here, SUCCESS with our epoch */
+	memset(&msg, 0, sizeof(msg));
+	msg.version = PCP_VERSION;
+	msg.opcode = PCP_OP_ANNOUNCE;
+	msg.client_addr = client_ip;
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_SUCCESS);
+	assert_int_equal(out.reply_len, PCP_HDR_SIZE);
+	/* ... and so is one with an unknown optional option */
+	map_raw_option(&msg, 200, opt200, sizeof(opt200));
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_SUCCESS);
+	/* ANNOUNCE with an unknown mandatory option: UNSUPP_OPTION (§7.3),
+	   not relayed */
+	memset(&msg, 0, sizeof(msg));
+	msg.version = PCP_VERSION;
+	msg.opcode = PCP_OP_ANNOUNCE;
+	msg.client_addr = client_ip;
+	map_raw_option(&msg, 99, opt99, sizeof(opt99));
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_UNSUPP_OPTION);
+	/* AUTHENTICATION (RFC 7652), even with a full body: UNSUPP_OPCODE */
+	n = unknown_request(PCP_OP_AUTHENTICATION, 8, buf);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_UNSUPP_OPCODE);
+	/* MAP goes to the core as ever */
+	map_base(&msg);
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_SUBMIT);
+	/* an unknown optional option in MAP is ignored (§7.3), not relayed */
+	map_raw_option(&msg, 200, opt200, sizeof(opt200));
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf_relay, buf, n, &client_ip,
+	    5000, EPOCH, &out), PCP_SERVER_SUBMIT);
+}
+
+/* pcp_server_refuse(): our error over an accepted request (the relay is
+   full, the upstream unreachable). */
+static void
+test_refuse(void **state)
+{
+	uint8_t buf[PCP_MAX_SIZE], exp[PCP_MAX_SIZE], rep[PCP_MAX_SIZE];
+	size_t n, elen;
+
+	(void)state;
+	n = unknown_request(100, 8, buf);
+	/* §7.4: NO_RESOURCES and NETWORK_FAILURE are short-lived */
+	elen = expect_error(buf, n, PCP_NO_RESOURCES, PCP_LIFETIME_SHORT_ERR,
+	    EPOCH, 1, exp);
+	assert_int_equal(pcp_server_refuse(buf, n, PCP_NO_RESOURCES, EPOCH,
+	    rep, sizeof(rep)), elen);
+	assert_memory_equal(rep, exp, elen);
+	elen = expect_error(buf, n, PCP_NETWORK_FAILURE,
+	    PCP_LIFETIME_SHORT_ERR, EPOCH, 1, exp);
+	assert_int_equal(pcp_server_refuse(buf, n, PCP_NETWORK_FAILURE, EPOCH,
+	    rep, sizeof(rep)), elen);
+	assert_memory_equal(rep, exp, elen);
+	/* too little room, or nothing to copy */
+	assert_int_equal(pcp_server_refuse(buf, n, PCP_NO_RESOURCES, EPOCH,
+	    rep, n - 4), 0);
+	assert_int_equal(pcp_server_refuse(NULL, n, PCP_NO_RESOURCES, EPOCH,
+	    rep, sizeof(rep)), 0);
 }
 
 /* ---- SUBMIT ---- */
@@ -752,6 +969,99 @@ test_reply_success_exact(void **state)
 	/* too small a buffer: nothing */
 	assert_int_equal(pcp_server_reply(buf, n, &out.req, &res, EPOCH, rep,
 	    sizeof(exp) - 4), 0);
+}
+
+/* A PEER from client_ip: UDP 7100 to 203.0.113.7:7200, lifetime 0. */
+static void
+peer_base(struct pcp_msg *m)
+{
+	map_base(m);
+	m->opcode = PCP_OP_PEER;
+	m->protocol = MAP_PROTO_UDP;
+	m->internal_port = 7100;
+	m->ext_port = 0;
+	m->lifetime = 0;
+	m->peer_port = 7200;
+	m->peer_addr = ext_ip;
+}
+
+/* §12: a PEER is submitted with its remote peer; lifetime 0 is no
+   delete (§12.1). */
+static void
+test_submit_peer(void **state)
+{
+	uint8_t buf[PCP_MAX_SIZE];
+	struct map_req *r = &out.req;
+
+	(void)state;
+	peer_base(&msg);
+	(void)submit(&conf_deny, buf);
+	assert_int_equal(r->flags, MAP_F_PEER);
+	assert_memory_equal(&r->internal_addr, &client_ip, 16);
+	assert_int_equal(r->protocol, MAP_PROTO_UDP);
+	assert_int_equal(r->internal_port, 7100);
+	assert_int_equal(r->ext_port, 0);
+	assert_int_equal(r->lifetime, 0);
+	assert_memory_equal(&r->peer_addr, &ext_ip, 16);
+	assert_int_equal(r->peer_port, 7200);
+	assert_memory_equal(r->nonce, nonce, MAP_NONCE_SIZE);
+	/* THIRD_PARTY and DESCRIPTION as for MAP (RFC 6887 §13.1, 7220) */
+	msg.has_third_party = true;
+	msg.third_party = third_ip;
+	map_description(&msg, "call", 4);
+	(void)submit(&conf_allow, buf);
+	assert_int_equal(r->flags, MAP_F_PEER | MAP_F_THIRD_PARTY |
+	    MAP_F_HAS_DESCRIPTION);
+	assert_memory_equal(&r->internal_addr, &third_ip, 16);
+}
+
+/* §12.1 response: nonce, protocol, internal port and remote peer copied,
+   the assigned (outermost) address and port filled in. */
+static void
+test_reply_peer(void **state)
+{
+	static const uint8_t exp[] = {
+		0x02, 0x82, 0x00, 0x00,		/* R, PEER, SUCCESS */
+		0x00, 0x00, 0x0e, 0x10,		/* lifetime 3600 */
+		0x01, 0x02, 0x03, 0x04,		/* epoch */
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,	/* nonce */
+		0x11, 0x00, 0x00, 0x00,		/* UDP */
+		0x1b, 0xbc, 0xc3, 0x50,		/* 7100 -> 50000 */
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 7,
+		0x1c, 0x20, 0x00, 0x00,		/* remote port 7200 */
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 7,
+	};
+	uint8_t buf[PCP_MAX_SIZE], rep[PCP_MAX_SIZE], e[PCP_MAX_SIZE];
+	struct map_result res;
+	size_t n, r, en;
+
+	(void)state;
+	peer_base(&msg);
+	n = submit(&conf_deny, buf);
+	result_ok(&res, 3600);
+	r = pcp_server_reply(buf, n, &out.req, &res, EPOCH, rep, sizeof(rep));
+	assert_int_equal(r, sizeof(exp));
+	assert_memory_equal(rep, exp, sizeof(exp));
+	/* §12.3 nonce mismatch: NOT_AUTHORIZED with the core's lifetime
+	   (the existing mapping's), the request echoed (§8.2) */
+	memset(&res, 0, sizeof(res));
+	res.err = MAP_ERR_NOT_AUTHORIZED;
+	res.lifetime = 1234;
+	res.upstream_result = -1;
+	r = pcp_server_reply(buf, n, &out.req, &res, EPOCH, rep, sizeof(rep));
+	en = expect_error(buf, n, PCP_NOT_AUTHORIZED, 1234, EPOCH, 1, e);
+	assert_int_equal(r, en);
+	assert_memory_equal(rep, e, en);
+	/* an upstream CANNOT_PROVIDE_EXTERNAL is relayed */
+	res.err = MAP_ERR_CANNOT_PROVIDE_EXTERNAL;
+	res.lifetime = 30;
+	res.upstream_result = PCP_CANNOT_PROVIDE_EXTERNAL;
+	r = pcp_server_reply(buf, n, &out.req, &res, EPOCH, rep, sizeof(rep));
+	en = expect_error(buf, n, PCP_CANNOT_PROVIDE_EXTERNAL, 30, EPOCH, 1,
+	    e);
+	assert_int_equal(r, en);
+	assert_memory_equal(rep, e, en);
 }
 
 static void
@@ -994,6 +1304,10 @@ main(void)
 		cmocka_unit_test(test_natpmp_without_handler),
 		cmocka_unit_test(test_natpmp_with_handler),
 		cmocka_unit_test(test_announce),
+		cmocka_unit_test(test_relay_unknown),
+		cmocka_unit_test(test_relay_header_checks),
+		cmocka_unit_test(test_relay_known_opcodes),
+		cmocka_unit_test(test_refuse),
 		cmocka_unit_test(test_submit_create),
 		cmocka_unit_test(test_submit_plain_refresh_delete),
 		cmocka_unit_test(test_submit_descriptions),
@@ -1002,6 +1316,8 @@ main(void)
 		cmocka_unit_test(test_reply_errors),
 		cmocka_unit_test(test_reply_delete),
 		cmocka_unit_test(test_reply_refuses_foreign_packets),
+		cmocka_unit_test(test_submit_peer),
+		cmocka_unit_test(test_reply_peer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /*
  * test_policy.c - the request policy: LAN only, third party, reserved
  * ports, ACL (first match wins, hints moved rather than failed), per-host
- * quota across protocols, lifetime bounds, and the order of the checks.
+ * quota across protocols and for PEER mappings, lifetime bounds, and the
+ * order of the checks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -471,6 +472,60 @@ test_quota_across_protocols(void **state)
 	table_free(t);
 }
 
+/* RFC 6887 §12.3: a PEER is named by its 5-tuple, so a host at its quota
+   may refresh the PEER it has but not open one to another remote, and a
+   PEER does not make the MAP of its internal port a refresh (nor the other
+   way round). */
+static void
+test_quota_peer(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r;
+	enum map_err err;
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	p.max_mappings_per_host = 2;
+	r = req_make(MAP_PROTO_UDP, "192.168.1.10", 7100, 0, 600);
+	r.flags = MAP_F_PEER;
+	r.peer_addr = addr("203.0.113.50");
+	r.peer_port = 7200;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_non_null(table_add(t, &r, 7100, 600, 0, &err));
+	r.peer_port = 7201;
+	assert_non_null(table_add(t, &r, 7100, 600, 0, &err));
+	assert_int_equal(table_count_host(t, &r.internal_addr), 2);
+	/* at the quota: both PEERs refresh */
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, 600);
+	r.peer_port = 7200;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* a third remote (port or address) is a new mapping */
+	r.peer_port = 7202;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
+	assert_int_equal(life, 0);
+	r.peer_port = 7200;
+	r.peer_addr = addr("203.0.113.51");
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
+	/* the MAP of the same internal port is not a refresh of a PEER */
+	r = req_make(MAP_PROTO_UDP, "192.168.1.10", 7100, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
+	/* and a MAP does not make a new PEER of its port a refresh */
+	p.max_mappings_per_host = 3;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_non_null(table_add(t, &r, 7100, 600, 0, &err));
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r.flags = MAP_F_PEER;
+	r.peer_addr = addr("203.0.113.50");
+	r.peer_port = 7203;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
+	r.peer_port = 7201;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	table_free(t);
+}
+
 static void
 test_lifetime_clamp(void **state)
 {
@@ -553,6 +608,7 @@ main(void)
 		cmocka_unit_test(test_acl_port_outside_range),
 		cmocka_unit_test(test_unsupported_protocol),
 		cmocka_unit_test(test_quota_across_protocols),
+		cmocka_unit_test(test_quota_peer),
 		cmocka_unit_test(test_lifetime_clamp),
 		cmocka_unit_test(test_check_order),
 	};

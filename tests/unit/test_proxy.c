@@ -1152,6 +1152,273 @@ test_last_nat_none(void **state)
 	assert_int_equal(x->ndone, 0);
 }
 
+/* ---- 14. PEER (RFC 6887 §12, RFC 7648 §3) ---- */
+
+#define PX_PEER		"198.51.100.77"	/* the remote peer */
+
+/* A PEER request: UDP host:port -> PX_PEER:7200. */
+static void
+px_peer_req(struct map_req *r, const char *host, uint16_t port,
+    uint32_t lifetime, uint8_t nonce)
+{
+	px_req(r, host, MAP_PROTO_UDP, port, 0, lifetime, nonce);
+	r->flags = MAP_F_PEER;
+	r->peer_addr = scn_addr(PX_PEER);
+	r->peer_port = 7200;
+}
+
+static struct mapping *
+px_find_peer(const char *host, uint16_t port)
+{
+	struct in6_addr a = scn_addr(host), b = scn_addr(PX_PEER);
+
+	return table_find_peer(x->t, MAP_PROTO_UDP, &a, port, &b, 7200);
+}
+
+/* Answer the last datagram, a PEER, with a grant of ext_port. */
+static void
+srv_answer_peer(uint8_t result, uint32_t lifetime, uint16_t ext_port)
+{
+	const struct scn_sent *s = scn_sent_at(&x->wire, x->wire.nsent - 1);
+	struct pcp_msg req, resp;
+
+	scn_decode(s->pkt, s->len, &req);
+	assert_int_equal(req.opcode, PCP_OP_PEER);
+	scn_reply_to(&req, result, lifetime, srv_epoch(), &resp);
+	if (result == PCP_SUCCESS) {
+		resp.ext_addr = x->ext_addr;
+		resp.ext_port = ext_port;
+	}
+	scn_input(x->u, s->server, &resp, x->now);
+}
+
+/*
+ * nat = local: the flow leaves the gateway from its WAN address and a
+ * gateway port (the internal port when free; the port of the endpoint's
+ * MAP when it has one, RFC 4787 REQ-1); PEER goes upstream for that port
+ * with the same remote peer (P-06, P-09); the local SNAT goes in after
+ * the grant; the client gets the carrier's address and port (P-13). A
+ * MAP and PEERs of one endpoint coexist. PEER lifetime 0 neither deletes
+ * nor shortens (§12.1); a control delete removes the SNAT and sends
+ * nothing upstream (PEER cannot delete).
+ */
+static void
+test_peer_local(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct pcp_msg m;
+	struct in6_addr host = scn_addr(PX_HOST), peer = scn_addr(PX_PEER);
+	const struct backend_rule *rule;
+	struct mapping *pm, *mm;
+	size_t nsent;
+
+	(void)state;
+	px_peer_req(&r, PX_HOST, 7100, PX_LIFETIME, 5);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, 1);
+	px_decode_sent(0, &m);
+	assert_int_equal(m.opcode, PCP_OP_PEER);
+	px_assert_addr(&m.client_addr, PX_WAN);
+	assert_false(m.has_third_party);
+	assert_int_equal(m.protocol, MAP_PROTO_UDP);
+	assert_int_equal(m.internal_port, 7100);	/* the gateway port */
+	assert_int_equal(m.peer_port, 7200);
+	px_assert_addr(&m.peer_addr, PX_PEER);
+	assert_memory_equal(m.nonce, r.nonce, PCP_NONCE_SIZE);
+	assert_int_equal(m.lifetime, PX_LIFETIME);
+	/* no rule before the grant */
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	srv_answer_peer(PCP_SUCCESS, PX_LIFETIME, 61000);
+	END_TURN();
+	assert_int_equal(x->ndone, 1);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	px_assert_addr(&px_last_done()->res.ext_addr, PX_EXT);
+	assert_int_equal(px_last_done()->res.ext_port, 61000);
+	assert_int_equal(px_last_done()->res.lifetime, PX_LIFETIME);
+	rule = backend_fake_lookup_peer(x->be, MAP_PROTO_UDP, &host, 7100,
+	    &peer, 7200);
+	assert_non_null(rule);
+	assert_int_equal(rule->kind, BACKEND_RULE_PEER_SNAT);
+	assert_int_equal(rule->ext_port, 7100);
+	px_assert_addr(&rule->ext_addr, PX_WAN);
+	assert_int_equal(rule->timeout, PX_LIFETIME + PX_GRACE_S);
+	/* the PEER is not a MAP mapping: no DNAT, no inbound key */
+	assert_null(px_find(PX_HOST, MAP_PROTO_UDP, 7100));
+	assert_null(backend_fake_lookup(x->be, MAP_PROTO_UDP, 7100));
+	assert_non_null(pm = px_find_peer(PX_HOST, 7100));
+	assert_int_equal(pm->state, MAP_STATE_GRANTED);
+
+	/* a MAP of the same endpoint coexists with it */
+	mm = px_grant(PX_HOST, MAP_PROTO_UDP, 7100, PX_LIFETIME, 5, 61000);
+	assert_int_equal(mm->ext_port, 7100);
+	assert_int_equal(table_count(x->t), 2);
+
+	/* lifetime 0: a query, answered from the table, nothing shortened */
+	TIME_PASSES(10 * PX_MS);
+	nsent = x->wire.nsent;
+	px_peer_req(&r, PX_HOST, 7100, 0, 5);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_OK);
+	assert_int_equal(res.ext_port, 61000);
+	assert_int_equal(res.lifetime, PX_LIFETIME - 10);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent);
+
+	/* another remote peer of the same endpoint: same gateway port */
+	px_peer_req(&r, PX_HOST, 7100, PX_LIFETIME, 5);
+	r.peer_port = 7300;
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	px_decode_sent(x->wire.nsent - 1, &m);
+	assert_int_equal(m.internal_port, 7100);
+	assert_int_equal(m.peer_port, 7300);
+	srv_answer_peer(PCP_SUCCESS, PX_LIFETIME, 61001);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.ext_port, 61001);
+	assert_int_equal(table_count(x->t), 3);
+
+	/* a control delete: the SNAT goes, nothing goes upstream */
+	nsent = x->wire.nsent;
+	proxy_delete(x->p, pm, x->now);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent);
+	assert_null(backend_fake_lookup_peer(x->be, MAP_PROTO_UDP, &host,
+	    7100, &peer, 7200));
+	assert_null(px_find_peer(PX_HOST, 7100));
+	assert_non_null(backend_fake_lookup(x->be, MAP_PROTO_UDP, 7100));
+}
+
+/* The gateway port is the internal port only when free: another host's
+   MAP holds it, so the PEER flow leaves from another port. */
+static void
+test_peer_local_port_taken(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct pcp_msg m;
+
+	(void)state;
+	(void)px_grant(PX_HOST2, MAP_PROTO_UDP, 7100, PX_LIFETIME, 9, 50000);
+	px_peer_req(&r, PX_HOST, 7100, PX_LIFETIME, 5);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	px_decode_sent(x->wire.nsent - 1, &m);
+	assert_int_equal(m.opcode, PCP_OP_PEER);
+	assert_true(m.internal_port != 7100);
+	assert_int_equal(px_find_peer(PX_HOST, 7100)->ext_port,
+	    m.internal_port);
+}
+
+/* nat = none: PEER upstream with THIRD_PARTY = the host, its own port,
+   no local rule (P-15). */
+static void
+test_peer_none(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct pcp_msg m;
+
+	(void)state;
+	px_peer_req(&r, PX_HOST, 7100, PX_LIFETIME, 5);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	px_decode_sent(0, &m);
+	assert_int_equal(m.opcode, PCP_OP_PEER);
+	assert_true(m.has_third_party);
+	px_assert_addr(&m.third_party, PX_HOST);
+	assert_int_equal(m.internal_port, 7100);
+	px_assert_addr(&m.peer_addr, PX_PEER);
+	srv_answer_peer(PCP_SUCCESS, 600, 62000);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	px_assert_addr(&px_last_done()->res.ext_addr, PX_EXT);
+	assert_int_equal(px_last_done()->res.ext_port, 62000);
+	assert_int_equal(px_last_done()->res.lifetime, 600);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(backend_fake_counters(x->be)->commits, 0);
+}
+
+/* No upstream: the gateway's own SNAT and WAN address:port answer; a
+   suggestion it cannot meet is CANNOT_PROVIDE_EXTERNAL (§12.1). */
+static void
+test_peer_last(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct in6_addr host = scn_addr(PX_HOST), peer = scn_addr(PX_PEER);
+
+	(void)state;
+	px_peer_req(&r, PX_HOST, 7100, 600, 5);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	px_assert_addr(&px_last_done()->res.ext_addr, PX_WAN);
+	assert_int_equal(px_last_done()->res.ext_port, 7100);
+	assert_int_equal(px_last_done()->res.lifetime, 600);
+	assert_non_null(backend_fake_lookup_peer(x->be, MAP_PROTO_UDP, &host,
+	    7100, &peer, 7200));
+	/* another host's MAP holds 7101: a PEER suggesting it fails */
+	px_req(&r, PX_HOST2, MAP_PROTO_UDP, 7101, 7101, 600, 9);
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	px_peer_req(&r, PX_HOST3, 7000, 600, 6);
+	r.ext_port = 7101;
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
+	assert_null(px_find_peer(PX_HOST3, 7000));
+	/* expiry removes the SNAT */
+	TIME_PASSES(600 * PX_MS);
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+}
+
+/* §12.3: a later PEER for the 5-tuple with another nonce is
+   NOT_AUTHORIZED, lifetime = the mapping's remaining life; upstream
+   errors are relayed and leave nothing behind. */
+static void
+test_peer_nonce_and_errors(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+
+	(void)state;
+	px_peer_req(&r, PX_HOST, 7100, PX_LIFETIME, 5);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	srv_answer_peer(PCP_SUCCESS, PX_LIFETIME, 61000);
+	END_TURN();
+	TIME_PASSES(100 * PX_MS);
+	px_peer_req(&r, PX_HOST, 7100, PX_LIFETIME, 6);
+	assert_true(px_submit(&r, &tag_a, &res));
+	assert_int_equal(res.err, MAP_ERR_NOT_AUTHORIZED);
+	assert_int_equal(res.lifetime, PX_LIFETIME - 100);
+
+	/* upstream refuses another flow: relayed, no state, no rule */
+	px_peer_req(&r, PX_HOST2, 7100, PX_LIFETIME, 7);
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	srv_answer_peer(PCP_CANNOT_PROVIDE_EXTERNAL, 30, 0);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err,
+	    MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
+	assert_int_equal(px_last_done()->res.upstream_result,
+	    PCP_CANNOT_PROVIDE_EXTERNAL);
+	assert_true(px_last_done()->res.lifetime <= 30);
+	assert_null(px_find_peer(PX_HOST2, 7100));
+	assert_int_equal(backend_fake_rule_count(x->be), 1);
+	px_peer_req(&r, PX_HOST2, 7100, PX_LIFETIME, 7);
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	srv_answer_peer(PCP_NO_RESOURCES, 30, 0);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_ERR_NO_RESOURCES);
+	assert_int_equal(px_last_done()->res.upstream_result,
+	    PCP_NO_RESOURCES);
+	assert_null(px_find_peer(PX_HOST2, 7100));
+}
+
 /* ---- 13. policy ---- */
 
 static void
@@ -1282,6 +1549,149 @@ test_expiry(void **state)
 	assert_int_equal(proxy_next_deadline(x->p), TABLE_EXPIRY_NEVER);
 }
 
+/* ---- 15. Mapping Update for PEER (RFC 6887 §14.2) ---- */
+
+/* Grant two PEERs of PX_HOST:7100 (remote ports 7200, 7300); the first
+   request as sent upstream goes to *sent. */
+static struct mapping *
+px_two_peers(struct pcp_msg *sent)
+{
+	struct map_req r;
+	struct map_result res;
+
+	px_peer_req(&r, PX_HOST, 7100, PX_LIFETIME, 5);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	px_decode_sent(x->wire.nsent - 1, sent);
+	srv_answer_peer(PCP_SUCCESS, PX_LIFETIME, 61000);
+	END_TURN();
+	px_peer_req(&r, PX_HOST, 7100, PX_LIFETIME, 5);
+	r.peer_port = 7300;
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	srv_answer_peer(PCP_SUCCESS, PX_LIFETIME, 61001);
+	END_TURN();
+	assert_int_equal(table_count(x->t), 2);
+	return px_find_peer(PX_HOST, 7100);
+}
+
+static void
+px_check_peer_update(struct mapping *pm, const struct pcp_msg *sent)
+{
+	struct in6_addr host = scn_addr(PX_HOST), rp = scn_addr(PX_PEER);
+	struct mapping *other;
+	struct pcp_msg upd;
+
+	assert_non_null(pm);
+	assert_int_equal(pm->outer_port, 61000);
+	other = table_find_peer(x->t, MAP_PROTO_UDP, &host, 7100, &rp, 7300);
+	assert_non_null(other);
+	TIME_PASSES(5 * PX_MS);
+	scn_reply_to(sent, PCP_SUCCESS, PX_LIFETIME, srv_epoch(), &upd);
+	upd.ext_addr = scn_addr(PX_EXT2);
+	upd.ext_port = 62000;
+	/* another nonce: not ours, ignored */
+	upd.nonce[0] ^= 1;
+	scn_input(x->u, 0, &upd, x->now);
+	END_TURN();
+	assert_int_equal(pm->outer_port, 61000);
+	upd.nonce[0] ^= 1;
+	/* another remote peer: no such PEER, ignored */
+	upd.peer_port = 7400;
+	scn_input(x->u, 0, &upd, x->now);
+	END_TURN();
+	assert_int_equal(pm->outer_port, 61000);
+	assert_int_equal(other->outer_port, 61001);
+	/* a MAP update for that port names no PEER */
+	upd.peer_port = 7200;
+	upd.opcode = PCP_OP_MAP;
+	scn_input(x->u, 0, &upd, x->now);
+	END_TURN();
+	assert_int_equal(pm->outer_port, 61000);
+	/* the real one: followed, the other PEER untouched */
+	upd.opcode = PCP_OP_PEER;
+	scn_input(x->u, 0, &upd, x->now);
+	END_TURN();
+	assert_int_equal(pm->outer_port, 62000);
+	px_assert_addr(&pm->outer_addr, PX_EXT2);
+	assert_int_equal(other->outer_port, 61001);
+	assert_int_equal(pm->state, MAP_STATE_GRANTED);
+}
+
+static void
+test_peer_update_local(void **state)
+{
+	struct in6_addr host = scn_addr(PX_HOST), rp = scn_addr(PX_PEER);
+	const struct backend_rule *rule;
+	struct pcp_msg sent;
+
+	(void)state;
+	px_check_peer_update(px_two_peers(&sent), &sent);
+	/* the local SNAT names our own port, which did not move */
+	rule = backend_fake_lookup_peer(x->be, MAP_PROTO_UDP, &host, 7100,
+	    &rp, 7200);
+	assert_non_null(rule);
+	assert_int_equal(rule->ext_port, 7100);
+}
+
+static void
+test_peer_update_none(void **state)
+{
+	struct pcp_msg sent;
+
+	(void)state;
+	px_check_peer_update(px_two_peers(&sent), &sent);
+}
+
+/* RFC 7220 §3: DESCRIPTION is optional; an upstream that rejects a request
+   for carrying it (miniupnpd < 2.3.11, docs/lab.md) gets it once more
+   without, and the client still gets its mapping. */
+static void
+test_description_refused_upstream(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct pcp_msg sent;
+	struct mapping *mp;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	r.flags |= MAP_F_HAS_DESCRIPTION;
+	strcpy(r.description, "odd");
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, 1);
+	px_decode_sent(0, &sent);
+	assert_true(sent.has_description);
+	assert_string_equal(sent.description, "odd");
+	srv_answer_last(PCP_MALFORMED_OPTION, PCP_LIFETIME_LONG_ERR, 0);
+	END_TURN();
+	assert_int_equal(x->ndone, 0);
+	assert_int_equal(x->wire.nsent, 2);
+	px_decode_sent(1, &sent);
+	assert_false(sent.has_description);
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 40000);
+	END_TURN();
+	assert_int_equal(x->ndone, 1);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	assert_int_equal(px_last_done()->res.ext_port, 40000);
+	mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080);
+	assert_non_null(mp);
+	assert_string_equal(mp->description, "odd");
+	/* without a description to drop, the refusal is the answer */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 9090, 9090, PX_LIFETIME, 2);
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	srv_answer_last(PCP_MALFORMED_OPTION, PCP_LIFETIME_LONG_ERR, 0);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, 3);
+	assert_int_equal(x->ndone, 2);
+	assert_int_equal(px_last_done()->res.err, MAP_ERR_UPSTREAM_PROTOCOL);
+	assert_int_equal(px_last_done()->res.upstream_result,
+	    PCP_MALFORMED_OPTION);
+	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 9090));
+}
+
 int
 main(void)
 {
@@ -1307,6 +1717,14 @@ main(void)
 		PX_TEST(test_policy_quota, setup_local),
 		PX_TEST(test_cancel, setup_local),
 		PX_TEST(test_expiry, setup_local),
+		PX_TEST(test_peer_local, setup_local),
+		PX_TEST(test_peer_local_port_taken, setup_local),
+		PX_TEST(test_peer_none, setup_none),
+		PX_TEST(test_peer_last, setup_last),
+		PX_TEST(test_peer_nonce_and_errors, setup_local),
+		PX_TEST(test_peer_update_local, setup_local),
+		PX_TEST(test_peer_update_none, setup_none),
+		PX_TEST(test_description_refused_upstream, setup_local),
 #undef PX_TEST
 	};
 

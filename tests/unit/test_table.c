@@ -2,8 +2,10 @@
  * test_table.c - the mapping table on a fake clock: the RFC 6887 §11.3 /
  * §15 decisions, port allocation (suggestion, fallback, reserved ports, the
  * reuse hold, the NAT-PMP twin port of RFC 6886 §3.3), the state machine,
- * expiry order against a naive model, the RFC 7648 3/4 cache rule, and
- * growth to 50,000 mappings and back within the memory budget.
+ * expiry order against a naive model, the RFC 7648 3/4 cache rule, PEER
+ * mappings (RFC 6887 §12: 5-tuple keys beside MAP, the shared port of
+ * RFC 4787 REQ-1, their memory), and growth to 50,000 mappings and back
+ * within the memory budget.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1223,6 +1225,281 @@ test_description(void **state)
 	table_free(t);
 }
 
+/* ---- PEER mappings (RFC 6887 §12) --------------------------------------- */
+
+/* A PEER request of internal endpoint (host, port) to remote:rport. */
+static struct map_req
+peer_make(uint8_t proto, struct in6_addr internal, uint16_t int_port,
+    const char *remote, uint16_t rport, uint8_t nonce)
+{
+	struct map_req r = req_make(proto, internal, int_port, 0, 600, nonce);
+
+	r.flags = MAP_F_PEER;
+	r.peer_addr = addr(remote);
+	r.peer_port = rport;
+	return r;
+}
+
+/* table_peer_port that must succeed. */
+static uint16_t
+peer_port_ok(struct table *t, const struct map_req *r, bool exact,
+    uint64_t now)
+{
+	uint16_t port = 0;
+
+	assert_int_equal(table_peer_port(t, r, exact, now, &port), MAP_OK);
+	assert_int_not_equal(port, 0);
+	return port;
+}
+
+/*
+ * §12.3: a PEER is keyed by its 5-tuple, apart from the MAP index: a MAP
+ * and PEERs of one internal endpoint coexist, every field of the 5-tuple
+ * counts, a PEER never shows up as a MAP (and the other way round).
+ */
+static void
+test_peer_keys(void **state)
+{
+	struct table *t = table_make();
+	struct in6_addr h = addr("192.168.1.10");
+	struct map_req map = req_make(MAP_PROTO_UDP, h, 7100, 0, 600, 1);
+	struct map_req a = peer_make(MAP_PROTO_UDP, h, 7100, "203.0.113.50",
+	    7200, 2);
+	struct map_req b = peer_make(MAP_PROTO_UDP, h, 7100, "203.0.113.50",
+	    7201, 3);
+	struct map_req q;
+	struct mapping *mm, *pa, *pb, *ex = NULL;
+	const struct mapping_peer *peer;
+	enum map_err err;
+
+	(void)state;
+	mm = add_ok(t, &map, 7100, 600, 0);
+	assert_null(mapping_peer(mm));
+	assert_int_equal(mm->flags & MAPPING_F_PEER, 0);
+	/* the MAP of the same internal port is no PEER of it */
+	assert_int_equal(table_check(t, &a, &ex), TABLE_NEW);
+	assert_null(ex);
+	/* RFC 4787 REQ-1: the flow leaves from the MAP's port */
+	assert_int_equal(peer_port_ok(t, &a, false, 0), 7100);
+	pa = add_ok(t, &a, 7100, 600, 0);
+	assert_true((pa->flags & MAPPING_F_PEER) != 0);
+	assert_non_null(peer = mapping_peer(pa));
+	assert_true(IN6_ARE_ADDR_EQUAL(&peer->addr, &a.peer_addr));
+	assert_int_equal(peer->port, 7200);
+	assert_int_equal(pa->ext_port, 7100);
+	assert_int_equal(pa->outer_port, 7100);
+	assert_int_equal(pa->state, MAP_STATE_REQUESTED);
+	/* a second remote of the same endpoint is another PEER */
+	assert_int_equal(table_check(t, &b, &ex), TABLE_NEW);
+	pb = add_ok(t, &b, 7100, 600, 0);
+	assert_int_equal(table_count(t), 3);
+	assert_int_equal(table_count_host(t, &h), 3);
+	/* lookups: each index finds its own kind only */
+	assert_ptr_equal(table_find_internal(t, MAP_PROTO_UDP, &h, 7100), mm);
+	assert_ptr_equal(table_find_external(t, MAP_PROTO_UDP, 7100), mm);
+	assert_ptr_equal(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &a.peer_addr, 7200), pa);
+	assert_ptr_equal(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &b.peer_addr, 7201), pb);
+	/* every field of the 5-tuple is part of the key */
+	assert_null(table_find_peer(t, MAP_PROTO_TCP, &h, 7100,
+	    &a.peer_addr, 7200));
+	q = a;
+	q.internal_addr = addr("192.168.1.11");
+	assert_null(table_find_peer(t, MAP_PROTO_UDP, &q.internal_addr, 7100,
+	    &a.peer_addr, 7200));
+	assert_null(table_find_peer(t, MAP_PROTO_UDP, &h, 7101,
+	    &a.peer_addr, 7200));
+	q.peer_addr = addr("203.0.113.51");
+	assert_null(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &q.peer_addr, 7200));
+	assert_null(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &a.peer_addr, 7202));
+	/* the same 5-tuple cannot be added twice */
+	assert_null(table_add(t, &a, 7100, 600, 0, &err));
+	assert_int_equal(err, MAP_ERR_CONFLICT);
+	assert_int_equal(table_count(t), 3);
+	/* §12.3: the owner refreshes; lifetime 0 is no delete (§12.1) */
+	assert_int_equal(table_check(t, &a, &ex), TABLE_REFRESH);
+	assert_ptr_equal(ex, pa);
+	q = a;
+	q.lifetime = 0;
+	assert_int_equal(table_check(t, &q, &ex), TABLE_REFRESH);
+	q.flags |= MAP_F_DELETE;
+	assert_int_equal(table_check(t, &q, &ex), TABLE_REFRESH);
+	/* a refresh keeps it a PEER with its remote */
+	assert_int_equal(table_refresh(t, pa, &a, 900, 10 * MS), 0);
+	assert_true((pa->flags & MAPPING_F_PEER) != 0);
+	assert_int_equal(mapping_peer(pa)->port, 7200);
+	assert_ptr_equal(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &a.peer_addr, 7200), pa);
+	/* removing the MAP leaves the PEERs; removing a PEER leaves the
+	   other one */
+	table_remove(t, mm, 20 * MS);
+	assert_null(table_find_internal(t, MAP_PROTO_UDP, &h, 7100));
+	assert_ptr_equal(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &a.peer_addr, 7200), pa);
+	table_remove(t, pa, 20 * MS);
+	assert_null(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &a.peer_addr, 7200));
+	assert_ptr_equal(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &b.peer_addr, 7201), pb);
+	assert_int_equal(table_count(t), 1);
+	assert_int_equal(table_count_host(t, &h), 1);
+	assert_ptr_equal(table_at(t, 0), pb);
+	assert_int_equal(table_check(t, &a, &ex), TABLE_NEW);
+	table_free(t);
+}
+
+/* §12.3: a PEER with another nonce for the same 5-tuple is someone else. */
+static void
+test_peer_nonce_mismatch(void **state)
+{
+	struct table *t = table_make();
+	struct in6_addr h = addr("192.168.1.10");
+	struct map_req a = peer_make(MAP_PROTO_TCP, h, 5000, "198.51.100.9",
+	    443, 7);
+	struct map_req map = req_make(MAP_PROTO_TCP, h, 5000, 0, 600, 8);
+	struct mapping *p, *ex = NULL;
+
+	(void)state;
+	p = add_ok(t, &a, 5000, 600, 0);
+	a.nonce[11] ^= 1;
+	assert_int_equal(table_check(t, &a, &ex), TABLE_NONCE_MISMATCH);
+	assert_ptr_equal(ex, p);
+	assert_int_equal(table_verdict_err(TABLE_NONCE_MISMATCH),
+	    MAP_ERR_NOT_AUTHORIZED);
+	assert_int_equal(mapping_remaining(ex, 100 * MS), 500);
+	/* also with lifetime 0: a PEER never deletes */
+	a.lifetime = 0;
+	assert_int_equal(table_check(t, &a, &ex), TABLE_NONCE_MISMATCH);
+	/* the PEER's nonce is nothing to a MAP of the same internal port */
+	assert_int_equal(table_check(t, &map, &ex), TABLE_NEW);
+	assert_null(ex);
+	map.lifetime = 0;
+	assert_int_equal(table_check(t, &map, &ex), TABLE_DELETE_MISSING);
+	assert_int_equal(table_count(t), 1);
+	table_free(t);
+}
+
+/* table_peer_port: the endpoint's port if it has one, else the suggestion
+   (exact: met or failed), else the internal port, else any free port. */
+static void
+test_peer_port(void **state)
+{
+	struct table *t = table_make();
+	struct in6_addr h = addr("192.168.1.10"), o = addr("192.168.1.11");
+	struct map_req a = peer_make(MAP_PROTO_UDP, h, 7100, "203.0.113.50",
+	    7200, 1);
+	struct map_req b = peer_make(MAP_PROTO_UDP, h, 7100, "203.0.113.51",
+	    7200, 2);
+	struct map_req other = req_make(MAP_PROTO_UDP, o, 7100, 0, 600, 3);
+	uint16_t port = 0, p1;
+
+	(void)state;
+	/* a free internal port is kept, as masquerade would */
+	assert_int_equal(peer_port_ok(t, &a, false, 0), 7100);
+	assert_int_equal(peer_port_ok(t, &a, true, 0), 7100);
+	/* a suggestion: without `exact` it is the upstream's business */
+	a.ext_port = 7300;
+	assert_int_equal(peer_port_ok(t, &a, false, 0), 7100);
+	assert_int_equal(peer_port_ok(t, &a, true, 0), 7300);
+	/* another host holds the internal port: never that one */
+	add_ok(t, &other, 7100, 600, 0);
+	a.ext_port = 0;
+	p1 = peer_port_ok(t, &a, false, 0);
+	assert_int_not_equal(p1, 7100);
+	a.ext_port = 7100;
+	assert_int_equal(table_peer_port(t, &a, true, 0, &port),
+	    MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
+	/* exact suggestions of reserved ports fail too (RFC 6887 §11.3) */
+	a.ext_port = 5351;
+	assert_int_equal(table_peer_port(t, &a, true, 0, &port),
+	    MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
+	a.ext_port = 0;
+	add_ok(t, &a, p1, 600, 0);
+	/* REQ-1: every flow of the endpoint leaves from the same port,
+	   whatever the suggestion says when it is not binding */
+	assert_int_equal(peer_port_ok(t, &b, false, 0), p1);
+	b.ext_port = 7400;
+	assert_int_equal(peer_port_ok(t, &b, false, 0), p1);
+	assert_int_equal(table_peer_port(t, &b, true, 0, &port),
+	    MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
+	b.ext_port = p1;
+	assert_int_equal(peer_port_ok(t, &b, true, 0), p1);
+	/* another endpoint of the same host does not share it */
+	b.internal_port = 7101;
+	b.ext_port = 0;
+	assert_int_equal(peer_port_ok(t, &b, false, 0), 7101);
+	/* nor does the other protocol */
+	b.internal_port = 7100;
+	b.protocol = MAP_PROTO_TCP;
+	assert_int_equal(peer_port_ok(t, &b, false, 0), 7100);
+	table_free(t);
+}
+
+/* A granted PEER expires like a MAP but holds no port (table.h). */
+static void
+test_peer_expiry_no_hold(void **state)
+{
+	struct table *t = table_make();
+	struct in6_addr h = addr("192.168.1.10");
+	struct map_req a = peer_make(MAP_PROTO_UDP, h, 7100, "203.0.113.50",
+	    7200, 1);
+	struct mapping *p;
+
+	(void)state;
+	p = add_ok(t, &a, 7100, 10, 0);
+	assert_true(mapping_set_state(t, p, MAP_STATE_GRANTED));
+	assert_int_equal(table_next_expiry(t), 10 * MS);
+	assert_int_equal(table_expire(t, 10 * MS, NULL, NULL), 1);
+	assert_int_equal(table_count(t), 0);
+	assert_int_equal(table_hold_count(t), 0);
+	assert_null(table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &a.peer_addr, 7200));
+	assert_int_equal(table_count_host(t, &h), 0);
+	table_free(t);
+}
+
+/* The remote peer costs PEER mappings only: a MAP mapping is one chunk of
+   sizeof(struct mapping), as before PEER existed. */
+static void
+test_peer_memory(void **state)
+{
+	struct table *t = table_make();
+	struct in6_addr h = addr("192.168.1.10");
+	struct map_req map = req_make(MAP_PROTO_UDP, h, 7100, 0, 600, 1);
+	struct map_req a = peer_make(MAP_PROTO_UDP, h, 7100, "203.0.113.50",
+	    7200, 2);
+	size_t base, with_map, with_peer;
+	void *probe;
+	size_t map_chunk;
+
+	(void)state;
+	/* warm up the arrays, which keep a minimum size */
+	table_remove(t, add_ok(t, &map, 7100, 600, 0), 0);
+	table_remove(t, add_ok(t, &a, 7100, 600, 0), 0);
+	base = table_memory_bytes(t);
+	/* a glibc chunk: usable size plus its size_t header */
+	assert_non_null(probe = calloc(1, sizeof(struct mapping)));
+	map_chunk = malloc_usable_size(probe) + sizeof(size_t);
+	free(probe);
+	add_ok(t, &map, 7100, 600, 0);
+	with_map = table_memory_bytes(t);
+	assert_int_equal(with_map - base, map_chunk);
+	add_ok(t, &a, 7100, 600, 0);
+	with_peer = table_memory_bytes(t);
+	assert_true(with_peer - with_map >= sizeof(struct mapping) +
+	    sizeof(struct mapping_peer));
+	assert_true(with_peer - with_map > map_chunk);
+	table_remove(t, table_find_peer(t, MAP_PROTO_UDP, &h, 7100,
+	    &a.peer_addr, 7200), 0);
+	assert_int_equal(table_memory_bytes(t), with_map);
+	table_remove(t, table_find_internal(t, MAP_PROTO_UDP, &h, 7100), 0);
+	assert_int_equal(table_memory_bytes(t), base);
+	table_free(t);
+}
+
 static void
 test_reseed_keeps_lookups(void **state)
 {
@@ -1450,6 +1727,11 @@ main(void)
 		cmocka_unit_test(test_cache_hit),
 		cmocka_unit_test(test_host_count_and_list),
 		cmocka_unit_test(test_description),
+		cmocka_unit_test(test_peer_keys),
+		cmocka_unit_test(test_peer_nonce_mismatch),
+		cmocka_unit_test(test_peer_port),
+		cmocka_unit_test(test_peer_expiry_no_hold),
+		cmocka_unit_test(test_peer_memory),
 		cmocka_unit_test(test_reseed_keeps_lookups),
 		cmocka_unit_test(test_grow_to_50000_and_back),
 		cmocka_unit_test(test_grow_50000_hosts),

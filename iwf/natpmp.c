@@ -1,0 +1,639 @@
+/*
+ * natpmp.c - the NAT-PMP front-end and its interworking with PCP upstream
+ * (RFC 6886; spec/iwf.md §1, §2; the behaviour choices are explained in
+ * docs/natpmp.md).
+ *
+ *   op 0     the outermost external address the proxy learned (N-10: 3
+ *            and 0.0.0.0 while none is known; the address probe learns
+ *            one, and requests arriving meanwhile wait for it);
+ *   op 1/2   a struct map_req down the one proxy path (policy, table,
+ *            upstream MAP, local rule); lifetime 0 deletes; internal
+ *            port 0 with lifetime 0 deletes all of the host's NAT-PMP
+ *            mappings of that protocol (§3.4);
+ *   other    §3.5: responses dropped, unknown opcodes echoed with 5.
+ *
+ * Every map request carries the same synthesized nonce for the same
+ * (host, protocol, internal port), so refreshes, retransmissions and
+ * deletes reach the same upstream mapping, and the proxy joins a request
+ * to the transaction already under way (N-09).
+ *
+ * Nothing here calls into the proxy from one of the proxy's callbacks
+ * (the core may be in the middle of a change): work that results from an
+ * answer - deleting the probe's mapping - is done at the next tick.
+ */
+#include <sys/queue.h>
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "map.h"
+#include "map_err.h"
+#include "natpmp.h"
+#include "natpmp_wire.h"
+#include "pcp_wire.h"
+#include "proxy.h"
+#include "table.h"
+
+/* A map request waiting for the core. */
+struct natpmp_pending {
+	TAILQ_ENTRY(natpmp_pending) entry;
+	struct natpmp		*n;
+	struct pcp_frontend_peer peer;
+	uint8_t			 opcode;
+	struct map_req		 req;
+};
+TAILQ_HEAD(natpmp_pending_list, natpmp_pending);
+
+/* An address request waiting for the probe (one per client socket). */
+struct natpmp_addr_wait {
+	TAILQ_ENTRY(natpmp_addr_wait) entry;
+	struct pcp_frontend_peer peer;
+};
+TAILQ_HEAD(natpmp_addr_list, natpmp_addr_wait);
+
+struct natpmp {
+	struct natpmp_params	 p;
+	struct natpmp_pending_list pending;
+	struct natpmp_addr_list	 addr_wait;
+	struct natpmp_stats	 stats;
+	/* announcements (§3.2.1) */
+	bool			 ann_active;
+	unsigned int		 ann_sent;
+	uint32_t		 ann_gap_ms;
+	uint64_t		 ann_next_at;
+	bool			 ann_known;	/* ann_addr was announced */
+	struct in6_addr		 ann_addr;
+	/* the address probe; its proxy_done arg is &probe_self */
+	struct natpmp		*probe_self;
+	bool			 probe_in_flight;
+	bool			 probe_delete_due;
+	bool			 probe_tried;
+	uint64_t		 probe_at;	/* last start */
+	uint16_t		 probe_port;
+};
+
+static void	natpmp_addr_check(struct natpmp *);
+
+static uint64_t
+natpmp_now(const struct natpmp *n)
+{
+	return n->p.now(n->p.clock_arg);
+}
+
+static uint32_t
+natpmp_epoch(const struct natpmp *n)
+{
+	return n->p.epoch(n->p.clock_arg);
+}
+
+/* The outermost external address, if it is a known IPv4 address. */
+static bool
+natpmp_ext_addr(const struct natpmp *n, struct in6_addr *addr)
+{
+	return proxy_external_addr(n->p.proxy, addr) && pcp_addr_is_v4(addr);
+}
+
+static void
+natpmp_send(struct natpmp *n, const struct pcp_frontend_peer *peer,
+    const uint8_t *buf, size_t len)
+{
+	if (len == 0) {
+		log_warnx("natpmp: cannot build a reply");
+		return;
+	}
+	if (n->p.send(n->p.io_arg, peer, buf, len))
+		n->stats.replied++;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void
+natpmp_reply_addr(struct natpmp *n, const struct pcp_frontend_peer *peer)
+{
+	struct natpmp_response r;
+	struct in6_addr a;
+	uint8_t buf[NATPMP_ADDR_RESP_SIZE];
+
+	memset(&r, 0, sizeof(r));
+	r.opcode = NATPMP_OP_ADDRESS;
+	r.epoch = natpmp_epoch(n);
+	if (natpmp_ext_addr(n, &a)) {
+		r.result = map_err_row(MAP_OK)->natpmp_result;
+		pcp_addr_to_v4(&a, &r.ext_addr);
+	} else {
+		/* N-10: no address known: 3, address 0 (RFC 6886 §3.2);
+		   never the gateway's own private WAN address. */
+		r.result = map_err_row(MAP_ERR_NETWORK_FAILURE)->natpmp_result;
+	}
+	natpmp_send(n, peer, buf, natpmp_encode_response(&r, buf, sizeof(buf)));
+}
+
+/*
+ * A map response (§3.3-3.5): the internal port copied; on success the
+ * outermost external port and the granted lifetime; a delete, or any
+ * failure, has external port and lifetime 0.
+ */
+static void
+natpmp_reply_map(struct natpmp *n, const struct pcp_frontend_peer *peer,
+    uint8_t opcode, uint16_t internal_port, bool del,
+    const struct map_result *res)
+{
+	struct natpmp_response r;
+	uint8_t buf[NATPMP_MAP_RESP_SIZE];
+
+	memset(&r, 0, sizeof(r));
+	r.opcode = opcode;
+	r.epoch = natpmp_epoch(n);
+	r.result = map_err_row(res->err)->natpmp_result;
+	r.internal_port = internal_port;
+	if (res->err == MAP_OK && !del) {
+		r.ext_port = res->ext_port;
+		r.lifetime = res->lifetime;
+	}
+	natpmp_send(n, peer, buf, natpmp_encode_response(&r, buf, sizeof(buf)));
+}
+
+static void
+natpmp_reply_err(struct natpmp *n, const struct pcp_frontend_peer *peer,
+    uint8_t opcode, uint16_t internal_port, enum map_err err)
+{
+	struct map_result res;
+
+	memset(&res, 0, sizeof(res));
+	res.err = err;
+	res.upstream_result = -1;
+	natpmp_reply_map(n, peer, opcode, internal_port, false, &res);
+}
+
+/* ---- map requests -------------------------------------------------------- */
+
+static uint8_t
+natpmp_proto(uint8_t opcode)
+{
+	return opcode == NATPMP_OP_MAP_UDP ? MAP_PROTO_UDP : MAP_PROTO_TCP;
+}
+
+/*
+ * spec/iwf.md §2: protocol 17/6, internal = requester = the source
+ * (§3.3: "The source address of the packet MUST be used"), no
+ * PREFER_FAILURE (NAT-PMP takes any port, N-05), a suggestion of 0 made
+ * the internal port as a hint, lifetime 0 a delete with suggestion 0.
+ */
+static void
+natpmp_map_req(const struct natpmp *n, const struct in6_addr *src,
+    uint16_t src_port, uint8_t proto, uint16_t internal_port,
+    uint16_t suggested, uint32_t lifetime, struct map_req *req)
+{
+	struct in_addr any = { 0 };
+
+	memset(req, 0, sizeof(*req));
+	req->origin = MAP_ORIGIN_NATPMP;
+	req->requester = *src;
+	req->requester_port = src_port;
+	req->internal_addr = *src;
+	req->protocol = proto;
+	req->internal_port = internal_port;
+	req->lifetime = lifetime;
+	pcp_addr_from_v4(&req->ext_addr, &any);
+	if (lifetime == 0)
+		req->flags |= MAP_F_DELETE;	/* §3.4: suggestion ignored */
+	else
+		req->ext_port = suggested != 0 ? suggested : internal_port;
+	iwf_nonce(n->p.nonce_key, MAP_ORIGIN_NATPMP, src, proto,
+	    internal_port, req->nonce);
+}
+
+static void
+natpmp_pending_free(struct natpmp *n, struct natpmp_pending *pd)
+{
+	TAILQ_REMOVE(&n->pending, pd, entry);
+	n->stats.pending--;
+	free(pd);
+}
+
+/* proxy_done_fn: the core's later answer to a map request. */
+static void
+natpmp_done(void *arg, const struct map_req *req, const struct map_result *res)
+{
+	struct natpmp_pending *pd = arg;
+	struct natpmp *n = pd->n;
+
+	natpmp_reply_map(n, &pd->peer, pd->opcode, req->internal_port,
+	    req->lifetime == 0, res);
+	natpmp_pending_free(n, pd);
+}
+
+static void
+natpmp_submit(struct natpmp *n, const struct pcp_frontend_peer *peer,
+    uint8_t opcode, const struct map_req *req)
+{
+	struct natpmp_pending *pd;
+	struct map_result res;
+
+	if (n->stats.pending >= NATPMP_MAX_PENDING ||
+	    (pd = calloc(1, sizeof(*pd))) == NULL) {
+		n->stats.overload++;
+		natpmp_reply_err(n, peer, opcode, req->internal_port,
+		    MAP_ERR_NO_RESOURCES);
+		return;
+	}
+	pd->n = n;
+	pd->peer = *peer;
+	pd->opcode = opcode;
+	pd->req = *req;
+	TAILQ_INSERT_TAIL(&n->pending, pd, entry);
+	n->stats.pending++;
+	n->stats.submitted++;
+	memset(&res, 0, sizeof(res));
+	if (proxy_submit(n->p.proxy, &pd->req, natpmp_now(n), natpmp_done, pd,
+	    &res)) {
+		natpmp_reply_map(n, &pd->peer, opcode, req->internal_port,
+		    req->lifetime == 0, &res);
+		natpmp_pending_free(n, pd);
+	}
+	natpmp_addr_check(n);
+}
+
+/*
+ * §3.4: internal port 0, lifetime 0: delete all the host's mappings of
+ * the opcode's protocol - those it made through NAT-PMP (spec/iwf.md
+ * §1.5; a PCP or UPnP mapping has its own owner). Each goes down the
+ * proxy path as a delete (local rule, table, upstream delete); the
+ * answer says 0 when all went, else the first failure's code, and comes
+ * after all are done (deletes are answered at once).
+ */
+static void
+natpmp_delete_all(struct natpmp *n, const struct pcp_frontend_peer *peer,
+    uint8_t opcode, const struct in6_addr *src, uint16_t src_port)
+{
+	uint8_t proto = natpmp_proto(opcode);
+	enum map_err worst = MAP_OK;
+	struct map_result res;
+	struct map_req req;
+	struct mapping *m, *next;
+	size_t count = 0;
+
+	for (m = table_host_first(n->p.table, src); m != NULL; m = next) {
+		next = table_host_next(m);
+		if (m->origin != MAP_ORIGIN_NATPMP || m->protocol != proto ||
+		    !IN6_ARE_ADDR_EQUAL(&m->internal_addr, src))
+			continue;
+		natpmp_map_req(n, src, src_port, proto, m->internal_port, 0,
+		    0, &req);
+		memset(&res, 0, sizeof(res));
+		/* no continuation: a delete is answered at once */
+		if (proxy_submit(n->p.proxy, &req, natpmp_now(n), NULL, NULL,
+		    &res) && res.err != MAP_OK && res.err != MAP_ERR_NOT_FOUND &&
+		    worst == MAP_OK)
+			worst = res.err;
+		count++;
+	}
+	log_debug("natpmp: delete-all %s: %zu mapping(s), %s",
+	    map_proto_name(proto), count, map_err_name(worst));
+	memset(&res, 0, sizeof(res));
+	res.err = worst;
+	res.upstream_result = -1;
+	natpmp_reply_map(n, peer, opcode, 0, true, &res);
+}
+
+static void
+natpmp_map(struct natpmp *n, const struct pcp_frontend_peer *peer,
+    const struct in6_addr *src, uint16_t src_port,
+    const struct natpmp_request *wr)
+{
+	struct map_req req;
+
+	if (wr->internal_port == 0) {
+		if (wr->lifetime == 0)
+			natpmp_delete_all(n, peer, wr->opcode, src, src_port);
+		else	/* undefined in §3.3; miniupnpd and we refuse (2) */
+			natpmp_reply_err(n, peer, wr->opcode, 0,
+			    MAP_ERR_WILDCARD_INT_PORT);
+		return;
+	}
+	natpmp_map_req(n, src, src_port, natpmp_proto(wr->opcode),
+	    wr->internal_port, wr->ext_port, wr->lifetime, &req);
+	natpmp_submit(n, peer, wr->opcode, &req);
+}
+
+/* ---- the address probe (spec/iwf.md §2, RFC 6970 §4.2) ------------------ */
+
+static bool
+natpmp_probe_wanted(const struct natpmp *n)
+{
+	struct in6_addr a;
+
+	return n->p.upstream && !IN6_IS_ADDR_UNSPECIFIED(&n->p.probe_addr) &&
+	    !natpmp_ext_addr(n, &a);
+}
+
+static void
+natpmp_probe_req(const struct natpmp *n, uint32_t lifetime,
+    struct map_req *req)
+{
+	natpmp_map_req(n, &n->p.probe_addr, NATPMP_SERVER_PORT, MAP_PROTO_UDP,
+	    n->probe_port, n->probe_port, lifetime, req);
+}
+
+/* Answer every address request waiting for the probe. */
+static void
+natpmp_addr_wait_flush(struct natpmp *n)
+{
+	struct natpmp_addr_wait *w;
+
+	while ((w = TAILQ_FIRST(&n->addr_wait)) != NULL) {
+		TAILQ_REMOVE(&n->addr_wait, w, entry);
+		n->stats.addr_waiting--;
+		natpmp_reply_addr(n, &w->peer);
+		free(w);
+	}
+}
+
+static void
+natpmp_probe_result(struct natpmp *n, const struct map_result *res)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	n->probe_in_flight = false;
+	if (res->err == MAP_OK) {
+		log_info("natpmp: address probe: external address %s",
+		    pcp_addr_ntop(&res->ext_addr, a, sizeof(a)));
+		/* the mapping served its purpose: delete it (next tick) */
+		n->probe_delete_due = true;
+	} else
+		log_info("natpmp: address probe failed: %s (upstream result "
+		    "%d)", map_err_name(res->err), res->upstream_result);
+	natpmp_addr_wait_flush(n);
+	natpmp_addr_check(n);
+}
+
+static void
+natpmp_probe_done(void *arg, const struct map_req *req,
+    const struct map_result *res)
+{
+	struct natpmp *n = *(struct natpmp **)arg;
+
+	(void)req;
+	natpmp_probe_result(n, res);
+}
+
+/* Start the probe unless one runs or the last one is too recent. True
+   when an answer is on its way. */
+static bool
+natpmp_probe_start(struct natpmp *n)
+{
+	struct map_result res;
+	struct map_req req;
+	uint64_t now = natpmp_now(n);
+
+	if (n->probe_in_flight)
+		return true;
+	if (!natpmp_probe_wanted(n) || (n->probe_tried &&
+	    now - n->probe_at < NATPMP_PROBE_RETRY_MS))
+		return false;
+	n->probe_tried = true;
+	n->probe_at = now;
+	n->stats.probes++;
+	natpmp_probe_req(n, NATPMP_PROBE_LIFETIME, &req);
+	memset(&res, 0, sizeof(res));
+	n->probe_in_flight = true;
+	if (proxy_submit(n->p.proxy, &req, now, natpmp_probe_done,
+	    &n->probe_self, &res)) {
+		natpmp_probe_result(n, &res);
+		return false;
+	}
+	log_debug("natpmp: address probe: MAP udp %u upstream",
+	    n->probe_port);
+	return true;
+}
+
+static void
+natpmp_probe_delete(struct natpmp *n)
+{
+	struct map_result res;
+	struct map_req req;
+
+	n->probe_delete_due = false;
+	natpmp_probe_req(n, 0, &req);
+	memset(&res, 0, sizeof(res));
+	(void)proxy_submit(n->p.proxy, &req, natpmp_now(n), NULL, NULL, &res);
+}
+
+static void
+natpmp_addr(struct natpmp *n, const struct pcp_frontend_peer *peer)
+{
+	struct natpmp_addr_wait *w;
+	struct in6_addr a;
+
+	if (natpmp_ext_addr(n, &a) || !natpmp_probe_start(n)) {
+		natpmp_reply_addr(n, peer);
+		return;
+	}
+	/* a retransmission joins the request already waiting */
+	TAILQ_FOREACH(w, &n->addr_wait, entry)
+		if (w->peer.src_len == peer->src_len &&
+		    memcmp(&w->peer.src, &peer->src, peer->src_len) == 0)
+			return;
+	if (n->stats.addr_waiting >= NATPMP_MAX_PENDING ||
+	    (w = calloc(1, sizeof(*w))) == NULL) {
+		natpmp_reply_addr(n, peer);
+		return;
+	}
+	w->peer = *peer;
+	TAILQ_INSERT_TAIL(&n->addr_wait, w, entry);
+	n->stats.addr_waiting++;
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+void
+natpmp_input(void *arg, struct pcp_frontend *fe,
+    const struct pcp_frontend_peer *peer, const uint8_t *pkt, size_t len)
+{
+	struct natpmp *n = arg;
+	const struct sockaddr_in *sin;
+	struct natpmp_request wr;
+	struct in6_addr src;
+	uint8_t buf[NATPMP_ECHO_MAX];
+
+	(void)fe;
+	n->stats.received++;
+	/* RFC 6886 is IPv4 only. */
+	if (peer->src.ss_family != AF_INET) {
+		n->stats.dropped++;
+		return;
+	}
+	sin = (const struct sockaddr_in *)(const void *)&peer->src;
+	pcp_addr_from_v4(&src, &sin->sin_addr);
+	switch (natpmp_decode_request(pkt, len, &wr)) {
+	case NATPMP_DROP:
+		n->stats.dropped++;
+		return;
+	case NATPMP_BAD_VERSION:
+		natpmp_send(n, peer, buf, natpmp_encode_bad_version(wr.opcode,
+		    natpmp_epoch(n), buf, sizeof(buf)));
+		return;
+	case NATPMP_BAD_OPCODE:
+		natpmp_send(n, peer, buf, natpmp_encode_bad_opcode(pkt, len,
+		    natpmp_epoch(n), buf, sizeof(buf)));
+		return;
+	case NATPMP_REQUEST:
+		break;
+	}
+	if (wr.opcode == NATPMP_OP_ADDRESS)
+		natpmp_addr(n, peer);
+	else
+		natpmp_map(n, peer, &src, ntohs(sin->sin_port), &wr);
+}
+
+/* ---- announcements (§3.2.1) ---------------------------------------------- */
+
+void
+natpmp_announce(struct natpmp *n)
+{
+	/* deferred to the tick: the caller may be inside the proxy, before
+	   it stored the new address */
+	n->ann_active = true;
+	n->ann_sent = 0;
+	n->ann_gap_ms = NATPMP_ANNOUNCE_FIRST_GAP_MS;
+	n->ann_next_at = natpmp_now(n);
+}
+
+/* A newly learned or changed address is announced (§3.2.1: MUST on
+   "acquisition of an external IPv4 address, subsequent change"). */
+static void
+natpmp_addr_check(struct natpmp *n)
+{
+	struct in6_addr a;
+
+	if (!natpmp_ext_addr(n, &a) ||
+	    (n->ann_known && IN6_ARE_ADDR_EQUAL(&a, &n->ann_addr)))
+		return;
+	n->ann_known = true;
+	n->ann_addr = a;
+	natpmp_announce(n);
+}
+
+static void
+natpmp_announce_once(struct natpmp *n)
+{
+	struct natpmp_response r;
+	struct in6_addr a;
+	uint8_t buf[NATPMP_ADDR_RESP_SIZE];
+	size_t len;
+
+	if (!natpmp_ext_addr(n, &a)) {
+		/* nothing to tell yet: the address check restarts it */
+		n->ann_active = false;
+		n->ann_known = false;
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.opcode = NATPMP_OP_ADDRESS;
+	r.result = map_err_row(MAP_OK)->natpmp_result;
+	r.epoch = natpmp_epoch(n);	/* MUST: current in each copy */
+	pcp_addr_to_v4(&a, &r.ext_addr);
+	n->ann_known = true;
+	n->ann_addr = a;
+	if ((len = natpmp_encode_response(&r, buf, sizeof(buf))) > 0)
+		n->stats.announcements += n->p.multicast(n->p.io_arg, buf, len);
+	n->ann_sent++;
+	log_debug("natpmp: announcement %u/%u", n->ann_sent,
+	    NATPMP_ANNOUNCE_COUNT);
+}
+
+void
+natpmp_tick(struct natpmp *n, uint64_t now)
+{
+	if (n->probe_delete_due)
+		natpmp_probe_delete(n);
+	natpmp_addr_check(n);
+	while (n->ann_active && n->ann_next_at <= now) {
+		natpmp_announce_once(n);
+		if (!n->ann_active)
+			break;
+		if (n->ann_sent >= NATPMP_ANNOUNCE_COUNT) {
+			n->ann_active = false;
+			break;
+		}
+		n->ann_next_at = now + n->ann_gap_ms;
+		n->ann_gap_ms *= 2;
+	}
+}
+
+uint64_t
+natpmp_next_deadline(const struct natpmp *n)
+{
+	struct in6_addr a;
+
+	if (n->probe_delete_due)
+		return 0;
+	if (natpmp_ext_addr(n, &a) &&
+	    (!n->ann_known || !IN6_ARE_ADDR_EQUAL(&a, &n->ann_addr)))
+		return 0;
+	return n->ann_active ? n->ann_next_at : UINT64_MAX;
+}
+
+void
+natpmp_start(struct natpmp *n)
+{
+	(void)natpmp_probe_start(n);
+	natpmp_addr_check(n);
+}
+
+/* ---- life ------------------------------------------------------------------ */
+
+struct natpmp *
+natpmp_new(const struct natpmp_params *params)
+{
+	struct natpmp *n;
+	uint64_t z;
+
+	if (params->proxy == NULL || params->table == NULL ||
+	    params->epoch == NULL || params->now == NULL ||
+	    params->send == NULL || params->multicast == NULL)
+		return NULL;
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		return NULL;
+	n->p = *params;
+	n->probe_self = n;
+	TAILQ_INIT(&n->pending);
+	TAILQ_INIT(&n->addr_wait);
+	/* a port of the dynamic range, fixed for this run (splitmix64) */
+	z = params->random_seed + 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	n->probe_port = (uint16_t)(NATPMP_PROBE_PORT_MIN +
+	    z % (UINT16_MAX - NATPMP_PROBE_PORT_MIN + 1));
+	return n;
+}
+
+void
+natpmp_free(struct natpmp *n)
+{
+	struct natpmp_pending *pd;
+	struct natpmp_addr_wait *w;
+
+	if (n == NULL)
+		return;
+	/* the core must not call back into freed records */
+	while ((pd = TAILQ_FIRST(&n->pending)) != NULL) {
+		proxy_cancel(n->p.proxy, pd);
+		natpmp_pending_free(n, pd);
+	}
+	proxy_cancel(n->p.proxy, &n->probe_self);
+	while ((w = TAILQ_FIRST(&n->addr_wait)) != NULL) {
+		TAILQ_REMOVE(&n->addr_wait, w, entry);
+		free(w);
+	}
+	free(n);
+}
+
+const struct natpmp_stats *
+natpmp_stats(const struct natpmp *n)
+{
+	return &n->stats;
+}

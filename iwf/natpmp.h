@@ -1,0 +1,103 @@
+/*
+ * natpmp.h - the NAT-PMP front-end (RFC 6886) and its interworking with
+ * PCP upstream (spec/iwf.md §1, §2; docs/natpmp.md).
+ *
+ * It shares UDP 5351 with the PCP front-end (RFC 6887 App. A): the PCP
+ * front-end hands it every version-0 datagram from a LAN interface
+ * (natpmp_input, a pcp_natpmp_input_fn) and sends its replies and its
+ * announcements (the io callbacks). Map requests become a struct map_req
+ * and take the one proxy path; the answer carries the outermost (the
+ * carrier's) external port. Pure of libevent and of the clock: the daemon
+ * calls natpmp_tick() at natpmp_next_deadline(), tests use a fake clock.
+ */
+#ifndef IWFD_NATPMP_H
+#define IWFD_NATPMP_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iwf_nonce.h"
+#include "pcp_frontend.h"
+
+struct proxy;
+struct table;
+
+/* Requests waiting for the core at once; beyond: result 4 (§3.5). */
+#define NATPMP_MAX_PENDING	1024
+/*
+ * The address probe (spec/iwf.md §2, RFC 6970 §4.2): with an upstream
+ * and no external address learned yet, a short MAP for the gateway's own
+ * LAN address tells it. Its lifetime (RFC 6970 leaves it open) is the
+ * shortest a policy grants anyway; after an answer it is deleted at once.
+ * A failed probe is tried again no sooner than NATPMP_PROBE_RETRY_MS
+ * (RFC 6887 §7.4: the short error lifetime).
+ */
+#define NATPMP_PROBE_LIFETIME	120
+#define NATPMP_PROBE_RETRY_MS	30000
+/* The probe's internal port: in the IANA dynamic range, because carriers
+   (miniupnpd's stock ACL among them) refuse internal ports below 1024 -
+   so not RFC 6970's example, the Discard port 9 (docs/natpmp.md). */
+#define NATPMP_PROBE_PORT_MIN	49152
+
+struct natpmp_params {
+	struct proxy	*proxy;
+	struct table	*table;		/* delete-all walks a host's list */
+	/* Our Epoch (SSSoE, RFC 6886 §3.6, N-04) and the monotonic ms. */
+	uint32_t	(*epoch)(void *);
+	uint64_t	(*now)(void *);
+	void		*clock_arg;
+	/* Reply to peer->src from peer->dst (pcp_frontend_send). */
+	bool		(*send)(void *, const struct pcp_frontend_peer *,
+			    const uint8_t *, size_t);
+	/* One copy from each LAN IPv4 address to 224.0.0.1:5350
+	   (pcp_frontend_multicast); returns how many went out. */
+	size_t		(*multicast)(void *, const uint8_t *, size_t);
+	void		*io_arg;
+	/* The per-install secret of the synthesized nonces. */
+	uint8_t		 nonce_key[IWF_NONCE_KEY_SIZE];
+	/* An upstream server is configured: the external address has to be
+	   learned from it (probe). */
+	bool		 upstream;
+	/* The gateway's own LAN IPv4 address (IPv4-mapped), the probe's
+	   internal address; unset (::) disables the probe. */
+	struct in6_addr	 probe_addr;
+	uint64_t	 random_seed;	/* the probe's port */
+};
+
+struct natpmp_stats {
+	uint64_t	 received;
+	uint64_t	 dropped;	/* silently: short, responses, IPv6 */
+	uint64_t	 replied;
+	uint64_t	 submitted;	/* map requests handed to the core */
+	uint64_t	 overload;	/* answered 4: too many pending */
+	uint64_t	 announcements;	/* multicast copies sent */
+	uint64_t	 probes;	/* address probes started */
+	size_t		 pending;	/* map requests waiting now */
+	size_t		 addr_waiting;	/* op 0 waiting for the probe */
+};
+
+struct natpmp;
+
+struct natpmp	*natpmp_new(const struct natpmp_params *);
+/* Cancel everything pending with the core, free. */
+void		 natpmp_free(struct natpmp *);
+/* A version-0 datagram (the pcp_natpmp_input_fn; arg is the natpmp). */
+void		 natpmp_input(void *arg, struct pcp_frontend *,
+		    const struct pcp_frontend_peer *, const uint8_t *, size_t);
+/*
+ * Start (or restart) the address announcements (§3.2.1, N-08): now,
+ * then 250 ms, 500 ms, ... NATPMP_ANNOUNCE_COUNT in all, each with the
+ * SSSoE of its moment. Without a known external address nothing is sent;
+ * the sequence starts when the address becomes known.
+ */
+void		 natpmp_announce(struct natpmp *);
+/* Start the address probe now if it is wanted (start-up). */
+void		 natpmp_start(struct natpmp *);
+/* Timers: due announcements; notices a newly learned address. */
+void		 natpmp_tick(struct natpmp *, uint64_t now);
+uint64_t	 natpmp_next_deadline(const struct natpmp *);
+const struct natpmp_stats *natpmp_stats(const struct natpmp *);
+
+#endif
