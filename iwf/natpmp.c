@@ -15,7 +15,9 @@
  * Every map request carries the same synthesized nonce for the same
  * (host, protocol, internal port), so refreshes, retransmissions and
  * deletes reach the same upstream mapping, and the proxy joins a request
- * to the transaction already under way (N-09).
+ * to the transaction already under way (N-09). A client's retransmission
+ * of a request still waiting here joins its record and is answered once
+ * with it; a host has at most NATPMP_MAX_PENDING_HOST records.
  *
  * Nothing here calls into the proxy from one of the proxy's callbacks
  * (the core may be in the middle of a change): work that results from an
@@ -68,10 +70,10 @@ struct natpmp {
 	/* the address probe; its proxy_done arg is &probe_self */
 	struct natpmp		*probe_self;
 	bool			 probe_in_flight;
-	bool			 probe_delete_due;
 	bool			 probe_tried;
-	uint64_t		 probe_at;	/* last start */
+	uint64_t		 probe_at;	/* last start or failure */
 	uint16_t		 probe_port;
+	uint8_t			 probe_nonce[MAP_NONCE_SIZE];
 };
 
 static void	natpmp_addr_check(struct natpmp *);
@@ -146,7 +148,16 @@ natpmp_reply_map(struct natpmp *n, const struct pcp_frontend_peer *peer,
 	memset(&r, 0, sizeof(r));
 	r.opcode = opcode;
 	r.epoch = natpmp_epoch(n);
-	r.result = map_err_row(res->err)->natpmp_result;
+	/*
+	 * A create answered "not found": its mapping was deleted while it
+	 * waited (a delete, a delete-all, the control socket). RFC 6886
+	 * §3.5's 0 would read as a grant of port 0: the mapping did not come
+	 * through, say 3 (port and lifetime 0, as for every failure).
+	 */
+	if (res->err == MAP_ERR_NOT_FOUND && !del)
+		r.result = map_err_row(MAP_ERR_NETWORK_FAILURE)->natpmp_result;
+	else
+		r.result = map_err_row(res->err)->natpmp_result;
 	r.internal_port = internal_port;
 	if (res->err == MAP_OK && !del) {
 		r.ext_port = res->ext_port;
@@ -197,6 +208,7 @@ natpmp_map_req(const struct natpmp *n, const struct in6_addr *src,
 	req->internal_port = internal_port;
 	req->lifetime = lifetime;
 	pcp_addr_from_v4(&req->ext_addr, &any);
+	req->wait_ms = NATPMP_CLIENT_WAIT_MS;
 	if (lifetime == 0)
 		req->flags |= MAP_F_DELETE;	/* §3.4: suggestion ignored */
 	else
@@ -225,14 +237,48 @@ natpmp_done(void *arg, const struct map_req *req, const struct map_result *res)
 	natpmp_pending_free(n, pd);
 }
 
+/*
+ * The record of req's client socket for the same mapping request, if one
+ * waits (RFC 6886 §3.1: the client retransmits the same request), and how
+ * many records the host has.
+ */
+static struct natpmp_pending *
+natpmp_pending_find(const struct natpmp *n, uint8_t opcode,
+    const struct map_req *req, size_t *host_count)
+{
+	struct natpmp_pending *pd, *same = NULL;
+
+	*host_count = 0;
+	TAILQ_FOREACH(pd, &n->pending, entry) {
+		if (!IN6_ARE_ADDR_EQUAL(&pd->req.requester, &req->requester))
+			continue;
+		(*host_count)++;
+		if (pd->req.requester_port == req->requester_port &&
+		    pd->opcode == opcode &&
+		    pd->req.internal_port == req->internal_port &&
+		    (pd->req.lifetime == 0) == (req->lifetime == 0))
+			same = pd;
+	}
+	return same;
+}
+
 static void
 natpmp_submit(struct natpmp *n, const struct pcp_frontend_peer *peer,
     uint8_t opcode, const struct map_req *req)
 {
 	struct natpmp_pending *pd;
 	struct map_result res;
+	size_t host_count;
 
+	if (natpmp_pending_find(n, opcode, req, &host_count) != NULL) {
+		/* its answer goes to this socket when the first's comes */
+		n->stats.joined++;
+		return;
+	}
+	/* a delete is answered at once (proxy.h), so it counts against no
+	   host's share: a host at its limit can still free mappings */
 	if (n->stats.pending >= NATPMP_MAX_PENDING ||
+	    (req->lifetime != 0 && host_count >= NATPMP_MAX_PENDING_HOST) ||
 	    (pd = calloc(1, sizeof(*pd))) == NULL) {
 		n->stats.overload++;
 		natpmp_reply_err(n, peer, opcode, req->internal_port,
@@ -351,20 +397,52 @@ natpmp_addr_wait_flush(struct natpmp *n)
 	}
 }
 
+/*
+ * The probe's mapping, in whatever state, if it is in the table: the
+ * probe's key and nonce (so never another owner's mapping of that port).
+ */
+static struct mapping *
+natpmp_probe_mapping(const struct natpmp *n)
+{
+	struct mapping *m;
+
+	if (IN6_IS_ADDR_UNSPECIFIED(&n->p.probe_addr))
+		return NULL;
+	m = table_find_internal(n->p.table, MAP_PROTO_UDP, &n->p.probe_addr,
+	    n->probe_port);
+	if (m == NULL || m->origin != MAP_ORIGIN_NATPMP ||
+	    memcmp(m->nonce, n->probe_nonce, sizeof(m->nonce)) != 0)
+		return NULL;
+	return m;
+}
+
+/*
+ * The probe's mapping serves only its answer. Once nobody waits for it -
+ * answered, or the wait ran out while the carrier may still grant it
+ * later (a DNAT to the gateway itself for its whole lifetime) - it goes,
+ * at the next tick (not from inside the proxy's callback).
+ */
+static bool
+natpmp_probe_stale(const struct natpmp *n)
+{
+	return !n->probe_in_flight && natpmp_probe_mapping(n) != NULL;
+}
+
 static void
 natpmp_probe_result(struct natpmp *n, const struct map_result *res)
 {
 	char a[INET6_ADDRSTRLEN];
 
 	n->probe_in_flight = false;
-	if (res->err == MAP_OK) {
+	if (res->err == MAP_OK)
 		log_info("natpmp: address probe: external address %s",
 		    pcp_addr_ntop(&res->ext_addr, a, sizeof(a)));
-		/* the mapping served its purpose: delete it (next tick) */
-		n->probe_delete_due = true;
-	} else
+	else {
 		log_info("natpmp: address probe failed: %s (upstream result "
 		    "%d)", map_err_name(res->err), res->upstream_result);
+		/* RFC 6887 §7.4: the short error lifetime from now on */
+		n->probe_at = natpmp_now(n);
+	}
 	natpmp_addr_wait_flush(n);
 	natpmp_addr_check(n);
 }
@@ -409,34 +487,45 @@ natpmp_probe_start(struct natpmp *n)
 	return true;
 }
 
+/* Locally and upstream; proxy_delete, not a delete request: no policy
+   in the way, so the mapping surely goes and the tick is not re-armed. */
 static void
 natpmp_probe_delete(struct natpmp *n)
 {
-	struct map_result res;
-	struct map_req req;
+	struct mapping *m;
 
-	n->probe_delete_due = false;
-	natpmp_probe_req(n, 0, &req);
-	memset(&res, 0, sizeof(res));
-	(void)proxy_submit(n->p.proxy, &req, natpmp_now(n), NULL, NULL, &res);
+	if ((m = natpmp_probe_mapping(n)) == NULL)
+		return;
+	log_debug("natpmp: address probe: deleting its mapping (%s)",
+	    map_state_name((enum map_state)m->state));
+	proxy_delete(n->p.proxy, m, natpmp_now(n));
 }
 
 static void
 natpmp_addr(struct natpmp *n, const struct pcp_frontend_peer *peer)
 {
+	const struct sockaddr_in *sin =
+	    (const struct sockaddr_in *)(const void *)&peer->src, *win;
 	struct natpmp_addr_wait *w;
 	struct in6_addr a;
+	size_t host_count = 0;
 
 	if (natpmp_ext_addr(n, &a) || !natpmp_probe_start(n)) {
 		natpmp_reply_addr(n, peer);
 		return;
 	}
-	/* a retransmission joins the request already waiting */
-	TAILQ_FOREACH(w, &n->addr_wait, entry)
+	/* a retransmission joins the request already waiting; a host has
+	   its share, as for map requests */
+	TAILQ_FOREACH(w, &n->addr_wait, entry) {
 		if (w->peer.src_len == peer->src_len &&
 		    memcmp(&w->peer.src, &peer->src, peer->src_len) == 0)
 			return;
+		win = (const struct sockaddr_in *)(const void *)&w->peer.src;
+		if (win->sin_addr.s_addr == sin->sin_addr.s_addr)
+			host_count++;
+	}
 	if (n->stats.addr_waiting >= NATPMP_MAX_PENDING ||
+	    host_count >= NATPMP_MAX_PENDING_HOST ||
 	    (w = calloc(1, sizeof(*w))) == NULL) {
 		natpmp_reply_addr(n, peer);
 		return;
@@ -547,7 +636,7 @@ natpmp_announce_once(struct natpmp *n)
 void
 natpmp_tick(struct natpmp *n, uint64_t now)
 {
-	if (n->probe_delete_due)
+	if (natpmp_probe_stale(n))
 		natpmp_probe_delete(n);
 	natpmp_addr_check(n);
 	while (n->ann_active && n->ann_next_at <= now) {
@@ -568,7 +657,7 @@ natpmp_next_deadline(const struct natpmp *n)
 {
 	struct in6_addr a;
 
-	if (n->probe_delete_due)
+	if (natpmp_probe_stale(n))
 		return 0;
 	if (natpmp_ext_addr(n, &a) &&
 	    (!n->ann_known || !IN6_ARE_ADDR_EQUAL(&a, &n->ann_addr)))
@@ -608,6 +697,8 @@ natpmp_new(const struct natpmp_params *params)
 	z ^= z >> 31;
 	n->probe_port = (uint16_t)(NATPMP_PROBE_PORT_MIN +
 	    z % (UINT16_MAX - NATPMP_PROBE_PORT_MIN + 1));
+	iwf_nonce(n->p.nonce_key, MAP_ORIGIN_NATPMP, &n->p.probe_addr,
+	    MAP_PROTO_UDP, n->probe_port, n->probe_nonce);
 	return n;
 }
 

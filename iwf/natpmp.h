@@ -24,13 +24,28 @@
 struct proxy;
 struct table;
 
-/* Requests waiting for the core at once; beyond: result 4 (§3.5). */
+/* Requests waiting for the core at once, in all and from one host (so
+   that one host cannot starve the others); beyond: result 4 (§3.5). A
+   client's retransmissions of a waiting request are no new requests:
+   they join it (same source address and port, opcode, internal port). */
 #define NATPMP_MAX_PENDING	1024
+#define NATPMP_MAX_PENDING_HOST	16
+/*
+ * How long a client waits for the carrier before it gets 3 (spec/iwf.md
+ * §2 "Timing"): longer than PCP's PROXY_CLIENT_WAIT_MS, so that lost
+ * upstream packets are resent (RFC 6887 §8.1.1: after ~3, 6, 12 s; RFC
+ * 7488 MRC 4, ~45 s) before we give up, and well below the ~128 s a
+ * NAT-PMP client keeps trying (RFC 6886 §3.1: 250 ms doubling; it gives
+ * up 64 s after its ninth attempt), so it still hears our answer. Also
+ * the address probe's wait: op 0 requests wait for it.
+ */
+#define NATPMP_CLIENT_WAIT_MS	40000
 /*
  * The address probe (spec/iwf.md §2, RFC 6970 §4.2): with an upstream
  * and no external address learned yet, a short MAP for the gateway's own
  * LAN address tells it. Its lifetime (RFC 6970 leaves it open) is the
- * shortest a policy grants anyway; after an answer it is deleted at once.
+ * shortest a policy grants anyway; once nobody waits for it any more
+ * (answered or timed out) its mapping is deleted at the next tick.
  * A failed probe is tried again no sooner than NATPMP_PROBE_RETRY_MS
  * (RFC 6887 §7.4: the short error lifetime).
  */
@@ -72,6 +87,7 @@ struct natpmp_stats {
 	uint64_t	 replied;
 	uint64_t	 submitted;	/* map requests handed to the core */
 	uint64_t	 overload;	/* answered 4: too many pending */
+	uint64_t	 joined;	/* retransmissions joined to a wait */
 	uint64_t	 announcements;	/* multicast copies sent */
 	uint64_t	 probes;	/* address probes started */
 	size_t		 pending;	/* map requests waiting now */

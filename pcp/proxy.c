@@ -44,8 +44,23 @@ enum proxy_work {
 	PROXY_WORK_DELETE,	/* fire-and-forget delete upstream */
 };
 
+/*
+ * Client waits differ by front-end (struct map_req wait_ms: NAT-PMP
+ * clients wait longer than PCP's). Waiters of one wait are queued in one
+ * FIFO, which is then in deadline order with O(1) inserts; proxy_tick()
+ * looks at the heads only. More distinct waits than classes share the
+ * last class, inserted in deadline order from its tail.
+ */
+#define PROXY_WAIT_CLASSES	4
+
+struct proxy_fifo {
+	struct proxy_waiter	*head, *tail;
+	uint32_t		 wait_ms;	/* of its waiters, while any */
+};
+
 struct proxy_waiter {
 	struct proxy_waiter	*next_fifo, *prev_fifo;	/* by deadline */
+	struct proxy_fifo	*fifo;
 	struct proxy_waiter	*next;		/* on its pending */
 	struct proxy_pending	*pend;
 	proxy_done_fn		 fn;
@@ -63,6 +78,10 @@ struct proxy_pending {
 	enum proxy_work		 work;
 	bool			 txn_active;
 	bool			 backend_active;
+	/* PROXY_WORK_REFRESH upstream: the client's request, taken into the
+	   table only when the upstream granted it (S-03: an error changes
+	   no state) */
+	struct map_req		*refresh;
 	/* what the backend change, once done, completes */
 	uint32_t		 granted;
 	struct map_result	 result;
@@ -70,7 +89,7 @@ struct proxy_pending {
 
 struct proxy {
 	struct proxy_params	 p;
-	struct proxy_waiter	*fifo_head, *fifo_tail;
+	struct proxy_fifo	 fifo[PROXY_WAIT_CLASSES];
 	struct in6_addr		 ext_addr;	/* outermost, learned */
 	uint64_t		 recreate_at[UPSTREAM_MAX_SERVERS]; /* 0: none */
 	uint64_t		 rng;
@@ -141,15 +160,78 @@ proxy_external_addr(const struct proxy *p, struct in6_addr *addr)
 static void
 proxy_fifo_unlink(struct proxy *p, struct proxy_waiter *w)
 {
+	struct proxy_fifo *f = w->fifo;
+
+	(void)p;
+	if (f == NULL)
+		return;
 	if (w->prev_fifo != NULL)
 		w->prev_fifo->next_fifo = w->next_fifo;
 	else
-		p->fifo_head = w->next_fifo;
+		f->head = w->next_fifo;
 	if (w->next_fifo != NULL)
 		w->next_fifo->prev_fifo = w->prev_fifo;
 	else
-		p->fifo_tail = w->prev_fifo;
+		f->tail = w->prev_fifo;
 	w->next_fifo = w->prev_fifo = NULL;
+	w->fifo = NULL;
+}
+
+/* The FIFO for a wait: the class of that wait, else a free class, else
+   the last one (shared, kept in order by proxy_fifo_insert). */
+static struct proxy_fifo *
+proxy_fifo_for(struct proxy *p, uint32_t wait_ms)
+{
+	struct proxy_fifo *free_class = NULL;
+	size_t i;
+
+	for (i = 0; i < PROXY_WAIT_CLASSES; i++) {
+		if (p->fifo[i].head == NULL) {
+			if (free_class == NULL)
+				free_class = &p->fifo[i];
+		} else if (p->fifo[i].wait_ms == wait_ms)
+			return &p->fifo[i];
+	}
+	if (free_class != NULL) {
+		free_class->wait_ms = wait_ms;
+		return free_class;
+	}
+	return &p->fifo[PROXY_WAIT_CLASSES - 1];
+}
+
+/* In deadline order from the tail: O(1) when the waits are equal. */
+static void
+proxy_fifo_insert(struct proxy_fifo *f, struct proxy_waiter *w)
+{
+	struct proxy_waiter *after = f->tail;
+
+	while (after != NULL && after->deadline > w->deadline)
+		after = after->prev_fifo;
+	w->fifo = f;
+	w->prev_fifo = after;
+	w->next_fifo = after != NULL ? after->next_fifo : f->head;
+	if (w->next_fifo != NULL)
+		w->next_fifo->prev_fifo = w;
+	else
+		f->tail = w;
+	if (after != NULL)
+		after->next_fifo = w;
+	else
+		f->head = w;
+}
+
+/* The waiter whose deadline comes first, or NULL. */
+static struct proxy_waiter *
+proxy_fifo_first(const struct proxy *p)
+{
+	struct proxy_waiter *first = NULL;
+	size_t i;
+
+	for (i = 0; i < PROXY_WAIT_CLASSES; i++)
+		if (p->fifo[i].head != NULL && (first == NULL ||
+		    p->fifo[i].head->deadline < first->deadline))
+			first = p->fifo[i].head;
+	return first;
 }
 
 /* Take w off its pending's list. */
@@ -168,33 +250,27 @@ proxy_waiter_detach(struct proxy_waiter *w)
 	w->pend = NULL;
 }
 
-/*
- * Every waiter has the same wait, so the FIFO is in deadline order and
- * proxy_tick() only looks at its head.
- */
+/* The client waits req->wait_ms, or the proxy's client_wait_ms. */
 static bool
 proxy_wait(struct proxy *p, struct proxy_pending *pend,
     const struct map_req *req, uint64_t now, proxy_done_fn fn, void *arg)
 {
 	struct proxy_waiter *w;
+	uint32_t wait_ms;
 
 	if (fn == NULL)
 		return true;
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return false;
+	wait_ms = req->wait_ms != 0 ? req->wait_ms : p->p.client_wait_ms;
 	w->pend = pend;
 	w->fn = fn;
 	w->arg = arg;
 	w->req = *req;
-	w->deadline = now + p->p.client_wait_ms;
+	w->deadline = now + wait_ms;
 	w->next = pend->waiters;
 	pend->waiters = w;
-	w->prev_fifo = p->fifo_tail;
-	if (p->fifo_tail != NULL)
-		p->fifo_tail->next_fifo = w;
-	else
-		p->fifo_head = w;
-	p->fifo_tail = w;
+	proxy_fifo_insert(proxy_fifo_for(p, wait_ms), w);
 	return true;
 }
 
@@ -212,15 +288,17 @@ void
 proxy_cancel(struct proxy *p, void *arg)
 {
 	struct proxy_waiter *w, *next;
+	size_t i;
 
-	for (w = p->fifo_head; w != NULL; w = next) {
-		next = w->next_fifo;
-		if (w->arg != arg)
-			continue;
-		proxy_fifo_unlink(p, w);
-		proxy_waiter_detach(w);
-		free(w);
-	}
+	for (i = 0; i < PROXY_WAIT_CLASSES; i++)
+		for (w = p->fifo[i].head; w != NULL; w = next) {
+			next = w->next_fifo;
+			if (w->arg != arg)
+				continue;
+			proxy_fifo_unlink(p, w);
+			proxy_waiter_detach(w);
+			free(w);
+		}
 }
 
 /* ---- results ------------------------------------------------------------ */
@@ -284,7 +362,23 @@ proxy_pending_free(struct proxy *p, struct proxy_pending *pend)
 	if (pend->next_all != NULL)
 		pend->next_all->prev_all = pend->prev_all;
 	p->n_pending--;
+	free(pend->refresh);
 	free(pend);
+}
+
+/* Undo a pending whose work could not start: its waiters are dropped
+   unanswered (the caller answers through proxy_submit's result). */
+static void
+proxy_pending_abort(struct proxy *p, struct proxy_pending *pend)
+{
+	struct proxy_waiter *w;
+
+	while ((w = pend->waiters) != NULL) {
+		proxy_fifo_unlink(p, w);
+		proxy_waiter_detach(w);
+		free(w);
+	}
+	proxy_pending_free(p, pend);
 }
 
 /* Answer everybody waiting on pend with res. */
@@ -345,6 +439,8 @@ proxy_txn_fill(struct proxy *p, struct proxy_pending *pend,
 {
 	struct upstream_txn *t = &pend->txn;
 	const struct mapping_peer *peer = mapping_peer(m);
+	const char *desc;
+	bool prefer;
 
 	memset(t, 0, offsetof(struct upstream_txn, next));
 	t->arg = pend;
@@ -384,21 +480,31 @@ proxy_txn_fill(struct proxy *p, struct proxy_pending *pend,
 		/* RFC 6887 §5: IPv4 "any" is ::ffff:0:0. */
 		pcp_addr_from_v4(&t->ext_addr, &any);
 	}
-	t->prefer_failure = (m->flags & MAPPING_F_PREFER_FAILURE) != 0 &&
-	    lifetime != 0;
-	if (m->description != NULL && lifetime != 0) {
-		strncpy(t->description, m->description,
-		    sizeof(t->description) - 1);
-	}
+	/* A refresh is not in the table before the upstream granted it
+	   (proxy_refresh): its flags and description come from req. */
+	if (req != NULL)
+		prefer = (req->flags & MAP_F_PREFER_FAILURE) != 0;
+	else
+		prefer = (m->flags & MAPPING_F_PREFER_FAILURE) != 0;
+	t->prefer_failure = prefer && lifetime != 0;
+	desc = m->description;
+	if (req != NULL && (req->flags & MAP_F_HAS_DESCRIPTION) != 0)
+		desc = req->description;
+	if (desc != NULL && lifetime != 0)	/* t is zeroed: terminated */
+		memcpy(t->description, desc,
+		    strnlen(desc, sizeof(t->description) - 1));
 	t->server = m->upstream;
 	t->deadline = now + PROXY_UPSTREAM_TRY_MS;
 }
 
-static void
+/* False only when the engine is out of memory: nothing was started. */
+static bool
 proxy_txn_start(struct proxy *p, struct proxy_pending *pend, uint64_t now)
 {
-	pend->txn_active = true;
-	upstream_start(p->p.upstream, &pend->txn, now);
+	pend->txn_active = upstream_start(p->p.upstream, &pend->txn, now);
+	if (!pend->txn_active)
+		log_warnx("proxy: out of memory, upstream request not sent");
+	return pend->txn_active;
 }
 
 /* The family of m's external address: the grant's once known, else the
@@ -442,7 +548,8 @@ proxy_delete_upstream(struct proxy *p, const struct mapping *m, uint64_t now)
 	}
 	pend->txn.server = m->upstream;
 	pend->txn.deadline = now + PROXY_DELETE_TRY_MS;
-	proxy_txn_start(p, pend, now);
+	if (!proxy_txn_start(p, pend, now))
+		proxy_pending_free(p, pend);
 }
 
 /* ---- removing ----------------------------------------------------------- */
@@ -693,8 +800,30 @@ proxy_create(struct proxy *p, const struct map_req *req, uint32_t lifetime,
 	table_set_expiry(p->p.table, m, now + PROXY_UPSTREAM_TRY_MS +
 	    PROXY_RULE_GRACE_S * 1000);
 	proxy_txn_fill(p, pend, m, req, lifetime, now);
-	proxy_txn_start(p, pend, now);
+	if (!proxy_txn_start(p, pend, now)) {
+		proxy_pending_abort(p, pend);
+		table_remove(p->p.table, m, now);
+		proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+		return true;
+	}
 	return false;
+}
+
+/*
+ * Take a client's refresh into the table: requester, flags, description,
+ * requested lifetime. The granted lifetime and the expiry stay as they
+ * are: proxy_set_granted() sets them.
+ */
+static int
+proxy_apply_refresh(struct proxy *p, struct mapping *m,
+    const struct map_req *req, uint64_t now)
+{
+	uint64_t expiry = m->expiry;
+
+	if (table_refresh(p->p.table, m, req, m->lifetime, now) == -1)
+		return -1;
+	table_set_expiry(p->p.table, m, expiry);
+	return 0;
 }
 
 /* An existing mapping of the same owner, past the cache rule. */
@@ -704,19 +833,15 @@ proxy_refresh(struct proxy *p, struct mapping *m, const struct map_req *req,
     struct map_result *res)
 {
 	struct proxy_pending *pend;
-	uint64_t expiry = m->expiry;
+	bool upstream = proxy_has_upstream(p) &&
+	    m->upstream != UPSTREAM_NO_SERVER;
 
-	if (table_refresh(p->p.table, m, req, m->lifetime, now) == -1) {
-		proxy_result_err(res, MAP_ERR_NO_RESOURCES);
-		return true;
-	}
-	/* keep the old expiry until the upstream answers: table_refresh()
-	   re-armed it (fix, test_proxy test_cache_hit_then_refresh: a
-	   renewal the upstream refused still extended the mapping) */
-	table_set_expiry(p->p.table, m, expiry);
-	if ((!proxy_has_upstream(p) || m->upstream == UPSTREAM_NO_SERVER) &&
-	    !proxy_local_rules(p)) {
+	if (!upstream && !proxy_local_rules(p)) {
 		/* nothing to wait for (see proxy_create) */
+		if (proxy_apply_refresh(p, m, req, now) == -1) {
+			proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+			return true;
+		}
 		proxy_grant_local(p, m);
 		proxy_set_granted(p, m, lifetime, now);
 		proxy_result_mapping(res, m, now);
@@ -729,14 +854,34 @@ proxy_refresh(struct proxy *p, struct mapping *m, const struct map_req *req,
 		proxy_result_err(res, MAP_ERR_NO_RESOURCES);
 		return true;
 	}
-	if (!proxy_has_upstream(p) || m->upstream == UPSTREAM_NO_SERVER) {
+	if (!upstream) {
+		if (proxy_apply_refresh(p, m, req, now) == -1) {
+			proxy_pending_abort(p, pend);
+			proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+			return true;
+		}
 		proxy_grant_local(p, m);
 		proxy_granted(p, pend, lifetime, now);
 		return false;
 	}
+	/* S-03: the table takes the refresh only once the upstream granted
+	   it (proxy_upstream_done); until then, and after an error, the
+	   mapping keeps its flags, description, requester and expiry (fix,
+	   test_proxy test_refresh_error_changes_nothing) */
+	if ((pend->refresh = malloc(sizeof(*pend->refresh))) == NULL) {
+		proxy_pending_abort(p, pend);
+		proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+		return true;
+	}
+	*pend->refresh = *req;
 	(void)mapping_set_state(p->p.table, m, MAP_STATE_RENEWING);
 	proxy_txn_fill(p, pend, m, req, lifetime, now);
-	proxy_txn_start(p, pend, now);
+	if (!proxy_txn_start(p, pend, now)) {
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+		proxy_pending_abort(p, pend);
+		proxy_result_err(res, MAP_ERR_NO_RESOURCES);
+		return true;
+	}
 	return false;
 }
 
@@ -883,12 +1028,23 @@ proxy_submit(struct proxy *p, const struct map_req *req, uint64_t now,
 
 /* ---- upstream results --------------------------------------------------- */
 
-/* Remember the outermost address; its change restarts our epoch (§8.5). */
+/* RFC 6887 §5: :: and ::ffff:0.0.0.0 name no address. */
+static bool
+proxy_addr_unspecified(const struct in6_addr *a)
+{
+	return pcp_addr_is_any(a);
+}
+
+/* Remember the outermost address; its change restarts our epoch (§8.5).
+   "No address" is never learned (fix, test_proxy test_delete_recreate:
+   a delete's answer taught the proxy 0.0.0.0 and reset its epoch). */
 static void
 proxy_learn_ext_addr(struct proxy *p, const struct in6_addr *addr)
 {
 	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
 
+	if (proxy_addr_unspecified(addr))
+		return;
 	if (p->ext_addr_known && IN6_ARE_ADDR_EQUAL(&p->ext_addr, addr))
 		return;
 	if (p->ext_addr_known)
@@ -904,24 +1060,60 @@ proxy_learn_ext_addr(struct proxy *p, const struct in6_addr *addr)
 	p->ext_addr_known = true;
 }
 
-/* The upstream refused (or never answered) the work on m. */
+/* Upstream errors after which a later renewal may well succeed
+   (spec/pcp.md §2.4): a refresh that meets one keeps the mapping. */
+static bool
+proxy_err_transient(enum map_err err)
+{
+	return err == MAP_ERR_NETWORK_FAILURE || err == MAP_ERR_NO_RESOURCES;
+}
+
+/*
+ * The upstream refused (or never answered) the work on m. Local rule and
+ * upstream mapping live and die together (DESIGN.md): a create leaves
+ * nothing behind; a re-create that failed in any way (RFC 6887 §14: the
+ * server lost it) and a refresh refused for good take the mapping away
+ * here too, rule and all (fix, test_proxy test_recreate_fails: the rule
+ * stayed with no upstream mapping behind it). Only a refresh that met a
+ * transient error keeps what it had until it expires. `may_exist`: the
+ * server may hold something for m (no answer, or an answer we cannot
+ * use), so it gets a delete (P-04) where the engine sent the request; so
+ * does a refused refresh, whose old grant may still be there.
+ */
 static void
 proxy_upstream_failed(struct proxy *p, struct proxy_pending *pend,
-    const struct map_result *res, uint64_t now)
+    const struct map_result *res, bool may_exist, uint64_t now)
 {
 	struct mapping *m = pend->m;
 
 	proxy_answer_all(p, pend, res);
-	if (pend->work == PROXY_WORK_CREATE) {
-		/* nothing was made: drop the temporary mapping (still
-		   pending-upstream, so it has no local rule) */
-		proxy_forget(p, m, now);
+	if (pend->work == PROXY_WORK_REFRESH && proxy_err_transient(res->err)) {
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+		proxy_pending_free(p, pend);
 		return;
 	}
-	/* refresh / re-create: the mapping keeps what it had until it
-	   expires */
-	(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
-	proxy_pending_free(p, pend);
+	if (pend->work != PROXY_WORK_CREATE)
+		log_info("proxy: upstream %s of %s port %u failed (%s): "
+		    "mapping removed", pend->work == PROXY_WORK_REFRESH ?
+		    "renewal" : "re-creation", map_proto_name(m->protocol) !=
+		    NULL ? map_proto_name(m->protocol) : "?", m->ext_port,
+		    map_err_name(res->err));
+	if (may_exist || pend->work == PROXY_WORK_REFRESH) {
+		if (m->upstream == UPSTREAM_NO_SERVER)
+			m->upstream = pend->txn.server;
+		proxy_delete_upstream(p, m, now);
+	}
+	/* pend goes with m (txn_active is false) */
+	proxy_forget(p, m, now);
+}
+
+/* RFC 6887 §11.4: a SUCCESS grants an address and a lifetime. One with
+   lifetime 0 or no address answers no create or renewal (fix, test_proxy
+   test_delete_recreate: a delete's answer was taken for a create's). */
+static bool
+proxy_grant_usable(const struct pcp_msg *resp)
+{
+	return resp->lifetime != 0 && !proxy_addr_unspecified(&resp->ext_addr);
 }
 
 void
@@ -948,9 +1140,14 @@ proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
 		return;
 	}
 	if (outcome != UPSTREAM_REPLY) {
-		/* spec/pcp.md §2.4: unreachable -> NETWORK_FAILURE, short. */
+		/* spec/pcp.md §2.4: unreachable -> NETWORK_FAILURE, short.
+		   The server may have granted it and only the answer was
+		   lost: P-04, the delete goes up (fix, test_proxy
+		   test_silence_gives_up: none was sent). UPSTREAM_REPLACED
+		   does not happen here: a mapping has one transaction. */
 		proxy_result_err(&res, MAP_ERR_NETWORK_FAILURE);
-		proxy_upstream_failed(p, pend, &res, now);
+		proxy_upstream_failed(p, pend, &res,
+		    outcome != UPSTREAM_REPLACED, now);
 		return;
 	}
 	/*
@@ -964,7 +1161,10 @@ proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
 		log_debug("proxy: upstream refused the request with %s; trying "
 		    "again without DESCRIPTION", pcp_result_name(resp->result));
 		txn->description[0] = '\0';
-		proxy_txn_start(p, pend, now);
+		if (!proxy_txn_start(p, pend, now)) {
+			proxy_result_err(&res, MAP_ERR_NO_RESOURCES);
+			proxy_upstream_failed(p, pend, &res, false, now);
+		}
 		return;
 	}
 	if (resp->result != PCP_SUCCESS) {
@@ -973,18 +1173,34 @@ proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
 		/* no longer than the upstream's error lifetime */
 		if (resp->lifetime < res.lifetime)
 			res.lifetime = resp->lifetime;
-		proxy_upstream_failed(p, pend, &res, now);
+		proxy_upstream_failed(p, pend, &res, false, now);
 		return;
 	}
-	/* C-09: PREFER_FAILURE must get exactly what it suggested. */
+	if (!proxy_grant_usable(resp)) {
+		log_warnx("proxy: upstream answered port %u with SUCCESS, "
+		    "lifetime %u and no usable grant", txn->internal_port,
+		    resp->lifetime);
+		proxy_result_err(&res, MAP_ERR_UPSTREAM_PROTOCOL);
+		proxy_upstream_failed(p, pend, &res, true, now);
+		return;
+	}
+	/* C-09: PREFER_FAILURE must get exactly what it suggested; what the
+	   upstream made instead is deleted again (RFC 6887 §14.2: also when
+	   a re-creation moved it) */
 	if (txn->prefer_failure && (resp->ext_port != txn->ext_port ||
 	    (!pcp_addr_is_any(&txn->ext_addr) &&
 	    !IN6_ARE_ADDR_EQUAL(&resp->ext_addr, &txn->ext_addr)))) {
 		m->upstream = txn->server;
-		proxy_delete_upstream(p, m, now);
 		proxy_result_err(&res, MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
-		proxy_upstream_failed(p, pend, &res, now);
+		proxy_upstream_failed(p, pend, &res, true, now);
 		return;
+	}
+	if (pend->refresh != NULL) {
+		if (proxy_apply_refresh(p, m, pend->refresh, now) == -1)
+			log_warnx("proxy: out of memory: the renewal of port "
+			    "%u keeps the mapping's old details", m->ext_port);
+		free(pend->refresh);
+		pend->refresh = NULL;
 	}
 	m->upstream = txn->server;
 	m->outer_addr = resp->ext_addr;
@@ -1043,7 +1259,13 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 			break;
 		(void)mapping_set_state(p->p.table, m, MAP_STATE_RENEWING);
 		proxy_txn_fill(p, pend, m, NULL, mapping_remaining(m, now), now);
-		proxy_txn_start(p, pend, now);
+		if (!proxy_txn_start(p, pend, now)) {
+			/* out of memory: it stays as it was */
+			(void)mapping_set_state(p->p.table, m,
+			    MAP_STATE_GRANTED);
+			proxy_pending_free(p, pend);
+			break;
+		}
 		n++;
 	}
 	log_info("upstream server %u: re-creating %zu mapping(s)", server, n);
@@ -1090,7 +1312,8 @@ proxy_upstream_mapping_update(struct proxy *p, unsigned int server,
 	proxy_kick(p);
 
 	p->now = now;
-	if (msg->result != PCP_SUCCESS)
+	/* a late answer to a delete we no longer track is no update */
+	if (msg->result != PCP_SUCCESS || !proxy_grant_usable(msg))
 		return;
 	if (msg->opcode == PCP_OP_PEER)
 		m = proxy_update_peer(p, msg);
@@ -1121,6 +1344,7 @@ proxy_upstream_mapping_update(struct proxy *p, unsigned int server,
 void
 proxy_tick(struct proxy *p, uint64_t now)
 {
+	struct proxy_waiter *w;
 	struct map_result res;
 	unsigned int i;
 
@@ -1130,9 +1354,9 @@ proxy_tick(struct proxy *p, uint64_t now)
 	p->now = now;
 	/* Clients that waited long enough get NETWORK_FAILURE; the work
 	   goes on (spec/pcp.md §2.4). */
-	while (p->fifo_head != NULL && p->fifo_head->deadline <= now) {
+	while ((w = proxy_fifo_first(p)) != NULL && w->deadline <= now) {
 		proxy_result_err(&res, MAP_ERR_NETWORK_FAILURE);
-		proxy_answer(p, p->fifo_head, &res);
+		proxy_answer(p, w, &res);
 	}
 	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
 		if (p->recreate_at[i] != 0 && p->recreate_at[i] <= now) {
@@ -1146,10 +1370,11 @@ uint64_t
 proxy_next_deadline(const struct proxy *p)
 {
 	uint64_t next = table_next_expiry(p->p.table);
+	const struct proxy_waiter *w = proxy_fifo_first(p);
 	unsigned int i;
 
-	if (p->fifo_head != NULL && p->fifo_head->deadline < next)
-		next = p->fifo_head->deadline;
+	if (w != NULL && w->deadline < next)
+		next = w->deadline;
 	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
 		if (p->recreate_at[i] != 0 && p->recreate_at[i] < next)
 			next = p->recreate_at[i];
@@ -1170,8 +1395,8 @@ proxy_free(struct proxy *p)
 {
 	if (p == NULL)
 		return;
-	while (p->fifo_head != NULL) {
-		struct proxy_waiter *w = p->fifo_head;
+	while (proxy_fifo_first(p) != NULL) {
+		struct proxy_waiter *w = proxy_fifo_first(p);
 
 		proxy_fifo_unlink(p, w);
 		proxy_waiter_detach(w);

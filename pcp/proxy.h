@@ -80,8 +80,9 @@ void		 proxy_set_wan_addr(struct proxy *, const struct in6_addr *);
  * done not called): policy refusals, cache hits, deletes, mappings the
  * gateway serves alone. Returns false when the answer comes later through
  * done(arg, req, res) - after the upstream and the backend have spoken, or
- * after client_wait_ms at the latest. A request for a mapping whose
- * upstream transaction is still pending joins it (client retransmissions).
+ * after req->wait_ms (0: client_wait_ms) at the latest. A request for a
+ * mapping whose upstream transaction is still pending joins it (client
+ * retransmissions), each waiter with its own wait.
  */
 bool		 proxy_submit(struct proxy *, const struct map_req *,
 		    uint64_t now, proxy_done_fn, void *arg,

@@ -37,6 +37,7 @@ enum upstream_pending {
 	UPSTREAM_PENDING_NONE = 0,
 	UPSTREAM_PENDING_FAILOVER,	/* hard error: next server or end */
 	UPSTREAM_PENDING_UNSUPP,	/* the server answered another version */
+	UPSTREAM_PENDING_REPLACED,	/* a newer one for the mapping began */
 };
 
 struct upstream_server {
@@ -599,6 +600,9 @@ upstream_due(struct upstream *u, struct upstream_txn *t, uint64_t now)
 	case UPSTREAM_PENDING_UNSUPP:
 		upstream_finish(u, t, UPSTREAM_REPLY, &u->srv[s].unsupp);
 		return;
+	case UPSTREAM_PENDING_REPLACED:
+		upstream_finish(u, t, UPSTREAM_REPLACED, NULL);
+		return;
 	default:
 		break;
 	}
@@ -651,6 +655,54 @@ upstream_cancel(struct upstream *u, struct upstream_txn *t)
 		upstream_detach(u, t);
 }
 
+/* Do a and b ask for the same mapping (what a response would echo, the
+   server aside)? Only MAP and PEER name a mapping. */
+static bool
+upstream_same_mapping(const struct upstream_txn *a,
+    const struct upstream_txn *b)
+{
+	if (a->opcode != b->opcode ||
+	    (a->opcode != PCP_OP_MAP && a->opcode != PCP_OP_PEER))
+		return false;
+	if (memcmp(a->nonce, b->nonce, PCP_NONCE_SIZE) != 0 ||
+	    a->protocol != b->protocol || a->internal_port != b->internal_port)
+		return false;
+	if (a->has_third_party != b->has_third_party || (a->has_third_party &&
+	    !IN6_ARE_ADDR_EQUAL(&a->third_party, &b->third_party)))
+		return false;
+	return a->opcode != PCP_OP_PEER || (a->peer_port == b->peer_port &&
+	    IN6_ARE_ADDR_EQUAL(&a->peer_addr, &b->peer_addr));
+}
+
+/*
+ * A newer request for a mapping replaces the older (upstream.h): the older
+ * leaves the match hash now, so no response reaches it, and ends with
+ * UPSTREAM_REPLACED at the next tick (never a callback from here). t is
+ * not in the hash yet.
+ */
+static void
+upstream_replace_older(struct upstream *u, const struct upstream_txn *t,
+    uint64_t now)
+{
+	struct upstream_txn **pp, *o;
+
+	pp = &u->bucket[upstream_txn_hash(t) & (u->nbuckets - 1)];
+	while ((o = *pp) != NULL) {
+		if (!upstream_same_mapping(o, t) ||
+		    o->pending == UPSTREAM_PENDING_REPLACED ||
+		    o->pending == UPSTREAM_PENDING_UNSUPP) {
+			pp = &o->next;
+			continue;
+		}
+		*pp = o->next;
+		o->next = NULL;
+		o->pending = UPSTREAM_PENDING_REPLACED;
+		o->due = now;
+		if (upstream_txn_active(u, o))
+			upstream_heap_up(u, o->heap_index);
+	}
+}
+
 bool
 upstream_start(struct upstream *u, struct upstream_txn *t, uint64_t now)
 {
@@ -673,6 +725,7 @@ upstream_start(struct upstream *u, struct upstream_txn *t, uint64_t now)
 		t->deadline = now + 1;
 	t->may_fail_over = t->server == UPSTREAM_NO_SERVER;
 	s = t->may_fail_over ? upstream_pick(u) : t->server;
+	upstream_replace_older(u, t, now);
 	upstream_hash_link(u, t);
 	if (upstream_server_usable(u, s)) {
 		t->server = (uint8_t)s;
@@ -705,6 +758,11 @@ upstream_matches(const struct upstream_txn *t, unsigned int server,
 		return false;		/* already ending */
 	if (t->opcode == PCP_OP_ANNOUNCE)
 		return true;
+	/* RFC 6887 §15: a delete's SUCCESS has lifetime 0, a grant's not;
+	   the late answer to a delete is never a re-create's (upstream.h) */
+	if (r->result == PCP_SUCCESS &&
+	    (r->lifetime == 0) != (t->lifetime == 0))
+		return false;
 	if (memcmp(t->nonce, r->nonce, PCP_NONCE_SIZE) != 0 ||
 	    t->protocol != r->protocol || t->internal_port != r->internal_port)
 		return false;

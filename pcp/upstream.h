@@ -51,6 +51,9 @@ enum upstream_outcome {
 	UPSTREAM_TIMEOUT,	/* deadline passed without an answer */
 	UPSTREAM_UNREACHABLE,	/* hard error (send() failed / ICMP) on every
 				   server it could use */
+	UPSTREAM_REPLACED,	/* a newer transaction for the same mapping
+				   started (upstream_start): nothing will
+				   match this one any more */
 };
 
 /*
@@ -175,11 +178,16 @@ unsigned int	 upstream_pick(const struct upstream *);
  * fails, or no server can be used, the failover or the UNREACHABLE ending
  * happens at the next upstream_tick (upstream_next_deadline() is then now),
  * so done is never called from within upstream_start. A deadline not after
- * now is taken as now + 1. Two transactions in flight that would match the
- * same response (same server, opcode, nonce, protocol, internal port,
- * THIRD_PARTY, peer) are not told apart: only one of them gets it.
- * False (and t is not in flight, done will not come) only when out of
- * memory.
+ * now is taken as now + 1. A newer request for a mapping replaces the
+ * older: a MAP or PEER transaction in flight for the same mapping (opcode,
+ * nonce, protocol, internal port, THIRD_PARTY, peer; any server) ends with
+ * UPSTREAM_REPLACED at the next tick, and no response matches it any more
+ * (a delete followed at once by a re-create would otherwise share one
+ * match key, and the delete's answer would be taken for the create's).
+ * A SUCCESS with lifetime 0 answers only a request with lifetime 0 (a
+ * delete, RFC 6887 §15) and a SUCCESS with a lifetime only a request with
+ * one. False (and t is not in flight, done will not come) only when out
+ * of memory; nothing else changed then.
  */
 bool		 upstream_start(struct upstream *, struct upstream_txn *,
 		    uint64_t now);

@@ -136,13 +136,24 @@ struct nft_change {
 	bool			 in_batch;	/* emitted a command */
 };
 
-/* The record of installed PEER elements: few (one per PEER mapping), so
-   a plain array searched in order. */
-struct nft_peer_record {
-	struct backend_rule	*keys;
-	size_t			 n;
-	size_t			 cap;
+/*
+ * The record of installed PEER elements: a hash set on the 5-tuple
+ * (backend_rule_same_key), open addressing with linear probing, at most
+ * half full, so that every PEER change and a reconcile of n PEERs stay
+ * O(1) and O(n) (fix: a linear scan per change made reconcile O(n^2)).
+ */
+struct nft_peer_slot {
+	struct backend_rule	 key;
+	bool			 used;
 };
+
+struct nft_peer_record {
+	struct nft_peer_slot	*slots;
+	size_t			 n;
+	size_t			 cap;		/* 0 or a power of two */
+};
+
+#define NFT_PEER_SLOTS_MIN	16
 
 struct nft_backend {
 	struct backend		 base;		/* first: the vtable */
@@ -224,47 +235,130 @@ nft_portset_free(struct nft_portset *ps)
 	}
 }
 
+/* The murmur3 finalizer: every input bit reaches every output bit. */
+static uint64_t
+nft_mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t
+nft_mix_addr(uint64_t h, const struct in6_addr *a)
+{
+	uint64_t hi, lo;
+
+	memcpy(&hi, &a->s6_addr[0], sizeof(hi));
+	memcpy(&lo, &a->s6_addr[8], sizeof(lo));
+	return nft_mix(nft_mix(h ^ hi) ^ lo);
+}
+
+/* The hash of a PEER element's name (what backend_rule_same_key reads). */
+static size_t
+nft_peer_hash(const struct backend_rule *r)
+{
+	uint64_t h;
+
+	h = nft_mix((uint64_t)r->protocol << 32 | (uint64_t)r->int_port << 16 |
+	    r->peer_port);
+	h = nft_mix_addr(h, &r->int_addr);
+	return (size_t)nft_mix_addr(h, &r->peer_addr);
+}
+
+/* The slot of r, or of the empty slot where it would go. cap > 0. */
+static size_t
+nft_peer_find(const struct nft_peer_record *pr, const struct backend_rule *r)
+{
+	size_t mask = pr->cap - 1, i = nft_peer_hash(r) & mask;
+
+	while (pr->slots[i].used &&
+	    !backend_rule_same_key(&pr->slots[i].key, r))
+		i = (i + 1) & mask;
+	return i;
+}
+
 static bool
 nft_peer_has(const struct nft_peer_record *pr, const struct backend_rule *r)
 {
-	size_t i;
+	return pr->cap > 0 && pr->slots[nft_peer_find(pr, r)].used;
+}
 
-	for (i = 0; i < pr->n; i++)
-		if (backend_rule_same_key(&pr->keys[i], r))
-			return true;
-	return false;
+/* Room for one more at most half full; -1 on memory (record unchanged). */
+static int
+nft_peer_reserve(struct nft_peer_record *pr)
+{
+	struct nft_peer_record grown = { 0 };
+	size_t i, j;
+
+	if (2 * (pr->n + 1) <= pr->cap)
+		return 0;
+	grown.cap = pr->cap ? pr->cap * 2 : NFT_PEER_SLOTS_MIN;
+	if ((grown.slots = calloc(grown.cap, sizeof(*grown.slots))) == NULL)
+		return -1;
+	for (i = 0; i < pr->cap; i++)
+		if (pr->slots[i].used) {
+			j = nft_peer_find(&grown, &pr->slots[i].key);
+			grown.slots[j] = pr->slots[i];
+		}
+	grown.n = pr->n;
+	free(pr->slots);
+	*pr = grown;
+	return 0;
+}
+
+/* Empty slot i and move back the entries after it that its emptiness
+   would hide (backward-shift deletion: no tombstones). */
+static void
+nft_peer_delete_at(struct nft_peer_record *pr, size_t i)
+{
+	size_t mask = pr->cap - 1, j = i, home;
+
+	pr->slots[i].used = false;
+	pr->n--;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!pr->slots[j].used)
+			return;
+		home = nft_peer_hash(&pr->slots[j].key) & mask;
+		/* j stays when its home lies cyclically in (i, j] */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		pr->slots[i] = pr->slots[j];
+		pr->slots[j].used = false;
+		i = j;
+	}
 }
 
 static int
 nft_peer_set(struct nft_peer_record *pr, const struct backend_rule *r,
     bool on)
 {
-	struct backend_rule *p;
-	size_t i, cap;
+	size_t i;
 
-	for (i = 0; i < pr->n; i++)
-		if (backend_rule_same_key(&pr->keys[i], r)) {
-			if (!on)
-				pr->keys[i] = pr->keys[--pr->n];
-			return 0;
-		}
-	if (!on)
+	if (!on) {
+		if (pr->cap > 0 && pr->slots[i = nft_peer_find(pr, r)].used)
+			nft_peer_delete_at(pr, i);
 		return 0;
-	if (pr->n == pr->cap) {
-		cap = pr->cap ? pr->cap * 2 : 16;
-		if ((p = reallocarray(pr->keys, cap, sizeof(*p))) == NULL)
-			return -1;
-		pr->keys = p;
-		pr->cap = cap;
 	}
-	pr->keys[pr->n++] = *r;
+	if (nft_peer_has(pr, r))
+		return 0;
+	if (nft_peer_reserve(pr) == -1)
+		return -1;
+	i = nft_peer_find(pr, r);
+	pr->slots[i].key = *r;
+	pr->slots[i].used = true;
+	pr->n++;
 	return 0;
 }
 
 static void
 nft_peer_free(struct nft_peer_record *pr)
 {
-	free(pr->keys);
+	free(pr->slots);
 	memset(pr, 0, sizeof(*pr));
 }
 

@@ -55,6 +55,11 @@ struct map_req {
 	struct in6_addr	 peer_addr;
 	uint16_t	 peer_port;
 	char		 description[MAP_DESCRIPTION_MAX + 1];
+	/* How long the front-end's client waits for a later answer before
+	   it gets NETWORK_FAILURE; 0 = the proxy's default (client_wait_ms).
+	   NAT-PMP clients retry for ~128 s and wait longer than PCP's
+	   (spec/iwf.md §2 "Timing"). */
+	uint32_t	 wait_ms;
 };
 
 struct map_result {

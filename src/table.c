@@ -34,7 +34,10 @@
 #define IDX_PEER		3	/* PEER 5-tuples; links through
 					   next[IDX_INTERNAL], which a PEER
 					   mapping never uses */
-#define IDX_COUNT		4
+#define IDX_PEER_PORT		4	/* PEERs by (protocol, gateway port);
+					   links through table_peer's
+					   port_next */
+#define IDX_COUNT		5
 
 #define TABLE_BUCKETS_MIN	16	/* power of two */
 #define TABLE_ARRAY_MIN		16
@@ -89,9 +92,16 @@ struct port_hold {
 
 TAILQ_HEAD(port_hold_fifo, port_hold);
 
-/* A PEER mapping: the mapping, then its remote peer (table.h). */
+/*
+ * A PEER mapping: the mapping, then its remote peer (table.h) and its link
+ * in the index of gateway ports that PEER flows leave from. That index is
+ * the port's owner record and reference count: every PEER on one port is
+ * of one internal endpoint, so a port is that endpoint's while any of its
+ * PEERs is there (MAP mappings pay nothing for it).
+ */
 struct table_peer {
 	struct mapping		 m;	/* first: a mapping pointer is ours */
+	struct mapping		*port_next;
 	struct mapping_peer	 peer;
 };
 
@@ -275,6 +285,14 @@ hash_mapping_peer(uint64_t seed, const void *entry)
 
 	return hash_peer(seed, tp->m.protocol, &tp->m.internal_addr,
 	    tp->m.internal_port, &tp->peer.addr, tp->peer.port);
+}
+
+static uint64_t
+hash_mapping_peer_port(uint64_t seed, const void *entry)
+{
+	const struct mapping *m = entry;
+
+	return hash_external(seed, m->protocol, m->ext_port);
 }
 
 static uint64_t
@@ -550,6 +568,22 @@ table_port_reserved(uint8_t proto, uint16_t port)
 
 static struct port_hold *hold_find(const struct table *, uint8_t, uint16_t);
 
+/* A PEER mapping whose flow leaves from gateway port (proto, port), or
+   NULL: all of them are of one internal endpoint (struct table_peer). */
+static const struct mapping *
+peer_port_user(const struct table *t, uint8_t proto, uint16_t port)
+{
+	const struct chain *c = &t->index[IDX_PEER_PORT];
+	const struct mapping *m;
+
+	for (m = c->buckets[(uint32_t)hash_external(t->seed, proto, port) &
+	    (c->size - 1)]; m != NULL;
+	    m = ((const struct table_peer *)(const void *)m)->port_next)
+		if (m->protocol == proto && m->ext_port == port)
+			return m;
+	return NULL;
+}
+
 /* Recompute the bits of (proto, port) after any change there. */
 static void
 port_mark(struct table *t, uint8_t proto, uint16_t port)
@@ -561,7 +595,8 @@ port_mark(struct table *t, uint8_t proto, uint16_t port)
 		return;
 	bitmap_set(t->used[row], port, port == 0 ||
 	    table_port_reserved(proto, port) || m != NULL ||
-	    hold_find(t, proto, port) != NULL);
+	    hold_find(t, proto, port) != NULL ||
+	    peer_port_user(t, proto, port) != NULL);
 	bitmap_set(t->natpmp[row], port, m != NULL &&
 	    m->origin == MAP_ORIGIN_NATPMP);
 }
@@ -855,6 +890,9 @@ table_new(void)
 	    chain_init(t, &t->index[IDX_PEER],
 	    offsetof(struct mapping, next[IDX_INTERNAL]),
 	    hash_mapping_peer) == -1 ||
+	    chain_init(t, &t->index[IDX_PEER_PORT],
+	    offsetof(struct table_peer, port_next),
+	    hash_mapping_peer_port) == -1 ||
 	    chain_init(t, &t->holds, offsetof(struct port_hold, next),
 	    hash_hold) == -1) {
 		table_free(t);
@@ -1322,6 +1360,18 @@ table_verdict_name(enum table_verdict v)
 
 /* ---- port allocation --------------------------------------------------- */
 
+/* Do PEER flows of an internal endpoint other than req's leave from
+   gateway port (proto, port)? */
+static bool
+peer_port_other_endpoint(const struct table *t, const struct map_req *req,
+    uint16_t port)
+{
+	const struct mapping *m = peer_port_user(t, req->protocol, port);
+
+	return m != NULL && (m->internal_port != req->internal_port ||
+	    !IN6_ARE_ADDR_EQUAL(&m->internal_addr, &req->internal_addr));
+}
+
 /*
  * May req's owner take `port` as its external port? The table's own rules
  * (no user check): free, not reserved, not held for someone else, not the
@@ -1340,6 +1390,12 @@ port_conflict(const struct table *t, const struct map_req *req,
 	if (table_port_reserved(req->protocol, port))
 		return MAP_ERR_RESERVED_PORT;
 	if (table_find_external(t, req->protocol, port) != NULL)
+		return MAP_ERR_CONFLICT;
+	/* RFC 4787 REQ-1: the gateway port of PEER flows is their internal
+	   endpoint's alone (its MAP and its PEERs); another host's flow or
+	   inbound mapping there would clash in conntrack (fix, test_table
+	   test_peer_port_owner: two hosts' PEERs got one port) */
+	if (peer_port_other_endpoint(t, req, port))
 		return MAP_ERR_CONFLICT;
 	/* RFC 6887 §15: held for its last owner, who may reclaim it. */
 	h = hold_find(t, req->protocol, port);
@@ -1643,9 +1699,10 @@ static void
 mapping_link(struct table *t, struct mapping *m)
 {
 	host_insert_mapping(t, m);
-	if (mapping_is_peer(m))
+	if (mapping_is_peer(m)) {
 		chain_link(t, &t->index[IDX_PEER], m);
-	else {
+		chain_link(t, &t->index[IDX_PEER_PORT], m);
+	} else {
 		chain_link(t, &t->index[IDX_INTERNAL], m);
 		chain_link(t, &t->index[IDX_EXTERNAL], m);
 	}
@@ -1656,8 +1713,7 @@ mapping_link(struct table *t, struct mapping *m)
 	t->count++;
 	heap_up(t, m->heap_index);
 	t->state_count[m->state]++;
-	if (!mapping_is_peer(m))
-		port_mark(t, m->protocol, m->ext_port);
+	port_mark(t, m->protocol, m->ext_port);
 	indexes_fit(t);
 }
 
@@ -1669,8 +1725,19 @@ table_add_peer(struct table *t, const struct map_req *req, uint16_t port,
 	struct table_peer *tp;
 	const char *desc = req_description(req);
 
+	const struct mapping *map;
+
 	if (table_find_peer(t, req->protocol, &req->internal_addr,
 	    req->internal_port, &req->peer_addr, req->peer_port) != NULL) {
+		*errp = MAP_ERR_CONFLICT;
+		return NULL;
+	}
+	/* the port is the endpoint's own (table_peer_port): no other
+	   endpoint's PEER or MAP is there */
+	map = table_find_external(t, req->protocol, port);
+	if (port == 0 || peer_port_other_endpoint(t, req, port) ||
+	    (map != NULL && (map->internal_port != req->internal_port ||
+	    !IN6_ARE_ADDR_EQUAL(&map->internal_addr, &req->internal_addr)))) {
 		*errp = MAP_ERR_CONFLICT;
 		return NULL;
 	}
@@ -1780,9 +1847,10 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	/* RFC 6887 §15: hold the port for its owner. A mapping that never
 	   went live received no traffic, so its port is free at once. A
 	   PEER's port was never an inbound port of its own (table.h). */
-	if (peer)
+	if (peer) {
 		chain_unlink(t, &t->index[IDX_PEER], m);
-	else {
+		chain_unlink(t, &t->index[IDX_PEER_PORT], m);
+	} else {
 		if ((m->flags & MAPPING_F_WAS_GRANTED) != 0)
 			hold_add(t, m, now);
 		chain_unlink(t, &t->index[IDX_INTERNAL], m);
@@ -1796,8 +1864,7 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	last->list_index = i;
 	t->state_count[m->state]--;
 	mapping_free(t, m);
-	if (!peer)
-		port_mark(t, proto, port);
+	port_mark(t, proto, port);
 	indexes_fit(t);
 	array_shrink(t, &t->heap, &t->heap_cap);
 	array_shrink(t, &t->list, &t->list_cap);

@@ -116,9 +116,11 @@ struct mapping {
  * nor the external index (table_find_internal/_external never return
  * one) and holds no port after release: its ext_port is the gateway port
  * its outbound flow leaves from, shared with the endpoint's MAP and other
- * PEERs (RFC 4787 REQ-1), not an inbound port. The remote peer is stored
- * in a tail allocated with PEER mappings only, so MAP mappings pay
- * nothing for it (flag MAPPING_F_PEER, mapping_peer()).
+ * PEERs (RFC 4787 REQ-1), not an inbound port. While a PEER flow uses a
+ * port it is that internal endpoint's alone: no other endpoint's PEER or
+ * MAP gets it. The remote peer is stored in a tail allocated with PEER
+ * mappings only, so MAP mappings pay nothing for it (flag MAPPING_F_PEER,
+ * mapping_peer()).
  */
 struct mapping_peer {
 	struct in6_addr	 addr;		/* as the client sees it (§12.1) */
@@ -245,7 +247,8 @@ enum map_err	 table_peer_port(struct table *, const struct map_req *,
  * owner (MAP_ERR_CONFLICT / MAP_ERR_RESERVED_PORT), or memory runs out
  * (MAP_ERR_NO_RESOURCES). MAP_F_STATIC in req->flags makes it static.
  * MAP_F_PEER adds a PEER mapping (its 5-tuple must be new; ext_port is
- * the one table_peer_port() chose and is not checked again).
+ * the one table_peer_port() chose: MAP_ERR_CONFLICT when a PEER or MAP of
+ * another internal endpoint uses it).
  */
 struct mapping	*table_add(struct table *, const struct map_req *,
 		    uint16_t ext_port, uint32_t lifetime, uint64_t now,

@@ -53,6 +53,14 @@ struct nt_out {
 	uint8_t		 pkt[NATPMP_ECHO_MAX];
 };
 
+/* A proxy client other than NAT-PMP (a PCP request submitted directly). */
+struct nt_wait {
+	bool		 done;
+	uint64_t	 at;
+	enum map_err	 err;
+};
+#define NT_WAITS	8
+
 struct nt {
 	uint64_t	 now;
 	struct policy_prefix lan;
@@ -71,6 +79,7 @@ struct nt {
 	uint64_t	 mc_at[NT_MAX_OUT];
 	struct natpmp_response mc[NT_MAX_OUT];
 	uint8_t		 key[IWF_NONCE_KEY_SIZE];
+	struct nt_wait	 waits[NT_WAITS];
 };
 
 static struct nt *x;
@@ -336,8 +345,8 @@ nt_input_raw(const char *host, uint16_t port, const uint8_t *pkt, size_t len)
 }
 
 static void
-nt_map(const char *host, uint8_t op, uint16_t internal, uint16_t suggested,
-    uint32_t lifetime)
+nt_map_from(const char *host, uint16_t src_port, uint8_t op,
+    uint16_t internal, uint16_t suggested, uint32_t lifetime)
 {
 	struct natpmp_request r;
 	uint8_t buf[NATPMP_MAP_REQ_SIZE];
@@ -349,7 +358,14 @@ nt_map(const char *host, uint8_t op, uint16_t internal, uint16_t suggested,
 	r.lifetime = lifetime;
 	assert_int_equal(natpmp_encode_request(&r, buf, sizeof(buf)),
 	    sizeof(buf));
-	nt_input_raw(host, 40000, buf, sizeof(buf));
+	nt_input_raw(host, src_port, buf, sizeof(buf));
+}
+
+static void
+nt_map(const char *host, uint8_t op, uint16_t internal, uint16_t suggested,
+    uint32_t lifetime)
+{
+	nt_map_from(host, 40000, op, internal, suggested, lifetime);
 }
 
 static void
@@ -448,6 +464,61 @@ nt_grant(const char *host, uint8_t op, uint16_t internal, uint16_t outer,
 	assert_int_equal(r->result, NATPMP_RESULT_SUCCESS);
 }
 
+/* proxy_done_fn of the requests nt_pcp_submit() makes. */
+static void
+nt_wait_done(void *arg, const struct map_req *req,
+    const struct map_result *res)
+{
+	struct nt_wait *w = arg;
+
+	(void)req;
+	assert_false(w->done);
+	w->done = true;
+	w->at = x->now;
+	w->err = res->err;
+}
+
+/* A PCP MAP straight to the proxy, waiting wait_ms (0: the default);
+   the answer lands in x->waits[slot]. */
+static void
+nt_pcp_submit(size_t slot, uint16_t internal, uint32_t wait_ms)
+{
+	struct map_result res;
+	struct map_req req;
+	struct in_addr any = { 0 };
+
+	assert_true(slot < NT_WAITS);
+	memset(&req, 0, sizeof(req));
+	req.origin = MAP_ORIGIN_PCP;
+	req.requester = req.internal_addr = scn_addr(NT_HOST2);
+	req.protocol = MAP_PROTO_UDP;
+	req.internal_port = internal;
+	req.ext_port = internal;
+	req.lifetime = 3600;
+	req.wait_ms = wait_ms;
+	pcp_addr_from_v4(&req.ext_addr, &any);
+	memset(req.nonce, (int)(0x70 + slot), sizeof(req.nonce));
+	assert_false(proxy_submit(x->p, &req, x->now, nt_wait_done,
+	    &x->waits[slot], &res));
+	END_TURN();
+}
+
+/* The index of the last MAP sent upstream for this internal port. */
+static size_t
+srv_last_for(uint16_t internal_port)
+{
+	struct pcp_msg m;
+	size_t i;
+
+	for (i = x->wire.nsent; i-- > 0;) {
+		srv_decode(i, &m);
+		if (m.opcode == PCP_OP_MAP && m.internal_port == internal_port)
+			return i;
+	}
+	fail_msg("no MAP for port %u", internal_port);
+	return 0;
+}
+
 /* ---- tests ---- */
 
 /* N-10, spec/iwf.md §2: before any mapping the address is unknown; op 0
@@ -522,23 +593,33 @@ test_address_probe(void **state)
 	assert_int_equal(natpmp_stats(x->n)->probes, 1);
 }
 
-/* N-10: the probe gets no answer: 3 and address 0 after the client wait;
-   another op 0 within the retry time is answered 3 at once, no probe. */
+/* N-10: the probe gets no answer: 3 and address 0 after the NAT-PMP
+   client wait (not the proxy's shorter one); its mapping goes with it,
+   upstream too (a delete); another op 0 within the retry time after the
+   failure is answered 3 at once, no probe; after it a new probe goes. */
 static void
 test_address_probe_fails(void **state)
 {
 	static const uint8_t zero[4];
+	struct in6_addr gw = scn_addr(NT_GW_LAN);
 	struct natpmp_response r;
+	struct pcp_msg m;
 	size_t nsent;
 
 	(void)state;
 	nt_addr_req(NT_HOST);
 	TIME_PASSES(PROXY_CLIENT_WAIT_MS);
+	assert_int_equal(x->nout, 0);
+	TIME_PASSES(NATPMP_CLIENT_WAIT_MS - PROXY_CLIENT_WAIT_MS);
 	assert_int_equal(x->nout, 1);
 	nt_reply(0, &r);
 	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
 	assert_memory_equal(&r.ext_addr, zero, 4);
 	assert_memory_equal(x->out[0].pkt + 8, zero, 4);
+	assert_null(table_host_first(x->t, &gw));
+	srv_decode(x->wire.nsent - 1, &m);
+	assert_int_equal(m.opcode, PCP_OP_MAP);
+	assert_int_equal(m.lifetime, 0);
 	nsent = x->wire.nsent;
 	nt_addr_req(NT_HOST);
 	assert_int_equal(x->nout, 2);
@@ -546,13 +627,19 @@ test_address_probe_fails(void **state)
 	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
 	assert_int_equal(natpmp_stats(x->n)->probes, 1);
 	assert_int_equal(x->wire.nsent, nsent);
-	/* after NATPMP_PROBE_RETRY_MS another probe may go; the first one's
-	   upstream transaction is still trying (PROXY_UPSTREAM_TRY_MS), so
-	   the second joins it: no new MAP of its own */
-	TIME_PASSES(NATPMP_PROBE_RETRY_MS);
+	/* NATPMP_PROBE_RETRY_MS counts from the failure */
+	TIME_PASSES(NATPMP_PROBE_RETRY_MS - 1);
+	nt_addr_req(NT_HOST);
+	assert_int_equal(x->nout, 3);
+	assert_int_equal(natpmp_stats(x->n)->probes, 1);
+	TIME_PASSES(1);
+	nsent = x->wire.nsent;
 	nt_addr_req(NT_HOST);
 	assert_int_equal(natpmp_stats(x->n)->probes, 2);
-	assert_int_equal(x->nout, 2);
+	assert_int_equal(x->nout, 3);
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	srv_decode(nsent, &m);
+	assert_int_equal(m.lifetime, NATPMP_PROBE_LIFETIME);
 	srv_answer_last(PCP_SUCCESS, 120, 61000);
 	nt_last_reply(&r);
 	assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
@@ -566,7 +653,8 @@ test_address_probe_fails(void **state)
 
 /* spec/iwf.md §2: op 1 becomes a MAP upstream (UDP, the client's port as
    suggestion, the synthesized nonce, no PREFER_FAILURE); retransmissions
-   join it (N-09); every copy gets the carrier's port and lifetime. */
+   join it (N-09): one answer per client socket, with the carrier's port
+   and lifetime. */
 static void
 test_map_udp_retransmissions(void **state)
 {
@@ -595,6 +683,10 @@ test_map_udp_retransmissions(void **state)
 		TIME_PASSES((uint64_t)250 << i);
 		nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 6000, 3600);
 	}
+	assert_int_equal(natpmp_stats(x->n)->joined, 3);
+	/* the same request from another socket of the host: its own answer */
+	nt_map_from(NT_HOST, 40002, NATPMP_OP_MAP_UDP, 5000, 6000, 3600);
+	assert_int_equal(natpmp_stats(x->n)->pending, 2);
 	assert_int_equal(x->nout, 1);	/* only the probe's answer */
 	/* the engine's own retransmission is of the same request */
 	for (i = nsent; i < x->wire.nsent; i++) {
@@ -602,7 +694,7 @@ test_map_udp_retransmissions(void **state)
 		assert_memory_equal(m.nonce, nonce, sizeof(nonce));
 	}
 	srv_answer(nsent, PCP_SUCCESS, 1800, 40404);
-	assert_int_equal(x->nout, 1 + 4);
+	assert_int_equal(x->nout, 1 + 2);
 	for (i = 1; i < x->nout; i++) {
 		nt_reply(i, &r);
 		assert_int_equal(r.opcode, NATPMP_OP_MAP_UDP);
@@ -610,8 +702,10 @@ test_map_udp_retransmissions(void **state)
 		assert_int_equal(r.internal_port, 5000);
 		assert_int_equal(r.ext_port, 40404);
 		assert_int_equal(r.lifetime, 1800);
-		assert_int_equal(x->out[i].to_port, 40000);
 	}
+	assert_int_not_equal(x->out[1].to_port, x->out[2].to_port);
+	assert_true(x->out[1].to_port == 40000 || x->out[1].to_port == 40002);
+	assert_true(x->out[2].to_port == 40000 || x->out[2].to_port == 40002);
 	assert_int_equal(x->out[x->nout - 1].len, NATPMP_MAP_RESP_SIZE);
 	mp = nt_find(NT_HOST, MAP_PROTO_UDP, 5000);
 	assert_non_null(mp);
@@ -827,10 +921,12 @@ test_result_translation(void **state)
 		/* no half-made mapping */
 		assert_null(nt_find(NT_HOST, MAP_PROTO_UDP, port));
 	}
-	/* and the upstream timing out: 3 after the client wait */
+	/* and the upstream timing out: 3 after the NAT-PMP client wait */
 	nout = x->nout;
 	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 12000, 12000, 3600);
-	TIME_PASSES(PROXY_CLIENT_WAIT_MS);
+	TIME_PASSES(NATPMP_CLIENT_WAIT_MS - 1);
+	assert_int_equal(x->nout, nout);
+	TIME_PASSES(1);
 	assert_int_equal(x->nout, nout + 1);
 	nt_last_reply(&r);
 	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
@@ -1000,6 +1096,237 @@ test_free_pending(void **state)
 	    .send = nt_send, .multicast = nt_multicast, .io_arg = x }));
 }
 
+/* Issue 5: one host cannot block NAT-PMP for the others (RFC 6886 §3.5
+   allows 4 when out of resources). Its retransmissions of a waiting
+   request join that request: one record, one MAP upstream, one answer.
+   Beyond NATPMP_MAX_PENDING_HOST different waiting requests it gets 4 at
+   once; another host is served as usual, and the flooding host can still
+   delete. */
+static void
+test_one_host_flood(void **state)
+{
+	struct natpmp_response r;
+	size_t i, nsent, nout, nover;
+
+	(void)state;
+	nt_learn_address();
+	nsent = x->wire.nsent;
+	nout = x->nout;
+	for (i = 0; i < NATPMP_MAX_PENDING; i++)
+		nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 5000, 3600);
+	assert_int_equal(natpmp_stats(x->n)->pending, 1);
+	assert_int_equal(natpmp_stats(x->n)->joined, NATPMP_MAX_PENDING - 1);
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	assert_int_equal(x->nout, nout);
+
+	/* different requests: up to the host's share, then 4 at once */
+	nover = 4;
+	for (i = 1; i < NATPMP_MAX_PENDING_HOST + nover; i++)
+		nt_map(NT_HOST, NATPMP_OP_MAP_TCP, (uint16_t)(6000 + i),
+		    (uint16_t)(6000 + i), 3600);
+	assert_int_equal(natpmp_stats(x->n)->pending,
+	    NATPMP_MAX_PENDING_HOST);
+	assert_int_equal(natpmp_stats(x->n)->overload, nover);
+	assert_int_equal(x->nout, nout + nover);
+	for (i = 0; i < nover; i++) {
+		nt_reply(nout + i, &r);
+		assert_int_equal(r.opcode, NATPMP_OP_MAP_TCP);
+		assert_int_equal(r.result, NATPMP_RESULT_NO_RESOURCES);
+		assert_int_equal(r.internal_port,
+		    6000 + NATPMP_MAX_PENDING_HOST + i);
+		assert_int_equal(r.ext_port, 0);
+		assert_int_equal(r.lifetime, 0);
+	}
+	/* a retransmission of a waiting request is still no new request */
+	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 6001, 6001, 3600);
+	assert_int_equal(x->nout, nout + nover);
+
+	/* another host: waits for the carrier and gets its mapping */
+	nt_grant(NT_HOST2, NATPMP_OP_MAP_TCP, 7000, 47000, 3600, &r);
+	assert_int_equal(r.ext_port, 47000);
+
+	/* the flooding host's delete is answered (0: nothing to delete) */
+	nout = x->nout;
+	nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 9999, 0, 0);
+	assert_int_equal(x->nout, nout + 1);
+	nt_last_reply(&r);
+	assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
+
+	/* the carrier grants the first: one answer for its 1024 copies */
+	srv_answer(nsent, PCP_SUCCESS, 3600, 45000);
+	assert_int_equal(x->nout, nout + 2);
+	nt_last_reply(&r);
+	assert_int_equal(r.opcode, NATPMP_OP_MAP_UDP);
+	assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
+	assert_int_equal(r.internal_port, 5000);
+	assert_int_equal(r.ext_port, 45000);
+	assert_int_equal(x->out[x->nout - 1].to_port, 40000);
+	assert_int_equal(natpmp_stats(x->n)->pending,
+	    NATPMP_MAX_PENDING_HOST - 1);
+}
+
+/* Issue 5: a create still waiting for the carrier when its mapping is
+   deleted (the client's own delete, a delete-all): the create is answered
+   3 with port and lifetime 0 - never "0, port 0, lifetime 0", which reads
+   as a grant - and the delete 0; the carrier's late grant changes
+   nothing. */
+static void
+test_delete_while_waiting(void **state)
+{
+	struct natpmp_response r;
+	size_t first;
+
+	(void)state;
+	nt_learn_address();
+	x->nout = 0;
+	first = x->wire.nsent;
+	nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 5000, 3600);
+	assert_int_equal(x->nout, 0);
+	nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 0, 0);
+	assert_int_equal(x->nout, 2);
+	nt_reply(0, &r);	/* the waiting create */
+	assert_int_equal(r.opcode, NATPMP_OP_MAP_UDP);
+	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
+	assert_int_equal(r.internal_port, 5000);
+	assert_int_equal(r.ext_port, 0);
+	assert_int_equal(r.lifetime, 0);
+	nt_reply(1, &r);	/* the delete */
+	assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
+	assert_int_equal(r.internal_port, 5000);
+	assert_null(nt_find(NT_HOST, MAP_PROTO_UDP, 5000));
+	assert_int_equal(natpmp_stats(x->n)->pending, 0);
+
+	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 6000, 6000, 3600);
+	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 0, 0, 0);
+	assert_int_equal(x->nout, 4);
+	nt_reply(2, &r);
+	assert_int_equal(r.opcode, NATPMP_OP_MAP_TCP);
+	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
+	assert_int_equal(r.internal_port, 6000);
+	assert_int_equal(r.ext_port, 0);
+	assert_int_equal(r.lifetime, 0);
+	nt_reply(3, &r);
+	assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
+	assert_int_equal(r.internal_port, 0);
+
+	srv_answer(first, PCP_SUCCESS, 3600, 45000);
+	TIME_PASSES(1000);
+	assert_int_equal(x->nout, 4);
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+}
+
+/* Issue 5: the carrier answers the probe only after the probe's wait ran
+   out. The probe's mapping went with the wait - deleted at the next tick,
+   upstream too - so the late grant leaves nothing behind: no mapping, no
+   DNAT to the gateway's own address. */
+static void
+test_probe_late_grant(void **state)
+{
+	struct in6_addr gw = scn_addr(NT_GW_LAN);
+	struct natpmp_response r;
+	struct pcp_msg probe, m;
+	size_t i, deletes = 0, last_map = 0;
+
+	(void)state;
+	nt_addr_req(NT_HOST);
+	srv_decode(0, &probe);
+	assert_non_null(table_host_first(x->t, &gw));
+	TIME_PASSES(NATPMP_CLIENT_WAIT_MS);
+	assert_int_equal(x->nout, 1);
+	nt_reply(0, &r);
+	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
+	assert_null(table_host_first(x->t, &gw));
+	for (i = 0; i < x->wire.nsent; i++) {
+		srv_decode(i, &m);
+		if (m.internal_port != probe.internal_port ||
+		    memcmp(m.nonce, probe.nonce, sizeof(m.nonce)) != 0)
+			continue;
+		if (m.lifetime == 0)
+			deletes++;
+		else
+			last_map = i;
+	}
+	assert_true(deletes >= 1);
+
+	/* the carrier's grant of the probe MAP's last copy arrives now */
+	srv_answer(last_map, PCP_SUCCESS, 120, 61000);
+	TIME_PASSES(1000);
+	assert_null(table_host_first(x->t, &gw));
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	TIME_PASSES(121000);
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(x->nout, 1);
+}
+
+/* Issue 5, spec/iwf.md §2 "Timing": a NAT-PMP client waits
+   NATPMP_CLIENT_WAIT_MS for the carrier, not PROXY_CLIENT_WAIT_MS; a PCP
+   client still gets 3 after the proxy's wait even when it came after the
+   NAT-PMP request. The carrier answering at 20 s (its first packets
+   lost) gives the NAT-PMP client Success, not 3. */
+static void
+test_natpmp_long_wait(void **state)
+{
+	struct natpmp_response r;
+	size_t nout, nsent;
+
+	(void)state;
+	nt_learn_address();
+	nout = x->nout;
+	nsent = x->wire.nsent;
+	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 8000, 8000, 3600);
+	TIME_PASSES(100);
+	nt_pcp_submit(0, 9000, 0);
+	TIME_PASSES(PROXY_CLIENT_WAIT_MS);
+	assert_true(x->waits[0].done);
+	assert_int_equal(x->waits[0].err, MAP_ERR_NETWORK_FAILURE);
+	assert_int_equal(x->waits[0].at, x->now);
+	assert_int_equal(x->nout, nout);
+	TIME_PASSES(20000 - 100 - PROXY_CLIENT_WAIT_MS);
+	/* the engine retransmitted meanwhile (RFC 6887 §8.1.1) */
+	assert_true(srv_last_for(8000) > nsent);
+	srv_answer(srv_last_for(8000), PCP_SUCCESS, 3600, 48000);
+	assert_int_equal(x->nout, nout + 1);
+	nt_last_reply(&r);
+	assert_int_equal(r.opcode, NATPMP_OP_MAP_TCP);
+	assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
+	assert_int_equal(r.internal_port, 8000);
+	assert_int_equal(r.ext_port, 48000);
+	assert_int_equal(r.lifetime, 3600);
+	TIME_PASSES(NATPMP_CLIENT_WAIT_MS);
+	assert_int_equal(x->nout, nout + 1);
+}
+
+/* The proxy's per-request wait (struct map_req wait_ms): more distinct
+   waits than the proxy has FIFO classes, submitted out of order; each
+   client gets its 3 at its own deadline; a cancelled one never. */
+static void
+test_wait_classes(void **state)
+{
+	static const uint32_t waits[] = {
+		6000, 0, 40000, 3000, 2000, 1000, 6000, 2500,
+	};
+	uint64_t t0, want;
+	size_t i;
+
+	(void)state;
+	nt_learn_address();
+	t0 = x->now;
+	for (i = 0; i < sizeof(waits) / sizeof(waits[0]); i++)
+		nt_pcp_submit(i, (uint16_t)(9000 + i), waits[i]);
+	proxy_cancel(x->p, &x->waits[7]);
+	TIME_PASSES(NATPMP_CLIENT_WAIT_MS);
+	for (i = 0; i < sizeof(waits) / sizeof(waits[0]) - 1; i++) {
+		want = t0 + (waits[i] != 0 ? waits[i] : PROXY_CLIENT_WAIT_MS);
+		assert_true(x->waits[i].done);
+		assert_int_equal(x->waits[i].err, MAP_ERR_NETWORK_FAILURE);
+		assert_int_equal(x->waits[i].at, want);
+	}
+	assert_false(x->waits[7].done);
+}
+
 #define NT_TEST(fn, setup) \
 	cmocka_unit_test_setup_teardown(fn, setup, nt_teardown)
 
@@ -1021,6 +1348,11 @@ main(void)
 		NT_TEST(test_address_change_announced, setup_upstream),
 		NT_TEST(test_nonce, setup_last),
 		NT_TEST(test_free_pending, setup_upstream),
+		NT_TEST(test_one_host_flood, setup_upstream),
+		NT_TEST(test_delete_while_waiting, setup_upstream),
+		NT_TEST(test_probe_late_grant, setup_upstream),
+		NT_TEST(test_natpmp_long_wait, setup_upstream),
+		NT_TEST(test_wait_classes, setup_upstream),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,7 +32,7 @@
 
 #define PX_T0		1000000u	/* ms: not 0, so a 0 would show */
 #define PX_EPOCH0	7000u		/* the server's epoch at PX_T0 */
-#define PX_MAX_DONE	64
+#define PX_MAX_DONE	128
 #define PX_LAN		"192.0.2.0"
 #define PX_WAN		"100.64.0.2"	/* the gateway's WAN (CGN space) */
 #define PX_SERVER	"198.51.100.1"	/* the carrier's PCP server */
@@ -79,6 +79,21 @@ struct px {
 static struct px *x;
 /* waiters' identities */
 static int tag_a, tag_b, tag_c;
+
+/* Fault injection: the engine's heap grows with reallocarray(), which
+   this file interposes (test_upstream_out_of_memory). */
+static bool px_fail_reallocarray;
+
+void *
+reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	if (px_fail_reallocarray ||
+	    (size != 0 && nmemb > SIZE_MAX / size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(ptr, nmemb * size);
+}
 
 /* ---- the glue: what iwfd.c does between the engine and the proxy ---- */
 
@@ -272,6 +287,7 @@ static int
 px_teardown(void **state)
 {
 	(void)state;
+	px_fail_reallocarray = false;
 	END_TURN();
 	/* the daemon's order: the proxy (it cancels its transactions), the
 	   engine, the backend, the table */
@@ -716,13 +732,26 @@ static void
 test_silence_gives_up(void **state)
 {
 	struct upstream_server_info info;
+	uint8_t nonce[PCP_NONCE_SIZE];
+	uint16_t local_port;
+	size_t nsent;
 
 	(void)state;
-	(void)px_silence_start();
+	local_port = px_silence_start()->ext_port;
+	memset(nonce, 1, sizeof(nonce));
+	nsent = x->wire.nsent;
 	TIME_PASSES(PROXY_UPSTREAM_TRY_MS);
-	assert_int_equal(upstream_in_flight(x->u), 0);
 	assert_int_equal(table_count(x->t), 0);
 	assert_int_equal(x->ndone, 1);
+	/* P-04: the server may have granted it and only the answers were
+	   lost: a delete goes to the server the create went to, and ends
+	   after its own tries (fix: no delete was sent) */
+	assert_true(x->wire.nsent > nsent);
+	px_assert_delete_sent(nonce, local_port);
+	assert_int_equal(scn_sent_at(&x->wire, x->wire.nsent - 1)->server, 0);
+	assert_int_equal(upstream_in_flight(x->u), 1);
+	TIME_PASSES(60 * PX_MS);
+	assert_int_equal(upstream_in_flight(x->u), 0);
 	/* the backend never heard of it */
 	assert_int_equal(backend_fake_counters(x->be)->adds, 0);
 	assert_int_equal(backend_fake_counters(x->be)->removes, 0);
@@ -1692,6 +1721,424 @@ test_description_refused_upstream(void **state)
 	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 9090));
 }
 
+/* ---- 16. one mapping, one upstream transaction (review fixes) ---- */
+
+/* Answer the i-th datagram with a SUCCESS that grants ext_port for
+   lifetime seconds on address addr (a broken server's answer). */
+static void
+srv_answer_addr(size_t i, uint32_t lifetime, uint16_t ext_port,
+    const char *addr)
+{
+	const struct scn_sent *s = scn_sent_at(&x->wire, i);
+	struct pcp_msg req, resp;
+
+	scn_decode(s->pkt, s->len, &req);
+	scn_reply_to(&req, PCP_SUCCESS, lifetime, srv_epoch(), &resp);
+	resp.ext_addr = scn_addr(addr);
+	resp.ext_port = ext_port;
+	scn_input(x->u, s->server, &resp, x->now);
+}
+
+/* Delete, then re-create at once (UPnP DeletePortMapping + Add): the
+   fire-and-forget delete and the create ask about one mapping (same
+   nonce, protocol and gateway port). The newer request replaces the
+   older; the delete's answer (lifetime 0, no address) is nobody's grant,
+   in either order. (Fix: the client got SUCCESS lifetime 0 port 0, the
+   proxy learned 0.0.0.0 and reset its epoch, the real grant was lost.) */
+static void
+test_delete_recreate(void **state)
+{
+	struct map_req r, d;
+	struct map_result res;
+	struct mapping *mp;
+	struct pcp_msg del, cre;
+	struct in6_addr ext;
+	size_t ndel, ncre, round;
+
+	(void)state;
+	(void)px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40000);
+	for (round = 0; round < 2; round++) {
+		px_req(&d, PX_HOST, MAP_PROTO_TCP, 8080, 0, 0, 1);
+		assert_true(px_submit(&d, &tag_b, &res));
+		END_TURN();
+		ndel = x->wire.nsent - 1;
+		px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+		assert_false(px_submit(&r, &tag_a, &res));
+		END_TURN();
+		ncre = x->wire.nsent - 1;
+		/* the same match key: the collision is real */
+		px_decode_sent(ndel, &del);
+		px_decode_sent(ncre, &cre);
+		assert_int_equal(del.lifetime, 0);
+		assert_int_equal(cre.lifetime, PX_LIFETIME);
+		assert_int_equal(del.internal_port, cre.internal_port);
+		assert_memory_equal(del.nonce, cre.nonce, PCP_NONCE_SIZE);
+		/* the older (the delete) ends at the next tick */
+		assert_int_equal(upstream_in_flight(x->u), 2);
+		TIME_PASSES(1);
+		assert_int_equal(upstream_in_flight(x->u), 1);
+		if (round == 0) {
+			/* the server answers in order: the delete first */
+			srv_answer(ndel, PCP_SUCCESS, 0, 0);
+			END_TURN();
+			assert_int_equal(x->ndone, 1 + round);
+			srv_answer(ncre, PCP_SUCCESS, PX_LIFETIME, 40000);
+			END_TURN();
+		} else {
+			/* the delete's answer comes late: no Mapping Update */
+			srv_answer(ncre, PCP_SUCCESS, PX_LIFETIME, 40000);
+			END_TURN();
+			srv_answer(ndel, PCP_SUCCESS, 0, 0);
+			END_TURN();
+		}
+		assert_int_equal(x->ndone, 2 + round);
+		assert_ptr_equal(px_last_done()->arg, &tag_a);
+		assert_int_equal(px_last_done()->res.err, MAP_OK);
+		assert_int_equal(px_last_done()->res.lifetime, PX_LIFETIME);
+		assert_int_equal(px_last_done()->res.ext_port, 40000);
+		px_assert_addr(&px_last_done()->res.ext_addr, PX_EXT);
+		mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080);
+		assert_non_null(mp);
+		assert_int_equal(mp->state, MAP_STATE_GRANTED);
+		assert_int_equal(mp->outer_port, 40000);
+		px_assert_addr(&mp->outer_addr, PX_EXT);
+		assert_non_null(backend_fake_lookup(x->be, MAP_PROTO_TCP,
+		    mp->ext_port));
+		assert_int_equal(upstream_in_flight(x->u), 0);
+		/* nothing learned from the delete's answer */
+		assert_int_equal(x->ext_changes, 0);
+		assert_true(proxy_external_addr(x->p, &ext));
+		px_assert_addr(&ext, PX_EXT);
+	}
+}
+
+/* RFC 6887 §11.4: a SUCCESS without a lifetime or an address grants
+   nothing: the client gets an error, nothing is made or learned, and
+   what the server may hold is deleted. */
+static void
+test_success_without_grant(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct in6_addr ext;
+	size_t nsent;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	nsent = x->wire.nsent;
+	srv_answer_addr(nsent - 1, PX_LIFETIME, 40000, "0.0.0.0");
+	END_TURN();
+	assert_int_equal(x->ndone, 1);
+	assert_int_equal(px_last_done()->res.err, MAP_ERR_UPSTREAM_PROTOCOL);
+	assert_int_equal(px_last_done()->res.upstream_result, -1);
+	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	assert_int_equal(backend_fake_counters(x->be)->adds, 0);
+	assert_false(proxy_external_addr(x->p, &ext));
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	px_assert_delete_sent(r.nonce, 8080);
+
+	/* the same with "::" on a live mapping's renewal: it goes away */
+	(void)px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40000);
+	TIME_PASSES(1000 * PX_MS);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	nsent = x->wire.nsent;
+	srv_answer_addr(nsent - 1, PX_LIFETIME, 40000, "::");
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_ERR_UPSTREAM_PROTOCOL);
+	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(x->ext_changes, 0);
+	assert_true(proxy_external_addr(x->p, &ext));
+	px_assert_addr(&ext, PX_EXT);
+}
+
+/* A re-creation after the server lost state that fails, even for a
+   transient reason, takes the mapping away with its local rule: local
+   rule and upstream mapping live and die together. The server refused,
+   so it holds nothing: no delete. (Fix: the rule stayed, GRANTED, with
+   nothing upstream.) */
+static void
+test_recreate_fails(void **state)
+{
+	struct mapping *ms[2];
+	uint64_t lost_at;
+	size_t first, nsent, i;
+
+	(void)state;
+	ms[0] = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40080);
+	ms[1] = px_grant(PX_HOST2, MAP_PROTO_UDP, 8081, PX_LIFETIME, 2,
+	    40081);
+	assert_int_equal(backend_fake_rule_count(x->be), 2);
+	lost_at = x->now;
+	proxy_upstream_lost_state(x->p, 0, x->now);
+	first = px_recreate(lost_at, 2);
+	for (i = 0; i < 2; i++)
+		(void)px_assert_recreate(first + i, ms, 2);
+	nsent = x->wire.nsent;
+	srv_answer(first, PCP_NOT_AUTHORIZED, PCP_LIFETIME_LONG_ERR, 0);
+	srv_answer(first + 1, PCP_NO_RESOURCES, PCP_LIFETIME_SHORT_ERR, 0);
+	END_TURN();
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(x->wire.nsent, nsent);
+	assert_int_equal(upstream_in_flight(x->u), 0);
+	assert_int_equal(x->ndone, 2);
+}
+
+/* A re-creation nobody answers: the mapping goes, and the server, which
+   may have made it after all, gets a delete. */
+static void
+test_recreate_times_out(void **state)
+{
+	struct mapping *mp;
+	uint8_t nonce[PCP_NONCE_SIZE];
+	uint16_t local_port;
+	uint64_t lost_at;
+
+	(void)state;
+	mp = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40080);
+	local_port = mp->ext_port;
+	memcpy(nonce, mp->nonce, sizeof(nonce));
+	lost_at = x->now;
+	proxy_upstream_lost_state(x->p, 0, x->now);
+	(void)px_recreate(lost_at, 1);
+	TIME_PASSES(PROXY_UPSTREAM_TRY_MS);
+	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	px_assert_delete_sent(nonce, local_port);
+}
+
+/* RFC 6887 §14.2 / C-09: a PREFER_FAILURE mapping the server re-creates
+   on another port is not the one the client holds: deleted upstream and
+   removed here. */
+static void
+test_recreate_prefer_failure(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	uint64_t lost_at;
+	size_t first;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 40000, PX_LIFETIME, 1);
+	r.flags |= MAP_F_PREFER_FAILURE;
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 40000);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	assert_int_equal(backend_fake_rule_count(x->be), 1);
+	lost_at = x->now;
+	proxy_upstream_lost_state(x->p, 0, x->now);
+	first = px_recreate(lost_at, 1);
+	srv_answer(first, PCP_SUCCESS, PX_LIFETIME, 40555);
+	END_TURN();
+	assert_int_equal(x->wire.nsent, first + 2);
+	px_assert_delete_sent(r.nonce, 40000);
+	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+}
+
+/* S-03: a renewal the upstream refuses changes nothing (flags,
+   description, requester, requested lifetime, expiry); a transient
+   refusal keeps the mapping until it expires, a refusal for good takes
+   it away (and deletes the old grant upstream); a granted renewal takes
+   the client's new details. (Fix: table_refresh() ran before the
+   upstream answered.) */
+static void
+test_refresh_error_changes_nothing(void **state)
+{
+	struct map_req r, q;
+	struct map_result res;
+	struct mapping *mp;
+	uint64_t expiry;
+	size_t nsent;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, 1000, 1);
+	r.flags |= MAP_F_HAS_DESCRIPTION;
+	strcpy(r.description, "old");
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	srv_answer_last(PCP_SUCCESS, 1000, 40000);
+	END_TURN();
+	mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080);
+	assert_non_null(mp);
+	TIME_PASSES(500 * PX_MS);
+
+	q = r;
+	q.lifetime = PX_LIFETIME;
+	q.requester_port = 50123;
+	q.flags |= MAP_F_PREFER_FAILURE;
+	q.ext_port = 40000;
+	strcpy(q.description, "new");
+	expiry = mp->expiry;
+	assert_false(px_submit(&q, &tag_b, &res));
+	END_TURN();
+	/* the request upstream carries the new details already */
+	{
+		struct pcp_msg m;
+
+		px_decode_sent(x->wire.nsent - 1, &m);
+		assert_true(m.prefer_failure);
+		assert_string_equal(m.description, "new");
+	}
+	srv_answer_last(PCP_NO_RESOURCES, PCP_LIFETIME_SHORT_ERR, 0);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_ERR_NO_RESOURCES);
+	assert_ptr_equal(px_find(PX_HOST, MAP_PROTO_TCP, 8080), mp);
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	assert_string_equal(mp->description, "old");
+	assert_int_equal(mp->requester_port, 50000);
+	assert_int_equal(mp->requested_lifetime, 1000);
+	assert_int_equal(mp->flags & MAPPING_F_PREFER_FAILURE, 0);
+	assert_int_equal(mp->expiry, expiry);
+	assert_int_equal(mp->lifetime, 1000);
+	assert_null(mp->owner_data);
+
+	/* granted: now the table takes them */
+	assert_false(px_submit(&q, &tag_b, &res));
+	END_TURN();
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 40000);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	assert_string_equal(mp->description, "new");
+	assert_int_equal(mp->requester_port, 50123);
+	assert_int_equal(mp->requested_lifetime, PX_LIFETIME);
+	assert_int_not_equal(mp->flags & MAPPING_F_PREFER_FAILURE, 0);
+	assert_int_equal(mp->lifetime, PX_LIFETIME);
+
+	/* refused for good: gone here and deleted there */
+	TIME_PASSES(1000 * PX_MS);
+	assert_false(px_submit(&q, &tag_c, &res));
+	END_TURN();
+	nsent = x->wire.nsent;
+	srv_answer_last(PCP_NOT_AUTHORIZED, PCP_LIFETIME_LONG_ERR, 0);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_ERR_NOT_AUTHORIZED);
+	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(x->wire.nsent, nsent + 1);
+	px_assert_delete_sent(q.nonce, 8080);
+}
+
+/*
+ * Out of memory in the engine (upstream_start() false): the client is
+ * answered NO_RESOURCES at once, a new mapping is dropped, a granted one
+ * stays as it was, nothing waits for a transaction that never began.
+ * (Fix: txn_active stayed true and the mapping waited forever.)
+ */
+
+#define PX_ENGINE_HEAP0	64	/* upstream.c: UPSTREAM_HEAP_MIN */
+
+static void
+test_upstream_out_of_memory(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct mapping *mp;
+	uint64_t expiry;
+	size_t i, nsent;
+
+	(void)state;
+	/* the very first transaction allocates the engine's heap */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, PX_LIFETIME, 1);
+	px_fail_reallocarray = true;
+	assert_true(px_submit(&r, &tag_a, &res));
+	px_fail_reallocarray = false;
+	assert_int_equal(res.err, MAP_ERR_NO_RESOURCES);
+	END_TURN();
+	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(upstream_in_flight(x->u), 0);
+	assert_int_equal(x->wire.nsent, 0);
+	TIME_PASSES(2 * PROXY_CLIENT_WAIT_MS);
+	assert_int_equal(x->ndone, 0);
+
+	/* a granted mapping, then a full heap: its renewal cannot start */
+	mp = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, 1000, 1, 40000);
+	TIME_PASSES(500 * PX_MS);
+	for (i = 0; i < PX_ENGINE_HEAP0; i++) {
+		px_req(&r, PX_HOST2, MAP_PROTO_UDP, (uint16_t)(20000 + i),
+		    (uint16_t)(20000 + i), PX_LIFETIME, 2);
+		assert_false(px_submit(&r, &tag_b, &res));
+	}
+	END_TURN();
+	assert_int_equal(upstream_in_flight(x->u), PX_ENGINE_HEAP0);
+	expiry = mp->expiry;
+	nsent = x->wire.nsent;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, 1000, 1);
+	px_fail_reallocarray = true;
+	assert_true(px_submit(&r, &tag_c, &res));
+	px_fail_reallocarray = false;
+	assert_int_equal(res.err, MAP_ERR_NO_RESOURCES);
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	assert_null(mp->owner_data);
+	assert_int_equal(mp->expiry, expiry);
+	assert_int_equal(x->wire.nsent, nsent);
+	/* and with memory again it renews */
+	assert_false(px_submit(&r, &tag_c, &res));
+	END_TURN();
+	assert_int_equal(x->wire.nsent, nsent + 1);
+}
+
+/* RFC 4787 REQ-1 without the clash: a gateway port that PEER flows leave
+   from is their internal endpoint's alone. Two hosts' PEERs from one
+   internal port to one remote get two gateway ports, and a third host's
+   MAP does not take either; the endpoint's own MAP shares its port.
+   (Fix: all three got WAN:7100.) */
+static void
+test_peer_ports_not_shared(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct in6_addr h1 = scn_addr(PX_HOST), h2 = scn_addr(PX_HOST2);
+	struct in6_addr peer = scn_addr(PX_PEER);
+	const struct backend_rule *r1, *r2;
+	uint16_t p2, p3;
+
+	(void)state;
+	px_peer_req(&r, PX_HOST, 7100, 600, 5);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	assert_int_equal(px_last_done()->res.ext_port, 7100);
+	px_peer_req(&r, PX_HOST2, 7100, 600, 6);
+	assert_false(px_submit(&r, &tag_b, &res));
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	p2 = px_last_done()->res.ext_port;
+	assert_int_not_equal(p2, 7100);
+	r1 = backend_fake_lookup_peer(x->be, MAP_PROTO_UDP, &h1, 7100, &peer,
+	    7200);
+	r2 = backend_fake_lookup_peer(x->be, MAP_PROTO_UDP, &h2, 7100, &peer,
+	    7200);
+	assert_non_null(r1);
+	assert_non_null(r2);
+	assert_int_equal(r1->ext_port, 7100);
+	assert_int_equal(r2->ext_port, p2);
+	/* a third host's MAP asks for 7100, then for host 2's port */
+	px_req(&r, PX_HOST3, MAP_PROTO_UDP, 7100, 7100, 600, 9);
+	assert_false(px_submit(&r, &tag_c, &res));
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	p3 = px_last_done()->res.ext_port;
+	assert_int_not_equal(p3, 7100);
+	assert_int_not_equal(p3, p2);
+	px_req(&r, PX_HOST3, MAP_PROTO_UDP, 7101, p2, 600, 9);
+	r.flags |= MAP_F_PREFER_FAILURE;
+	assert_true(px_submit(&r, &tag_c, &res));
+	assert_int_equal(res.err, MAP_ERR_CONFLICT);
+	/* host 1's own MAP shares its PEER port */
+	px_req(&r, PX_HOST, MAP_PROTO_UDP, 7100, 7100, 600, 5);
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	assert_int_equal(px_last_done()->res.ext_port, 7100);
+}
+
 int
 main(void)
 {
@@ -1725,6 +2172,14 @@ main(void)
 		PX_TEST(test_peer_update_local, setup_local),
 		PX_TEST(test_peer_update_none, setup_none),
 		PX_TEST(test_description_refused_upstream, setup_local),
+		PX_TEST(test_delete_recreate, setup_local),
+		PX_TEST(test_success_without_grant, setup_local),
+		PX_TEST(test_recreate_fails, setup_local),
+		PX_TEST(test_recreate_times_out, setup_local),
+		PX_TEST(test_recreate_prefer_failure, setup_local),
+		PX_TEST(test_refresh_error_changes_nothing, setup_local),
+		PX_TEST(test_upstream_out_of_memory, setup_local),
+		PX_TEST(test_peer_ports_not_shared, setup_last),
 #undef PX_TEST
 	};
 

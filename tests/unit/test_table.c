@@ -1461,6 +1461,98 @@ test_peer_expiry_no_hold(void **state)
 	table_free(t);
 }
 
+/* RFC 4787 REQ-1 without the clash: a gateway port PEER flows leave from
+   is their internal endpoint's (its MAP and its PEERs), held while any of
+   them is there; other hosts get other ports and no MAP of theirs takes
+   it. (Fix: two hosts' PEERs from UDP 7100 both got 7100, and a third
+   host's MAP then got 7100 too.) */
+static void
+test_peer_port_owner(void **state)
+{
+	struct table *t = table_make();
+	struct in6_addr h1 = addr("192.168.1.10"), h2 = addr("192.168.1.11");
+	struct in6_addr h3 = addr("192.168.1.12");
+	struct map_req a = peer_make(MAP_PROTO_UDP, h1, 7100, "203.0.113.50",
+	    7200, 1);
+	struct map_req a2 = peer_make(MAP_PROTO_UDP, h1, 7100, "203.0.113.51",
+	    7200, 1);
+	struct map_req b = peer_make(MAP_PROTO_UDP, h2, 7100, "203.0.113.50",
+	    7200, 2);
+	struct map_req c = req_make(MAP_PROTO_UDP, h3, 7100, 7100, 600, 3);
+	struct map_req own = req_make(MAP_PROTO_UDP, h1, 7100, 7100, 600, 1);
+	struct mapping *pa, *pa2, *pb, *mc;
+	enum map_err err;
+	uint16_t port;
+
+	(void)state;
+	pa = add_ok(t, &a, peer_port_ok(t, &a, true, 0), 600, 0);
+	assert_int_equal(pa->ext_port, 7100);
+	/* another host: another port, also when it insists (exact) */
+	port = peer_port_ok(t, &b, false, 0);
+	assert_int_not_equal(port, 7100);
+	b.ext_port = 7100;
+	assert_int_equal(table_peer_port(t, &b, true, 0, &port),
+	    MAP_ERR_CANNOT_PROVIDE_EXTERNAL);
+	b.ext_port = 0;
+	/* ... and table_add refuses the port even when told to take it */
+	assert_null(table_add(t, &b, 7100, 600, 0, &err));
+	assert_int_equal(err, MAP_ERR_CONFLICT);
+	pb = add_ok(t, &b, peer_port_ok(t, &b, false, 0), 600, 0);
+	assert_int_not_equal(pb->ext_port, 7100);
+	/* a third host's MAP: not 7100, not host 2's port */
+	mc = alloc_add(t, &c, 0);
+	assert_int_not_equal(mc->ext_port, 7100);
+	assert_int_not_equal(mc->ext_port, pb->ext_port);
+	c.internal_port = 7101;
+	c.ext_port = pb->ext_port;
+	c.flags |= MAP_F_PREFER_FAILURE;
+	assert_int_equal(table_alloc_port(t, &c, 0, &port), MAP_ERR_CONFLICT);
+	assert_null(table_add(t, &c, pb->ext_port, 600, 0, &err));
+	assert_int_equal(err, MAP_ERR_CONFLICT);
+	/* the endpoint's second PEER and its MAP share 7100 */
+	pa2 = add_ok(t, &a2, peer_port_ok(t, &a2, true, 0), 600, 0);
+	assert_int_equal(pa2->ext_port, 7100);
+	assert_int_equal(table_alloc_port(t, &own, 0, &port), MAP_OK);
+	assert_int_equal(port, 7100);
+	/* the port stays the endpoint's while one of its PEERs is there */
+	table_remove(t, pa, 0);
+	c.ext_port = 7100;
+	assert_int_equal(table_alloc_port(t, &c, 0, &port), MAP_ERR_CONFLICT);
+	table_remove(t, pa2, 0);
+	/* PEERs hold no port after release: free for anyone now */
+	assert_int_equal(table_alloc_port(t, &c, 0, &port), MAP_OK);
+	assert_int_equal(port, 7100);
+	table_remove(t, pb, 0);
+	table_remove(t, mc, 0);
+	assert_int_equal(table_count(t), 0);
+	table_free(t);
+}
+
+/* Port allocation skips PEER ports in the bitmap too: with one port left
+   in the range and a PEER flow on it, a random pick finds nothing. */
+static void
+test_peer_port_bitmap(void **state)
+{
+	struct table *t = table_make();
+	struct in6_addr h1 = addr("192.168.1.10"), h2 = addr("192.168.1.11");
+	struct map_req a = peer_make(MAP_PROTO_UDP, h1, 30000, "203.0.113.50",
+	    7200, 1);
+	struct map_req m = req_make(MAP_PROTO_UDP, h2, 30000, 0, 600, 2);
+	struct mapping *pa;
+	uint16_t port;
+
+	(void)state;
+	assert_int_equal(table_set_port_range(t, 30000, 30000), 0);
+	pa = add_ok(t, &a, peer_port_ok(t, &a, false, 0), 600, 0);
+	assert_int_equal(pa->ext_port, 30000);
+	assert_int_equal(table_alloc_port(t, &m, 0, &port),
+	    MAP_ERR_NO_RESOURCES);
+	table_remove(t, pa, 0);
+	assert_int_equal(table_alloc_port(t, &m, 0, &port), MAP_OK);
+	assert_int_equal(port, 30000);
+	table_free(t);
+}
+
 /* The remote peer costs PEER mappings only: a MAP mapping is one chunk of
    sizeof(struct mapping), as before PEER existed. */
 static void
@@ -1732,6 +1824,8 @@ main(void)
 		cmocka_unit_test(test_peer_port),
 		cmocka_unit_test(test_peer_expiry_no_hold),
 		cmocka_unit_test(test_peer_memory),
+		cmocka_unit_test(test_peer_port_owner),
+		cmocka_unit_test(test_peer_port_bitmap),
 		cmocka_unit_test(test_reseed_keeps_lookups),
 		cmocka_unit_test(test_grow_to_50000_and_back),
 		cmocka_unit_test(test_grow_50000_hosts),

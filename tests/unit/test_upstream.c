@@ -1031,6 +1031,102 @@ test_many_transactions(void **state)
 	free(t);
 }
 
+/* A newer request for a mapping replaces the older (upstream.h): a delete
+   followed at once by a re-create of the same mapping share one match
+   key; the delete ends REPLACED at the next tick (never from inside
+   upstream_start), and its late answer reaches nobody's transaction.
+   (Fix: the delete's SUCCESS, lifetime 0, was taken as the create's.) */
+static void
+test_newer_replaces_older(void **state)
+{
+	static struct upstream_txn del, cre, other;
+	struct pcp_msg r;
+
+	(void)state;
+	h_txn(&del, 8, 6000);
+	del.lifetime = 0;
+	assert_true(upstream_start(h->u, &del, h->now));
+	h_txn(&other, 9, 6000);		/* another nonce: not replaced */
+	assert_true(upstream_start(h->u, &other, h->now));
+	h_txn(&cre, 8, 6000);
+	assert_true(upstream_start(h->u, &cre, h->now));
+	assert_int_equal(h->ndone, 0);
+	assert_int_equal(h->nsent, 3);
+	assert_int_equal(upstream_next_deadline(h->u), h->now);
+	upstream_tick(h->u, h->now);
+	assert_int_equal(h->ndone, 1);
+	assert_ptr_equal(h->done_txn, &del);
+	assert_int_equal(h->done_outcome, UPSTREAM_REPLACED);
+	assert_false(h->done_has_resp);
+	assert_int_equal(upstream_in_flight(h->u), 2);
+	/* the delete's answer: unmatched, so only a (would-be) update */
+	h_response(&del, PCP_SUCCESS, H_EPOCH0, &r);
+	h_input(0, &r);
+	assert_int_equal(h->ndone, 1);
+	assert_int_equal(h->nupdate, 1);
+	/* the create's answer reaches the create */
+	h_response(&cre, PCP_SUCCESS, H_EPOCH0, &r);
+	h_input(0, &r);
+	assert_int_equal(h->ndone, 2);
+	assert_ptr_equal(h->done_txn, &cre);
+	assert_int_equal(h->done_resp.lifetime, 3600);
+	/* restarting a transaction does not replace itself */
+	assert_true(upstream_start(h->u, &other, h->now));
+	TIME_PASSES(100);
+	assert_int_equal(h->ndone, 2);
+	assert_int_equal(upstream_in_flight(h->u), 1);
+	/* a PEER is another mapping than the MAP of its endpoint */
+	h_txn(&cre, 9, 6000);
+	cre.opcode = PCP_OP_PEER;
+	cre.peer_addr = h_addr("203.0.113.50");
+	cre.peer_port = 7200;
+	assert_true(upstream_start(h->u, &cre, h->now));
+	TIME_PASSES(100);
+	assert_int_equal(h->ndone, 2);
+	assert_int_equal(upstream_in_flight(h->u), 2);
+}
+
+/* RFC 6887 §15: a SUCCESS with lifetime 0 answers a delete only, and a
+   SUCCESS with a lifetime a create only; errors match either. */
+static void
+test_lifetime_zero_matching(void **state)
+{
+	static struct upstream_txn t;
+	struct pcp_msg r;
+
+	(void)state;
+	h_txn(&t, 10, 6100);
+	assert_true(upstream_start(h->u, &t, h->now));
+	h_response(&t, PCP_SUCCESS, H_EPOCH0, &r);
+	r.lifetime = 0;
+	h_input(0, &r);
+	assert_int_equal(h->ndone, 0);
+	assert_int_equal(upstream_in_flight(h->u), 1);
+	r.lifetime = 3600;
+	h_input(0, &r);
+	assert_int_equal(h->ndone, 1);
+
+	h_txn(&t, 10, 6100);
+	t.lifetime = 0;
+	assert_true(upstream_start(h->u, &t, h->now));
+	h_response(&t, PCP_SUCCESS, H_EPOCH0, &r);
+	r.lifetime = 3600;
+	h_input(0, &r);
+	assert_int_equal(h->ndone, 1);
+	r.lifetime = 0;
+	h_input(0, &r);
+	assert_int_equal(h->ndone, 2);
+	assert_int_equal(h->done_resp.lifetime, 0);
+
+	h_txn(&t, 10, 6100);
+	t.lifetime = 0;
+	assert_true(upstream_start(h->u, &t, h->now));
+	h_response(&t, PCP_NOT_AUTHORIZED, H_EPOCH0, &r);
+	h_input(0, &r);
+	assert_int_equal(h->ndone, 3);
+	assert_int_equal(h->done_resp.result, PCP_NOT_AUTHORIZED);
+}
+
 #define H_TEST(f)	cmocka_unit_test_setup_teardown(f, h_setup, h_teardown)
 
 int
@@ -1059,6 +1155,8 @@ main(void)
 		H_TEST(test_unsupp_version),
 		H_TEST(test_set_servers),
 		H_TEST(test_many_transactions),
+		H_TEST(test_newer_replaces_older),
+		H_TEST(test_lifetime_zero_matching),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
