@@ -324,6 +324,37 @@ if [ "$mode" != last ]; then
 		python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["upstream"][0]["state"]=="up", s; assert s["external_address"]==sys.argv[2], s' "$json" "$want_addr"
 fi
 
+# RFC 6887 §8.2 (S-01): PCP arriving on the WAN interface is dropped without an answer and
+# creates nothing. The carrier side sends a MAP, with its own address as the Client IP so
+# only the interface check can refuse it, to the gateway's WAN address.
+lab_say "a PCP MAP from the WAN side to $LAB_GW_WAN_IP:5351 gets no answer"
+cat >"$LAB_TMP/pcp_probe.py" <<'PY'
+# pcp_probe.py SERVER SOURCE: send a MAP (Client IP = SOURCE) three times, print the answers
+import os, socket, struct, sys
+gw, me = sys.argv[1], sys.argv[2]
+mapped = b"\0" * 10 + b"\xff\xff" + socket.inet_aton(me)
+req = struct.pack("!BBHI", 2, 1, 0, 600) + mapped          # header, lifetime 600
+req += os.urandom(12) + struct.pack("!B3xHH", 6, 7400, 7400) + b"\0" * 10 + b"\xff\xff" + b"\0" * 4
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((me, 0))
+s.settimeout(1.0)
+answers = 0
+for _ in range(3):
+    s.sendto(req, (gw, 5351))
+    try:
+        s.recvfrom(2048)
+        answers += 1
+    except socket.timeout:
+        pass
+print(answers)
+PY
+wan_probe=$(lab_exec cgn timeout 10 python3 "$LAB_TMP/pcp_probe.py" "$LAB_GW_WAN_IP" "$LAB_CGN_IP")
+lab_check "no answer to PCP from the WAN side (got ${wan_probe:-?})" [ "$wan_probe" = 0 ]
+lab_check "... and no mapping was made" [ "$(gw_mappings)" = 0 ]
+# the same request from the LAN host is answered: the silence above is the interface check
+lan_probe=$(lab_exec lan timeout 10 python3 "$LAB_TMP/pcp_probe.py" "$LAB_GW_LAN_IP" "$LAB_LAN_HOST_IP")
+lab_check "the same MAP from the LAN side is answered (got ${lan_probe:-?} of 3)" [ "$lan_probe" = 3 ]
+
 # SIGTERM: clean exit
 lab_kill "$daemon_pid"
 lab_check "daemon left no control socket" [ ! -e "$LAB_TMP/ctl.sock" ]
