@@ -74,6 +74,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "util.h"
 
 #define NFT_MAP_NAME		"dnat_ports"
 #define NFT_CHAIN_NAME		"prerouting"
@@ -235,38 +236,16 @@ nft_portset_free(struct nft_portset *ps)
 	}
 }
 
-/* The murmur3 finalizer: every input bit reaches every output bit. */
-static uint64_t
-nft_mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
-static uint64_t
-nft_mix_addr(uint64_t h, const struct in6_addr *a)
-{
-	uint64_t hi, lo;
-
-	memcpy(&hi, &a->s6_addr[0], sizeof(hi));
-	memcpy(&lo, &a->s6_addr[8], sizeof(lo));
-	return nft_mix(nft_mix(h ^ hi) ^ lo);
-}
-
 /* The hash of a PEER element's name (what backend_rule_same_key reads). */
 static size_t
 nft_peer_hash(const struct backend_rule *r)
 {
 	uint64_t h;
 
-	h = nft_mix((uint64_t)r->protocol << 32 | (uint64_t)r->int_port << 16 |
+	h = util_hash_mix((uint64_t)r->protocol << 32 | (uint64_t)r->int_port << 16 |
 	    r->peer_port);
-	h = nft_mix_addr(h, &r->int_addr);
-	return (size_t)nft_mix_addr(h, &r->peer_addr);
+	h = util_hash_addr(h, &r->int_addr);
+	return (size_t)util_hash_addr(h, &r->peer_addr);
 }
 
 /* The slot of r, or of the empty slot where it would go. cap > 0. */

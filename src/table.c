@@ -216,41 +216,21 @@ table_release_string(struct table *t, char *s)
 
 /* ---- hashing ----------------------------------------------------------- */
 
-/* The 64-bit finalizer of MurmurHash3: every input bit reaches every
-   output bit. Keyed with the table seed so LAN hosts cannot aim at one
-   chain without knowing it. */
-static uint64_t
-hash_mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
-static uint64_t
-hash_addr(uint64_t seed, const struct in6_addr *a)
-{
-	uint64_t hi, lo;
-
-	memcpy(&hi, &a->s6_addr[0], sizeof(hi));
-	memcpy(&lo, &a->s6_addr[8], sizeof(lo));
-	return hash_mix(hash_mix(seed ^ hi) ^ lo);
-}
+/* Hashes are util_hash_mix() keyed with the table seed, so LAN hosts
+   cannot aim at one chain without knowing it. */
 
 static uint64_t
 hash_internal(uint64_t seed, uint8_t proto, const struct in6_addr *a,
     uint16_t port)
 {
-	return hash_mix(hash_addr(seed, a) ^ ((uint64_t)proto << 16 | port));
+	return util_hash_mix(util_hash_addr(seed, a) ^
+	    ((uint64_t)proto << 16 | port));
 }
 
 static uint64_t
 hash_external(uint64_t seed, uint8_t proto, uint16_t port)
 {
-	return hash_mix(seed ^ ((uint64_t)proto << 16 | port));
+	return util_hash_mix(seed ^ ((uint64_t)proto << 16 | port));
 }
 
 static uint64_t
@@ -274,7 +254,7 @@ static uint64_t
 hash_peer(uint64_t seed, uint8_t proto, const struct in6_addr *a,
     uint16_t port, const struct in6_addr *peer, uint16_t peer_port)
 {
-	return hash_mix(hash_addr(hash_internal(seed, proto, a, port), peer) ^
+	return util_hash_mix(util_hash_addr(hash_internal(seed, proto, a, port), peer) ^
 	    peer_port);
 }
 
@@ -300,7 +280,7 @@ hash_mapping_host(uint64_t seed, const void *entry)
 {
 	const struct mapping *m = entry;
 
-	return hash_addr(seed, &m->internal_addr);
+	return util_hash_addr(seed, &m->internal_addr);
 }
 
 static uint64_t
@@ -476,7 +456,7 @@ host_find(const struct table *t, const struct in6_addr *addr)
 	const struct chain *c = &t->index[IDX_HOST];
 	struct mapping *m;
 
-	for (m = c->buckets[(uint32_t)hash_addr(t->seed, addr) &
+	for (m = c->buckets[(uint32_t)util_hash_addr(t->seed, addr) &
 	    (c->size - 1)]; m != NULL; m = m->next[IDX_HOST])
 		if (IN6_ARE_ADDR_EQUAL(&m->internal_addr, addr))
 			return m;
@@ -957,7 +937,7 @@ table_set_seed(struct table *t, uint64_t seed)
 
 	/* xorshift must not start at zero */
 	t->rng = seed != 0 ? seed : TABLE_SEED_DEFAULT;
-	t->seed = hash_mix(seed ^ TABLE_SEED_DEFAULT);
+	t->seed = util_hash_mix(seed ^ TABLE_SEED_DEFAULT);
 	for (idx = 0; idx < IDX_COUNT; idx++)
 		chain_rehash(t, &t->index[idx]);
 	chain_rehash(t, &t->holds);

@@ -64,3 +64,24 @@ util_prefix_match(const struct in6_addr *a, const struct in6_addr *b,
 	mask = util_byte_mask(rest);
 	return (a->s6_addr[full] & mask) == (b->s6_addr[full] & mask);
 }
+
+uint64_t
+util_hash_mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+uint64_t
+util_hash_addr(uint64_t h, const struct in6_addr *a)
+{
+	uint64_t hi, lo;
+
+	memcpy(&hi, &a->s6_addr[0], sizeof(hi));
+	memcpy(&lo, &a->s6_addr[8], sizeof(lo));
+	return util_hash_mix(util_hash_mix(h ^ hi) ^ lo);
+}

@@ -31,4 +31,10 @@ void	util_addr_mask(struct in6_addr *, unsigned int plen);
 bool	util_prefix_match(const struct in6_addr *a, const struct in6_addr *b,
 	    unsigned int plen);
 
+/* The 64-bit finalizer of MurmurHash3: every input bit reaches every
+   output bit (hash tables of the table and the nft backend). */
+uint64_t util_hash_mix(uint64_t);
+/* Mix an address into a running hash h. */
+uint64_t util_hash_addr(uint64_t h, const struct in6_addr *);
+
 #endif
