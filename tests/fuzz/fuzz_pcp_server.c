@@ -84,7 +84,9 @@ fuzz_submitted(const uint8_t *data, size_t size, const struct in6_addr *src)
 	    (r->protocol != MAP_PROTO_TCP && r->protocol != MAP_PROTO_UDP) ||
 	    r->internal_port == 0 ||
 	    memcmp(&r->requester, src, sizeof(*src)) != 0 ||
-	    ((r->flags & MAP_F_DELETE) != 0) != (r->lifetime == 0) ||
+	    /* MAP lifetime 0 deletes; PEER cannot delete (RFC 6887 §12.1) */
+	    ((r->flags & MAP_F_PEER) != 0 ? (r->flags & MAP_F_DELETE) != 0 :
+	    ((r->flags & MAP_F_DELETE) != 0) != (r->lifetime == 0)) ||
 	    ((r->flags & MAP_F_THIRD_PARTY) == 0 &&
 	    memcmp(&r->internal_addr, src, sizeof(*src)) != 0) ||
 	    memchr(r->description, '\0', sizeof(r->description)) == NULL ||

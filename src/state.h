@@ -1,0 +1,218 @@
+/*
+ * state.h - the state file (DESIGN.md "State and durability", issue 7):
+ * the whole mapping table, the proxy's Epoch, the NAT-PMP nonce secret and
+ * what the proxy knows of each upstream server, in a versioned text format
+ * (docs/state.md) that survives a restart and a reboot.
+ *
+ * Three layers:
+ *   - pure: state_parse() text -> struct state_image, state_format()
+ *     image -> text; no clock, no files, every field validated, errors
+ *     "name:line: message";
+ *   - I/O: state_write() (temp file, fsync, rename, fsync of the directory)
+ *     and state_load() (a missing file is no state; a corrupt one is moved
+ *     aside to <path>.corrupt-<time>, never overwritten);
+ *   - the table: state_image_from_table() / state_write_table() save it,
+ *     state_restore_table() puts the records back into an empty table.
+ *
+ * Time: the file holds wall-clock seconds (CLOCK_REALTIME): the monotonic
+ * clock restarts at every boot. Every wall time in a file was computed at
+ * one instant, `written`, from the monotonic clock, so a clock step while
+ * the daemon ran does not skew it; only the downtime is measured with the
+ * wall clock (state_epoch_resume, state_restore_table).
+ */
+#ifndef IWFD_STATE_H
+#define IWFD_STATE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "iwf_nonce.h"
+#include "map.h"
+
+struct table;
+struct config_upstream;
+
+#define STATE_VERSION		1
+#define STATE_MAGIC		"pcp-iwfd-state"
+/* Upstream servers a file describes (UPSTREAM_MAX_SERVERS). */
+#define STATE_MAX_UPSTREAM	8
+#define STATE_UPSTREAM_NONE	0xff	/* UPSTREAM_NO_SERVER */
+/* A mapping that never expires (TABLE_EXPIRY_NEVER, static mappings). */
+#define STATE_EXPIRY_NEVER	UINT64_MAX
+/* Wall times above this are refused (year ~36800): keeps every sum of a
+   time and a lifetime in range. */
+#define STATE_TIME_MAX		(UINT64_C(1) << 40)
+/* A file larger than this is refused before it is read. */
+#define STATE_FILE_MAX		(256u * 1024 * 1024)
+#define STATE_ERRORS_MAX	8
+#define STATE_ERROR_LEN		256
+
+/* What the proxy knows of one upstream server (RFC 6887 §8.5). */
+struct state_upstream {
+	struct in6_addr	 addr;
+	uint16_t	 port;
+	bool		 epoch_known;
+	uint32_t	 epoch;		/* the last server Epoch seen */
+	uint64_t	 epoch_age;	/* seconds between seeing it and
+					   `written` */
+};
+
+struct state_header {
+	uint32_t	 epoch;		/* our Epoch Time at `written` */
+	uint64_t	 written;	/* wall seconds */
+	bool		 has_natpmp_key;
+	uint8_t		 natpmp_key[IWF_NONCE_KEY_SIZE];
+	size_t		 n_upstream;
+	struct state_upstream upstream[STATE_MAX_UPSTREAM];
+};
+
+/* One mapping, every field a restart needs (struct mapping). */
+struct state_record {
+	struct in6_addr	 internal_addr;
+	struct in6_addr	 requester;
+	struct in6_addr	 outer_addr;
+	struct in6_addr	 peer_addr;	/* PEER only */
+	uint64_t	 expiry;	/* wall seconds; STATE_EXPIRY_NEVER */
+	uint32_t	 lifetime;	/* granted */
+	uint32_t	 requested_lifetime;
+	uint8_t		 nonce[MAP_NONCE_SIZE];
+	uint16_t	 internal_port;
+	uint16_t	 ext_port;
+	uint16_t	 outer_port;
+	uint16_t	 requester_port;
+	uint16_t	 peer_port;	/* PEER only */
+	uint8_t		 protocol;
+	uint8_t		 origin;	/* enum map_origin */
+	uint8_t		 flags;		/* MAPPING_F_*, with MAPPING_F_PEER
+					   for a PEER mapping */
+	uint8_t		 upstream;	/* header index; STATE_UPSTREAM_NONE */
+	uint32_t	 line;		/* where it was parsed; 0 otherwise */
+	char		 description[MAP_DESCRIPTION_MAX + 1]; /* "" none */
+};
+
+struct state_image {
+	struct state_header	 hdr;
+	struct state_record	*rec;
+	size_t			 count, cap;
+};
+
+struct state_errors {
+	size_t		 count;		/* messages in msg[] */
+	size_t		 dropped;	/* beyond STATE_ERRORS_MAX */
+	char		 msg[STATE_ERRORS_MAX][STATE_ERROR_LEN];
+};
+
+void	state_image_init(struct state_image *);
+void	state_image_free(struct state_image *);
+/* Append a record (copied); -1 when memory runs out. */
+int	state_image_add(struct state_image *, const struct state_record *);
+
+void	state_errors_init(struct state_errors *);
+/* One message a line, then a count of the dropped ones if any. */
+void	state_errors_print(const struct state_errors *, FILE *);
+
+/*
+ * Parse a whole file. 0 on success; -1 with errs filled ("name:line:
+ * message", every bad line reported) and *img emptied on any error,
+ * including a truncated file, a checksum or count mismatch, an unknown
+ * version, a duplicate mapping or upstream line. img is initialised here;
+ * free it with state_image_free() either way.
+ */
+int	state_parse(const char *name, const char *text, size_t len,
+	    struct state_image *, struct state_errors *errs);
+/*
+ * Write the image as text: header, one line a record, the end line with
+ * the count and checksum. -1 on a write error (ferror) or when a record
+ * would not parse back (a bug; nothing partial is meant to be kept: write
+ * to a temp file). Output of state_format parses to the same image.
+ */
+int	state_format(const struct state_image *, FILE *);
+
+/*
+ * Durable write: <path>.tmp in the same directory, fsync, rename over
+ * path, fsync the directory. On any failure -1 (errno set, logged); the
+ * temp file is removed and the old file at path untouched, except when
+ * only the directory fsync failed (the new file is then in place but its
+ * rename may not survive a crash).
+ */
+int	state_write(const char *path, const struct state_image *);
+
+enum state_load_result {
+	STATE_LOAD_OK = 0,	/* *img holds the file */
+	STATE_LOAD_NONE,	/* no file: no state, not an error */
+	STATE_LOAD_CORRUPT,	/* errs say where; moved to *moved_to */
+	STATE_LOAD_ERROR,	/* could not read (or move) it: errs say
+				   why; the file is left where it is */
+};
+/*
+ * Read and parse path. A corrupt file is renamed to
+ * <path>.corrupt-<now_wall> (-<n> appended while that exists; never
+ * replacing a file), and the new name copied to moved_to (may be NULL).
+ */
+enum state_load_result state_load(const char *path, uint64_t now_wall,
+	    struct state_image *, struct state_errors *errs,
+	    char *moved_to, size_t moved_to_size);
+
+/*
+ * RFC 6887 §8.5: the Epoch a clean restart continues with: the stored
+ * Epoch plus the downtime. False (start a fresh Epoch) when the downtime
+ * cannot be known (the wall clock is behind `written`: stepped back, or a
+ * router without a real-time clock before NTP) or the Epoch would wrap.
+ */
+bool	state_epoch_resume(const struct state_header *, uint64_t now_wall,
+	    uint32_t *epoch_now);
+
+/*
+ * The records of every mapping a client was told about: GRANTED or
+ * RENEWING, or once granted and now being re-created upstream (what is
+ * only REQUESTED or PENDING_UPSTREAM and never granted got no SUCCESS; the
+ * client retries). Sets hdr.written = now_wall; the rest of the header is
+ * the caller's. O(n). -1 when memory runs out (img emptied).
+ */
+int	state_image_from_table(const struct table *, uint64_t now_ms,
+	    uint64_t now_wall, struct state_image *);
+/*
+ * The same records as state_image_from_table, written straight from the
+ * table (no image: a group commit of 50,000 mappings allocates nothing
+ * per mapping) with state_write's durability. hdr->written is replaced
+ * by now_wall.
+ */
+int	state_write_table(const char *path, const struct state_header *,
+	    const struct table *, uint64_t now_ms, uint64_t now_wall);
+
+/*
+ * Map the file's upstream indexes to the configured servers by address
+ * and port: map[i] is the configured index of file server i, or
+ * STATE_UPSTREAM_NONE when it is gone. Returns how many are gone.
+ */
+size_t	state_upstream_remap(const struct state_header *,
+	    const struct config_upstream *, size_t n_conf,
+	    uint8_t map[STATE_MAX_UPSTREAM]);
+
+struct state_restore_stats {
+	size_t		 restored;	/* in the table, state GRANTED */
+	size_t		 expired;	/* dropped: expired while down */
+	size_t		 failed;	/* dropped: conflict or memory;
+					   state was lost (errs say which) */
+};
+/*
+ * Put the records back into a table (meant to be empty): table_add, then
+ * the fields the table leaves to its caller (outer address and port,
+ * upstream through upstream_map, or as stored when NULL), the stored
+ * flags, the remaining lifetime as expiry and state GRANTED. Records whose
+ * expiry <= now_wall are dropped. The remaining lifetime is measured from
+ * max(now_wall, written), so a clock stepped back does not lengthen a
+ * mapping. NAT-PMP mappings go in last: the table refuses a port whose
+ * other-protocol twin is another host's NAT-PMP mapping (RFC 6886 §3.3),
+ * which the live table only checked when the later one was made. O(n).
+ * Returns 0 when every live record was restored, -1 when some failed.
+ */
+int	state_restore_table(const struct state_image *, struct table *,
+	    const uint8_t *upstream_map, uint64_t now_ms, uint64_t now_wall,
+	    const char *name, struct state_restore_stats *,
+	    struct state_errors *errs);
+
+#endif
