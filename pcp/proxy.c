@@ -1272,6 +1272,62 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 }
 
 /*
+ * The table was restored from the state file (DESIGN.md "State and
+ * durability"): every mapping in it is GRANTED and nothing is pending.
+ * The kernel's table is made to hold exactly their rules (a crash may have
+ * left stale ones, and rules whose timeout ran out during the downtime are
+ * put back), then every upstream mapping is refreshed with its stored
+ * nonce (RFC 6887 §11.2, §14: the same nonce refreshes or re-creates it,
+ * suggesting its last external port), like after an upstream's loss of
+ * state, after the same 0-5 s jitter so that a neighbourhood of gateways
+ * restarted by one power cut does not hit the server at once.
+ */
+int
+proxy_restored(struct proxy *p, uint64_t now)
+{
+	struct backend_rule *rules = NULL;
+	struct mapping *m;
+	bool server_used[UPSTREAM_MAX_SERVERS] = { false };
+	size_t i, n = 0, count = table_count(p->p.table);
+	int rc = 0;
+
+	p->now = now;
+	if (proxy_local_rules(p)) {
+		if (count > 0 &&
+		    (rules = calloc(count, sizeof(*rules))) == NULL) {
+			log_warnx("proxy: out of memory: old rules stay");
+			rc = -1;
+		} else {
+			for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++)
+				if (proxy_has_rule(p, m))
+					rules[n++] = proxy_rule(p, m,
+					    mapping_remaining(m, now));
+			if (p->p.backend->ops->reconcile(p->p.backend, rules,
+			    n) == -1)
+				rc = -1;
+			free(rules);
+		}
+	}
+	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++) {
+		if (m->upstream >= UPSTREAM_MAX_SERVERS ||
+		    !proxy_has_upstream(p))
+			continue;
+		/* the external address clients are told until the upstream
+		   answers again (its answer tells of any change) */
+		if (!p->ext_addr_known)
+			proxy_learn_ext_addr(p, &m->outer_addr);
+		server_used[m->upstream] = true;
+	}
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
+		if (server_used[i] && p->recreate_at[i] == 0)
+			p->recreate_at[i] = now + 1 +
+			    proxy_random(p) % PROXY_RECREATE_JITTER_MS;
+	log_info("restored %zu mapping(s), %zu local rule(s)", count, n);
+	proxy_kick(p);
+	return rc;
+}
+
+/*
  * The PEER mapping a PEER Mapping Update names (RFC 6887 §14.2): by the
  * 5-tuple the upstream knows it by (§12.3), then its nonce. nat = none:
  * THIRD_PARTY and the internal port, the table's own key. nat = local:

@@ -109,6 +109,15 @@ void		 proxy_upstream_lost_state(struct proxy *, unsigned int server,
 void		 proxy_upstream_mapping_update(struct proxy *,
 		    unsigned int server, const struct pcp_msg *, uint64_t now);
 
+/*
+ * The table was just filled from the state file (all GRANTED, nothing
+ * pending): make the local backend hold exactly their rules (reconcile),
+ * and refresh every upstream mapping with its stored nonce, after a 0-5 s
+ * jitter (like proxy_upstream_lost_state). -1 when the backend could not
+ * be reconciled (logged); the upstream refreshes are scheduled anyway.
+ */
+int		 proxy_restored(struct proxy *, uint64_t now);
+
 /* Remove one mapping everywhere (control socket): local rule, table, and
    a delete upstream. */
 void		 proxy_delete(struct proxy *, struct mapping *, uint64_t now);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -22,6 +23,7 @@
 #include "pcp_frontend.h"
 #include "pcp_wire.h"
 #include "proxy.h"
+#include "state.h"
 #include "table.h"
 #include "upstream.h"
 #include "upstream_io.h"
@@ -36,7 +38,29 @@ iwfd_now_ms(const struct iwfd *iwfd)
 uint32_t
 iwfd_epoch(const struct iwfd *iwfd)
 {
-	return (uint32_t)((iwfd_now_ms(iwfd) - iwfd->epoch_start_ms) / 1000);
+	/* modulo 2^32, RFC 6887 §8.5 */
+	return iwfd->epoch_base_s +
+	    (uint32_t)((iwfd_now_ms(iwfd) - iwfd->epoch_start_ms) / 1000);
+}
+
+/* The wall clock, only for the state file: its times must survive a
+   reboot, which the monotonic clock does not (docs/state.md). */
+static uint64_t
+iwfd_now_wall(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 || ts.tv_sec < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec;
+}
+
+/* RFC 6887 §8.5: our state begins now (fresh Epoch). */
+static void
+iwfd_epoch_restart(struct iwfd *iwfd)
+{
+	iwfd->epoch_base_s = 0;
+	iwfd->epoch_start_ms = iwfd_now_ms(iwfd);
 }
 
 /* Fill the policy from the configuration and the LAN interfaces' prefixes
@@ -61,6 +85,158 @@ iwfd_build_policy(struct iwfd *iwfd, const struct iwfd_config *conf)
 	p->max_mappings_per_host = conf->max_mappings_per_host;
 	p->min_lifetime = conf->min_lifetime;
 	p->max_lifetime = conf->max_lifetime;
+}
+
+/* ---- the state file (docs/state.md) ------------------------------------ */
+
+/* After a failed write, the next try waits this long (each failure is
+   logged by state_write; a full disk must not flood the log). */
+#define IWFD_STATE_RETRY_MS	5000
+
+static void
+iwfd_state_header(const struct iwfd *iwfd, struct state_header *hdr)
+{
+	const struct iwfd_config *conf = iwfd->conf;
+	size_t i;
+
+	memset(hdr, 0, sizeof(*hdr));
+	hdr->epoch = iwfd_epoch(iwfd);
+	hdr->has_natpmp_key = true;
+	memcpy(hdr->natpmp_key, iwfd->natpmp_key, sizeof(hdr->natpmp_key));
+	/* The servers by address and port, so that a changed configuration
+	   is matched on restore (state_upstream_remap). Their Epochs are not
+	   kept: the upstream engine starts each server afresh. */
+	for (i = 0; i < conf->n_upstream_server && i < STATE_MAX_UPSTREAM;
+	    i++) {
+		hdr->upstream[i].addr = conf->upstream_server[i].addr;
+		hdr->upstream[i].port = conf->upstream_server[i].port;
+	}
+	hdr->n_upstream = i;
+}
+
+/* Write the whole table once; 0 or -1 (state_write logged why). */
+static int
+iwfd_state_write(struct iwfd *iwfd, uint64_t now)
+{
+	struct state_header hdr;
+	uint64_t gen = table_generation(iwfd->table);
+
+	iwfd_state_header(iwfd, &hdr);
+	if (state_write_table(iwfd->conf->state_file, &hdr, iwfd->table, now,
+	    iwfd_now_wall()) == -1) {
+		if (!iwfd->state_failing)
+			log_warnx("state file %s not written: a restart now "
+			    "would lose the mappings; retrying",
+			    iwfd->conf->state_file);
+		iwfd->state_failing = true;
+		iwfd->state_retry_ms = now + IWFD_STATE_RETRY_MS;
+		return -1;
+	}
+	if (iwfd->state_failing)
+		log_info("state file %s written again", iwfd->conf->state_file);
+	iwfd->state_failing = false;
+	iwfd->state_generation = gen;
+	iwfd->state_dirty = false;
+	return 0;
+}
+
+/* Group commit (DESIGN.md "State and durability"): at most one write per
+   loop turn, only when the table changed since the last one. */
+static void
+iwfd_state_commit(struct iwfd *iwfd, uint64_t now)
+{
+	if (!iwfd->state_dirty &&
+	    table_generation(iwfd->table) == iwfd->state_generation)
+		return;
+	if (iwfd->state_failing && now < iwfd->state_retry_ms)
+		return;
+	(void)iwfd_state_write(iwfd, now);
+}
+
+/* "file:line: message", each on its own line */
+static void
+iwfd_state_errors(const struct state_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->count; i++)
+		log_warnx("%s", errs->msg[i]);
+	if (errs->dropped > 0)
+		log_warnx("... and %zu more error(s)", errs->dropped);
+}
+
+/*
+ * Start-up: load the state file and put its mappings back into the table
+ * (before anything can make a new mapping). Returns true when the file
+ * was loaded (the backend is then reconciled to the restored mappings by
+ * proxy_restored, not emptied), and resumes the Epoch on a clean restore;
+ * every other outcome starts a fresh Epoch (RFC 6887 §8.5).
+ */
+static bool
+iwfd_state_load(struct iwfd *iwfd, const struct iwfd_config *conf)
+{
+	struct state_image img;
+	struct state_errors errs;
+	struct state_restore_stats stats;
+	uint8_t map[STATE_MAX_UPSTREAM];
+	char moved[PATH_MAX + 64];
+	uint64_t wall = iwfd_now_wall(), now = iwfd_now_ms(iwfd);
+	uint32_t epoch;
+	size_t gone;
+	int rc;
+
+	state_errors_init(&errs);
+	moved[0] = '\0';
+	switch (state_load(conf->state_file, wall, &img, &errs, moved,
+	    sizeof(moved))) {
+	case STATE_LOAD_OK:
+		break;
+	case STATE_LOAD_NONE:
+		log_info("no state file %s: a fresh start", conf->state_file);
+		state_image_free(&img);
+		return false;
+	case STATE_LOAD_CORRUPT:
+		iwfd_state_errors(&errs);
+		log_warnx("state file %s is corrupt, moved to %s: starting "
+		    "with no mappings and a fresh epoch", conf->state_file,
+		    moved);
+		state_image_free(&img);
+		return false;
+	default:
+		iwfd_state_errors(&errs);
+		log_warnx("state file %s cannot be read: starting with no "
+		    "mappings and a fresh epoch", conf->state_file);
+		state_image_free(&img);
+		return false;
+	}
+	if (img.hdr.has_natpmp_key)
+		memcpy(iwfd->natpmp_key, img.hdr.natpmp_key,
+		    sizeof(iwfd->natpmp_key));
+	gone = state_upstream_remap(&img.hdr, conf->upstream_server,
+	    conf->n_upstream_server, map);
+	if (gone > 0)
+		log_warnx("state file: %zu upstream server(s) no longer "
+		    "configured: their mappings are kept locally only", gone);
+	state_errors_init(&errs);
+	rc = state_restore_table(&img, iwfd->table, map, now, wall,
+	    conf->state_file, &stats, &errs);
+	iwfd_state_errors(&errs);
+	log_info("state file %s: %zu mapping(s) restored, %zu expired while "
+	    "down, %zu failed", conf->state_file, stats.restored,
+	    stats.expired, stats.failed);
+	/* RFC 6887 §8.5: continue the Epoch only when nothing was lost
+	   (docs/state.md "Time and the Epoch across a restart"). */
+	if (rc == 0 && state_epoch_resume(&img.hdr, wall, &epoch)) {
+		iwfd->epoch_base_s = epoch;
+		iwfd->epoch_start_ms = now;
+		iwfd->epoch_resumed = true;
+		log_info("epoch resumed at %u", epoch);
+	} else
+		log_info("epoch starts afresh");
+	state_image_free(&img);
+	/* what was loaded is what the file holds */
+	iwfd->state_generation = table_generation(iwfd->table);
+	return true;
 }
 
 /* ---- the loop turn ------------------------------------------------------ */
@@ -101,7 +277,11 @@ iwfd_turn_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	proxy_commit(iwfd->proxy, now);
+	/* after the backend's answers: they make mappings GRANTED */
+	iwfd_state_commit(iwfd, now);
 	deadline = proxy_next_deadline(iwfd->proxy);
+	if (iwfd->state_failing && iwfd->state_retry_ms < deadline)
+		deadline = iwfd->state_retry_ms;
 	/* NAT-PMP: announcements, and work that follows the core's answers */
 	if (iwfd->natpmp != NULL && natpmp_next_deadline(iwfd->natpmp) <
 	    deadline)
@@ -148,6 +328,9 @@ iwfd_upstream_update(void *arg, unsigned int server, const struct pcp_msg *msg)
 {
 	struct iwfd *iwfd = arg;
 
+	/* it may move a mapping's outer port, a field the table's
+	   generation does not count */
+	iwfd->state_dirty = true;
 	proxy_upstream_mapping_update(iwfd->proxy, server, msg,
 	    iwfd_now_ms(iwfd));
 }
@@ -172,7 +355,8 @@ iwfd_ext_addr_changed(void *arg, const struct in6_addr *addr)
 	struct iwfd *iwfd = arg;
 
 	(void)addr;
-	iwfd->epoch_start_ms = iwfd_now_ms(iwfd);
+	iwfd_epoch_restart(iwfd);
+	iwfd->state_dirty = true;
 	if (iwfd->pcp != NULL && iwfd->conf->pcp)
 		pcp_frontend_announce(iwfd->pcp);
 	/* RFC 6886 §3.2.1 (N-08): and the NAT-PMP announcement */
@@ -195,7 +379,8 @@ iwfd_now_cb(void *arg)
 /* ---- the mapping path ---------------------------------------------------- */
 
 static int
-iwfd_open_backend(struct iwfd *iwfd, const struct iwfd_config *conf)
+iwfd_open_backend(struct iwfd *iwfd, const struct iwfd_config *conf,
+    bool restored)
 {
 	const char *lans[CONFIG_MAX_LAN_INTERFACES];
 	struct backend_params bp;
@@ -213,9 +398,11 @@ iwfd_open_backend(struct iwfd *iwfd, const struct iwfd_config *conf)
 	bp.n_lan_interfaces = conf->n_lan_interface;
 	if ((iwfd->backend = backend_nft_ops.open(&bp)) == NULL)
 		return -1;
-	/* No state survives a restart yet: whatever an earlier run left in
-	   our table belongs to nobody (the table owns the truth). */
-	if (iwfd->backend->ops->reconcile(iwfd->backend, NULL, 0) == -1)
+	/* With restored mappings proxy_restored() reconciles the kernel to
+	   their rules. Without, whatever an earlier run left in our table
+	   belongs to nobody (the table owns the truth). */
+	if (!restored &&
+	    iwfd->backend->ops->reconcile(iwfd->backend, NULL, 0) == -1)
 		log_warnx("nft table %s: could not clear old rules",
 		    conf->nft_table);
 	return 0;
@@ -316,13 +503,10 @@ iwfd_open_natpmp(struct iwfd *iwfd, const struct iwfd_config *conf,
 	np.io_arg = iwfd;
 	np.upstream = conf->n_upstream_server > 0;
 	np.random_seed = seed;
-	/* The nonce secret lives as long as the mappings: no state file yet,
-	   so a fresh one each start (docs/natpmp.md). */
-	if (getrandom(np.nonce_key, sizeof(np.nonce_key), 0) !=
-	    (ssize_t)sizeof(np.nonce_key)) {
-		log_warn("getrandom");
-		return -1;
-	}
+	/* The nonce secret lives as long as the mappings: the state file
+	   keeps it (docs/natpmp.md), so a restarted daemon refreshes the
+	   upstream mappings of its NAT-PMP clients with the same nonces. */
+	memcpy(np.nonce_key, iwfd->natpmp_key, sizeof(np.nonce_key));
 	/* the address probe maps a port of the gateway's own LAN address */
 	if (!netif_ipv4_address(conf->lan_interface[0], &np.probe_addr))
 		log_warnx("natpmp: %s has no IPv4 address: no address probe",
@@ -379,9 +563,10 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
 	}
 	if ((iwfd->pcp = pcp_frontend_open(iwfd->base, &fp)) == NULL)
 		return -1;
-	/* RFC 6887 §14.1.3 (S-16): no state survives a restart yet, so tell
-	   the LAN our state is new. */
-	if (conf->pcp)
+	/* RFC 6887 §14.1.3 (S-16): tell the LAN our state is new, unless
+	   the state file let the Epoch continue (the clients' mappings are
+	   all here). */
+	if (conf->pcp && !iwfd->epoch_resumed)
 		pcp_frontend_announce(iwfd->pcp);
 	/* RFC 6886 §3.2.1 (N-08): the NAT-PMP announcement once the address
 	   is known (now without an upstream; after the probe with one). */
@@ -392,24 +577,64 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
 	return 0;
 }
 
-/* SIGTERM with nothing persisted: a mapping nobody can find again after
-   the restart must not linger, locally or upstream. */
+/* Does the state file keep m (state_image_from_table's rule: its client
+   holds a SUCCESS for it)? */
+static bool
+iwfd_state_keeps(const struct mapping *m)
+{
+	return m->state == MAP_STATE_GRANTED ||
+	    m->state == MAP_STATE_RENEWING ||
+	    (m->flags & MAPPING_F_WAS_GRANTED) != 0;
+}
+
+/*
+ * Shutdown: withdraw the mappings no restart will find again, locally and
+ * upstream - all of them when the state could not be saved (all: true),
+ * else only those the file does not keep (never granted: their clients
+ * got no SUCCESS and retry).
+ */
 static void
-iwfd_withdraw_all(struct iwfd *iwfd)
+iwfd_withdraw(struct iwfd *iwfd, bool all)
 {
 	uint64_t now = iwfd_now_ms(iwfd);
 	struct mapping *m;
-	size_t n = 0;
+	size_t i = 0, n = 0;
 
 	if (iwfd->proxy == NULL)
 		return;
-	while ((m = table_at(iwfd->table, 0)) != NULL) {
+	/* proxy_delete removes m: the last mapping moves into slot i */
+	while ((m = table_at(iwfd->table, i)) != NULL) {
+		if (!all && iwfd_state_keeps(m)) {
+			i++;
+			continue;
+		}
 		proxy_delete(iwfd->proxy, m, now);
 		n++;
 	}
 	proxy_commit(iwfd->proxy, now);
 	if (n > 0)
 		log_info("withdrew %zu mapping(s)", n);
+}
+
+/* SIGTERM: save the state a last time and keep the mappings (their nft
+   element timeouts and upstream lifetimes carry them until the daemon is
+   back); if it cannot be saved, nothing may be orphaned: withdraw all. */
+static void
+iwfd_save_or_withdraw(struct iwfd *iwfd)
+{
+	uint64_t now = iwfd_now_ms(iwfd);
+
+	if (iwfd->proxy == NULL || iwfd->table == NULL)
+		return;
+	iwfd_withdraw(iwfd, false);
+	if (iwfd_state_write(iwfd, now) == 0) {
+		log_info("state saved to %s: %zu mapping(s) kept",
+		    iwfd->conf->state_file, table_count(iwfd->table));
+		return;
+	}
+	log_warnx("state file %s not written: withdrawing every mapping",
+	    iwfd->conf->state_file);
+	iwfd_withdraw(iwfd, true);
 }
 
 int
@@ -475,6 +700,7 @@ int
 iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 {
 	uint64_t seed;
+	bool restored;
 
 	memset(iwfd, 0, sizeof(*iwfd));
 	iwfd->config_path = path;
@@ -498,6 +724,12 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 		return -1;
 	}
 	table_set_seed(iwfd->table, seed);
+	/* the NAT-PMP nonce secret, unless the state file has one */
+	if (getrandom(iwfd->natpmp_key, sizeof(iwfd->natpmp_key), 0) !=
+	    (ssize_t)sizeof(iwfd->natpmp_key)) {
+		log_warn("getrandom");
+		return -1;
+	}
 	iwfd_build_policy(iwfd, conf);
 	table_set_port_check(iwfd->table, policy_ext_port_check, &iwfd->policy);
 	table_set_port_ranges(iwfd->table, policy_ext_port_ranges, &iwfd->policy);
@@ -516,14 +748,17 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 		return -1;
 
 	iwfd->started_ms = iwfd_now_ms(iwfd);
-	/* No state file yet (a later step): state begins now, RFC 6887 §8.5. */
-	iwfd->epoch_start_ms = iwfd->started_ms;
+	/* RFC 6887 §8.5: state begins now, unless the state file says it
+	   began earlier (iwfd_state_load). */
+	iwfd_epoch_restart(iwfd);
 
 	/* First: a second daemon must stop here, before it touches the
-	   first one's nft table or ports. */
+	   first one's nft table, ports or state file. */
 	if ((iwfd->control = control_open(iwfd, conf->control_socket)) == NULL)
 		return -1;
-	if (iwfd_open_backend(iwfd, conf) == -1 ||
+	/* the table is filled before any front-end can add to it */
+	restored = iwfd_state_load(iwfd, conf);
+	if (iwfd_open_backend(iwfd, conf, restored) == -1 ||
 	    iwfd_open_upstream(iwfd, conf, seed) == -1 ||
 	    iwfd_open_proxy(iwfd, conf, seed >> 7) == -1)
 		return -1;
@@ -531,6 +766,10 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 	    iwfd->base, iwfd->upstream, conf->wan_interface, iwfd_now_cb,
 	    iwfd)) == NULL)
 		return -1;
+	/* local rules back, upstream refreshes scheduled */
+	if (restored && proxy_restored(iwfd->proxy, iwfd_now_ms(iwfd)) == -1)
+		log_warnx("restored mappings: the local rules could not be "
+		    "reconciled (they come back as mappings are refreshed)");
 	if (iwfd_open_frontends(iwfd, conf, seed >> 13) == -1)
 		return -1;
 	log_info("nat %s, %zu upstream server(s), backend %s",
@@ -570,7 +809,7 @@ iwfd_shutdown(struct iwfd *iwfd)
 	/* after the socket (its hook), before the proxy (its waiters) */
 	natpmp_free(iwfd->natpmp);
 	iwfd->natpmp = NULL;
-	iwfd_withdraw_all(iwfd);
+	iwfd_save_or_withdraw(iwfd);
 	control_close(iwfd->control);
 	if (iwfd->upstream_io != NULL)
 		upstream_io_close(iwfd->upstream_io);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "iwf_nonce.h"
 #include "policy.h"
 
 struct backend;
@@ -47,9 +48,23 @@ struct iwfd {
 	struct event		*ev_timer;	/* proxy_next_deadline() */
 	struct event		*ev_turn;	/* end of a loop turn */
 
-	/* RFC 6887 §8.5: the Epoch counts seconds since our state began. */
+	/* RFC 6887 §8.5: the Epoch counts seconds since our state began:
+	   epoch_base_s (a resumed Epoch, else 0) plus the seconds since
+	   epoch_start_ms. */
+	uint32_t		 epoch_base_s;
 	uint64_t		 epoch_start_ms;
 	uint64_t		 started_ms;
+
+	/* The state file (docs/state.md): the NAT-PMP nonce secret it keeps,
+	   the table generation last written, a change the table does not
+	   count (an upstream moved a mapping), and the retry after a failed
+	   write. */
+	uint8_t			 natpmp_key[IWF_NONCE_KEY_SIZE];
+	uint64_t		 state_generation;
+	bool			 state_dirty;
+	bool			 state_failing;
+	bool			 epoch_resumed;	/* state file */
+	uint64_t		 state_retry_ms;
 	int			 exit_status;
 };
 

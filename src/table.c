@@ -124,6 +124,7 @@ struct table {
 	uint32_t		 heap_cap;
 	uint32_t		 list_cap;
 	uint32_t		 state_count[MAP_STATE_COUNT];
+	uint64_t		 generation;	/* table_generation() */
 	uint64_t		 seed;		/* hash key */
 	uint64_t		 rng;		/* xorshift64* state */
 	size_t			 memory;	/* bytes held, see table_chunk() */
@@ -1035,6 +1036,12 @@ table_find_peer(const struct table *t, uint8_t proto,
 	return NULL;
 }
 
+uint64_t
+table_generation(const struct table *t)
+{
+	return t->generation;
+}
+
 size_t
 table_count(const struct table *t)
 {
@@ -1171,6 +1178,7 @@ mapping_set_state(struct table *t, struct mapping *m, enum map_state st)
 	}
 	t->state_count[old]--;
 	t->state_count[st]++;
+	t->generation++;
 	m->state = (uint8_t)st;
 	if (st == MAP_STATE_GRANTED)
 		m->flags |= MAPPING_F_WAS_GRANTED;
@@ -1678,6 +1686,7 @@ mapping_fill(struct mapping *m, const struct map_req *req, uint16_t port,
 static void
 mapping_link(struct table *t, struct mapping *m)
 {
+	t->generation++;
 	host_insert_mapping(t, m);
 	if (mapping_is_peer(m)) {
 		chain_link(t, &t->index[IDX_PEER], m);
@@ -1786,6 +1795,7 @@ table_set_description(struct table *t, struct mapping *m, const char *desc)
 		return -1;
 	table_release_string(t, m->description);
 	m->description = copy;
+	t->generation++;
 	return 0;
 }
 
@@ -1794,6 +1804,7 @@ table_set_expiry(struct table *t, struct mapping *m, uint64_t expiry)
 {
 	m->expiry = expiry;
 	heap_fix(t, m);
+	t->generation++;
 }
 
 int
@@ -1822,6 +1833,7 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	uint16_t port = m->ext_port;
 	bool peer = mapping_is_peer(m);
 
+	t->generation++;
 	if (!map_state_terminal((enum map_state)m->state))
 		(void)mapping_set_state(t, m, MAP_STATE_DELETED);
 	/* RFC 6887 §15: hold the port for its owner. A mapping that never

@@ -282,6 +282,12 @@ size_t		 table_expire(struct table *, uint64_t now,
 uint64_t	 table_next_expiry(const struct table *);
 
 size_t		 table_count(const struct table *);
+/* Counts changes: table_add, table_remove, table_refresh, table_set_expiry,
+   table_set_description, mapping_set_state each bump it, so a caller that
+   saves the table (the state file's group commit) writes only when it
+   moved. Fields a caller writes itself (outer address and port, upstream,
+   flags) do not: the caller notes those. */
+uint64_t	 table_generation(const struct table *);
 size_t		 table_count_host(const struct table *,
 		    const struct in6_addr *);
 size_t		 table_count_state(const struct table *, enum map_state);
