@@ -148,36 +148,6 @@ state_fnv(uint64_t h, const void *data, size_t len)
 	return h;
 }
 
-static int
-state_hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Exactly 2 * len hex digits -> len bytes. */
-static bool
-state_hex_decode(const char *s, uint8_t *out, size_t len)
-{
-	size_t i;
-	int hi, lo;
-
-	if (strlen(s) != 2 * len)
-		return false;
-	for (i = 0; i < len; i++) {
-		if ((hi = state_hex_value(s[2 * i])) < 0 ||
-		    (lo = state_hex_value(s[2 * i + 1])) < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
 static void
 state_hex_encode(const uint8_t *in, size_t len, char *out)
 {
@@ -244,8 +214,8 @@ state_desc_decode(const char *s, char *out, const char **why)
 			out[n++] = *s;
 			continue;
 		}
-		if ((hi = state_hex_value(s[1])) < 0 || s[2] == '\0' ||
-		    (lo = state_hex_value(s[2])) < 0) {
+		if ((hi = util_hex_digit(s[1])) < 0 || s[2] == '\0' ||
+		    (lo = util_hex_digit(s[2])) < 0) {
 			*why = "bad %XX escape in description";
 			return false;
 		}
@@ -580,7 +550,7 @@ state_parse_key(struct state_parser *p, char **f, int n)
 	}
 	if (strcmp(f[1], STATE_NONE) == 0)
 		return;
-	if (!state_hex_decode(f[1], h->natpmp_key, IWF_NONCE_KEY_SIZE)) {
+	if (!util_hex_decode(f[1], h->natpmp_key, IWF_NONCE_KEY_SIZE)) {
 		state_parse_error(p, "natpmp-key is not %d hex digits",
 		    2 * IWF_NONCE_KEY_SIZE);
 		return;
@@ -745,7 +715,7 @@ state_parse_common(struct state_parser *p, char **f, struct state_record *r)
 	    !state_parse_port(p, f[SF_OUTER_PORT], "outer port",
 	    &r->outer_port))
 		return false;
-	if (!state_hex_decode(f[SF_NONCE], r->nonce, MAP_NONCE_SIZE)) {
+	if (!util_hex_decode(f[SF_NONCE], r->nonce, MAP_NONCE_SIZE)) {
 		state_parse_error(p, "nonce is not %d hex digits",
 		    2 * MAP_NONCE_SIZE);
 		return false;
@@ -833,7 +803,7 @@ state_parse_end(struct state_parser *p, char **f, int n, uint64_t hash)
 		    "read (truncated or damaged file)", f[1], p->img->count);
 		return;
 	}
-	if (!state_hex_decode(f[2], sum, sizeof(sum))) {
+	if (!util_hex_decode(f[2], sum, sizeof(sum))) {
 		state_parse_error(p, "end line checksum is not %d hex digits",
 		    STATE_HEX_DIGITS);
 		return;

@@ -85,3 +85,32 @@ util_hash_addr(uint64_t h, const struct in6_addr *a)
 	memcpy(&lo, &a->s6_addr[8], sizeof(lo));
 	return util_hash_mix(util_hash_mix(h ^ hi) ^ lo);
 }
+
+int
+util_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool
+util_hex_decode(const char *s, uint8_t *out, size_t len)
+{
+	size_t i;
+	int hi, lo;
+
+	if (strlen(s) != 2 * len)
+		return false;
+	for (i = 0; i < len; i++) {
+		if ((hi = util_hex_digit(s[2 * i])) < 0 ||
+		    (lo = util_hex_digit(s[2 * i + 1])) < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}

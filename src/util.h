@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define UTIL_ADDR_BITS	128
@@ -30,6 +31,11 @@ void	util_addr_mask(struct in6_addr *, unsigned int plen);
 /* Do a and b agree in their first plen bits? False for plen > 128. */
 bool	util_prefix_match(const struct in6_addr *a, const struct in6_addr *b,
 	    unsigned int plen);
+
+/* The value of one hex digit (either case), or -1. */
+int	util_hex_digit(char);
+/* Exactly 2 * len hex digits -> len bytes; false on anything else. */
+bool	util_hex_decode(const char *, uint8_t *out, size_t len);
 
 /* The 64-bit finalizer of MurmurHash3: every input bit reaches every
    output bit (hash tables of the table and the nft backend). */

@@ -35,6 +35,7 @@
 #include "map.h"
 #include "pcp_retrans.h"
 #include "pcp_wire.h"
+#include "util.h"
 
 #define CTL_PROG		"pcp-iwfctl"
 #define CTL_DEFAULT_LIFETIME	7200	/* s; RFC 6886's recommended value */
@@ -188,34 +189,10 @@ ctl_parse_port(const char *s, unsigned long min, uint16_t *port)
 	return true;
 }
 
-static int
-ctl_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool
 ctl_parse_nonce(const char *s, uint8_t nonce[PCP_NONCE_SIZE])
 {
-	size_t i;
-	int hi, lo;
-
-	if (strlen(s) != CTL_NONCE_HEX)
-		return false;
-	for (i = 0; i < PCP_NONCE_SIZE; i++) {
-		hi = ctl_hex_digit(s[2 * i]);
-		lo = ctl_hex_digit(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		nonce[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
+	return util_hex_decode(s, nonce, PCP_NONCE_SIZE);
 }
 
 /*
