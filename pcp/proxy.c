@@ -36,12 +36,24 @@
 #define PROXY_DELETE_TRY_MS	45000
 /* RFC 6887 §14.1.3: wait a uniform 0-5 s before re-creating. */
 #define PROXY_RECREATE_JITTER_MS 5000
+/*
+ * Client leases (map_req.lease, RFC 6970 §5.9): a lease that outlasts the
+ * grant by more than this is renewed upstream halfway through each grant
+ * (RFC 6887 §11.2.1: between 1/2 and 5/8 of the lifetime); less, and the
+ * mapping just ends with its grant. A renewal that met a transient error
+ * is tried again after at most PROXY_RENEW_RETRY_MS, while at least
+ * PROXY_RENEW_RETRY_MIN_MS of the grant is left.
+ */
+#define PROXY_LEASE_SLACK_MS	2000
+#define PROXY_RENEW_RETRY_MS	30000
+#define PROXY_RENEW_RETRY_MIN_MS 2000
 
 enum proxy_work {
 	PROXY_WORK_CREATE = 0,	/* new mapping: upstream, then local rule */
 	PROXY_WORK_REFRESH,	/* client refresh past the cache rule */
 	PROXY_WORK_RECREATE,	/* upstream lost state: re-make it (§14) */
 	PROXY_WORK_DELETE,	/* fire-and-forget delete upstream */
+	PROXY_WORK_RENEW,	/* our own renewal of a client lease */
 };
 
 /*
@@ -630,6 +642,12 @@ proxy_expired_cb(struct mapping *m, void *arg)
 		r = proxy_rule(p, m, 0);
 		(void)p->p.backend->ops->remove(p->p.backend, &r, NULL, NULL);
 	}
+	/* A client lease may end before the upstream grant does (a server
+	   that grants no less than its minimum): the lease ended, so the
+	   mapping goes upstream too (RFC 6970 §5.9). */
+	if (m->lease_end != TABLE_LEASE_NONE &&
+	    (m->flags & MAPPING_F_WAS_GRANTED) != 0)
+		proxy_delete_upstream(p, m, p->now);
 	/* table_expire() removes it after this callback. */
 }
 
@@ -679,6 +697,34 @@ proxy_backend_done(void *arg, int error)
 	proxy_finish(p, pend, &pend->result);
 }
 
+/*
+ * Fit m's timer to its client lease (RFC 6970 §5.9, I-07): a lease that
+ * outlasts the grant makes m come due for our own renewal halfway through
+ * the grant; a lease that ends first ends the mapping; without a lease
+ * (PCP, NAT-PMP: the client renews) the grant alone counts.
+ */
+static void
+proxy_schedule(struct proxy *p, struct mapping *m, uint64_t now)
+{
+	uint64_t lease = mapping_lease_end_ms(m);
+	uint64_t end = (m->flags & MAPPING_F_RENEW) != 0 ? m->grant_end :
+	    m->expiry;
+	uint64_t half, renew_at;
+
+	if (lease == 0 || end == TABLE_EXPIRY_NEVER) {
+		if ((m->flags & MAPPING_F_RENEW) != 0)
+			table_set_expiry(p->p.table, m, end);
+		return;
+	}
+	if (lease != TABLE_EXPIRY_NEVER && lease <= end + PROXY_LEASE_SLACK_MS) {
+		table_set_expiry(p->p.table, m, lease < end ? lease : end);
+		return;
+	}
+	half = (uint64_t)m->lifetime * 1000 / 2;
+	renew_at = end > now + half ? end - half : now;
+	table_set_renewal(p->p.table, m, renew_at, end);
+}
+
 /* m is live for `granted` seconds from now. */
 static void
 proxy_set_granted(struct proxy *p, struct mapping *m, uint32_t granted,
@@ -688,6 +734,7 @@ proxy_set_granted(struct proxy *p, struct mapping *m, uint32_t granted,
 	table_set_expiry(p->p.table, m, granted == TABLE_LIFETIME_INFINITE ?
 	    TABLE_EXPIRY_NEVER : now + (uint64_t)granted * 1000);
 	(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+	proxy_schedule(p, m, now);
 }
 
 /* The upstream (or nobody) granted `granted` seconds: commit m. */
@@ -1005,8 +1052,15 @@ proxy_submit_one(struct proxy *p, const struct map_req *req, uint64_t now,
 		}
 		return false;
 	}
-	/* RFC 7648 §3 (P-01/P-02): at least 3/4 of the lifetime left. */
+	/* RFC 7648 §3 (P-01/P-02): at least 3/4 of the lifetime left. A
+	   client with a lease of its own (UPnP) renews that lease here:
+	   repeating AddPortMapping extends it. */
 	if (table_cache_hit(m, lifetime, now)) {
+		if (req->lease != MAP_LEASE_NONE && m->state ==
+		    MAP_STATE_GRANTED) {
+			table_set_lease(p->p.table, m, req->lease, now);
+			proxy_schedule(p, m, now);
+		}
 		proxy_result_mapping(res, m, now);
 		return true;
 	}
@@ -1060,6 +1114,73 @@ proxy_learn_ext_addr(struct proxy *p, const struct in6_addr *addr)
 	p->ext_addr_known = true;
 }
 
+/* ---- our own renewals (client leases, RFC 6970 §5.9) ------------------- */
+
+/* A renewal could not be made or met a transient error: try again while
+   enough of the grant is left (m is due no more when this returns). */
+static void
+proxy_renew_later(struct proxy *p, struct mapping *m, uint64_t now)
+{
+	uint64_t end = (m->flags & MAPPING_F_RENEW) != 0 ? m->grant_end :
+	    m->expiry, wait;
+
+	if (end == TABLE_EXPIRY_NEVER || end <= now + PROXY_RENEW_RETRY_MIN_MS) {
+		table_set_expiry(p->p.table, m, end);
+		return;
+	}
+	wait = (end - now) / 2;
+	if (wait > PROXY_RENEW_RETRY_MS)
+		wait = PROXY_RENEW_RETRY_MS;
+	table_set_renewal(p->p.table, m, now + wait, end);
+}
+
+/*
+ * m came due (table_renewal_due): its client lease outlasts the grant, so
+ * ask for more ourselves - upstream with the stored nonce, suggesting the
+ * last grant (RFC 6887 §11.2), no longer than the lease has left. The
+ * answer reaches no client (RFC 6970 §5.9); proxy_granted() re-arms the
+ * local rule and the next renewal. m is due no more when this returns.
+ */
+static void
+proxy_renew(struct proxy *p, struct mapping *m, uint64_t now)
+{
+	struct proxy_pending *pend;
+	uint64_t end = m->grant_end;
+	uint32_t ask = m->lifetime, left;
+
+	table_set_expiry(p->p.table, m, end);
+	if (end <= now || m->owner_data != NULL ||
+	    m->state != MAP_STATE_GRANTED)
+		return;
+	left = mapping_lease_remaining(m, now);
+	if (left < ask)
+		ask = left;
+	if ((!proxy_has_upstream(p) || m->upstream == UPSTREAM_NO_SERVER) &&
+	    !proxy_local_rules(p)) {
+		proxy_set_granted(p, m, ask, now);
+		return;
+	}
+	if ((pend = proxy_pending_new(p, m, PROXY_WORK_RENEW)) == NULL) {
+		proxy_renew_later(p, m, now);
+		return;
+	}
+	if (!proxy_has_upstream(p) || m->upstream == UPSTREAM_NO_SERVER) {
+		proxy_grant_local(p, m);
+		proxy_granted(p, pend, ask, now);
+		return;
+	}
+	log_debug("proxy: renewing %s port %u upstream for its client's lease",
+	    map_proto_name(m->protocol) != NULL ?
+	    map_proto_name(m->protocol) : "?", m->ext_port);
+	(void)mapping_set_state(p->p.table, m, MAP_STATE_RENEWING);
+	proxy_txn_fill(p, pend, m, NULL, ask, now);
+	if (!proxy_txn_start(p, pend, now)) {
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+		proxy_pending_free(p, pend);
+		proxy_renew_later(p, m, now);
+	}
+}
+
 /* Upstream errors after which a later renewal may well succeed
    (spec/pcp.md §2.4): a refresh that meets one keeps the mapping. */
 static bool
@@ -1086,19 +1207,24 @@ proxy_upstream_failed(struct proxy *p, struct proxy_pending *pend,
 {
 	struct mapping *m = pend->m;
 
+	bool renewal = pend->work == PROXY_WORK_REFRESH ||
+	    pend->work == PROXY_WORK_RENEW;
+
 	proxy_answer_all(p, pend, res);
-	if (pend->work == PROXY_WORK_REFRESH && proxy_err_transient(res->err)) {
+	if (renewal && proxy_err_transient(res->err)) {
 		(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
 		proxy_pending_free(p, pend);
+		if (m->lease_end != TABLE_LEASE_NONE)
+			proxy_renew_later(p, m, now);
 		return;
 	}
 	if (pend->work != PROXY_WORK_CREATE)
 		log_info("proxy: upstream %s of %s port %u failed (%s): "
-		    "mapping removed", pend->work == PROXY_WORK_REFRESH ?
-		    "renewal" : "re-creation", map_proto_name(m->protocol) !=
-		    NULL ? map_proto_name(m->protocol) : "?", m->ext_port,
+		    "mapping removed", renewal ? "renewal" : "re-creation",
+		    map_proto_name(m->protocol) != NULL ?
+		    map_proto_name(m->protocol) : "?", m->ext_port,
 		    map_err_name(res->err));
-	if (may_exist || pend->work == PROXY_WORK_REFRESH) {
+	if (may_exist || renewal) {
 		if (m->upstream == UPSTREAM_NO_SERVER)
 			m->upstream = pend->txn.server;
 		proxy_delete_upstream(p, m, now);
@@ -1309,6 +1435,8 @@ proxy_restored(struct proxy *p, uint64_t now)
 		}
 	}
 	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++) {
+		/* client leases go on being kept alive (RFC 6970 §5.9) */
+		proxy_schedule(p, m, now);
 		if (m->upstream >= UPSTREAM_MAX_SERVERS ||
 		    !proxy_has_upstream(p))
 			continue;
@@ -1419,7 +1547,16 @@ proxy_tick(struct proxy *p, uint64_t now)
 			p->recreate_at[i] = 0;
 			proxy_recreate(p, i, now);
 		}
-	table_expire(p->p.table, now, proxy_expired_cb, p);
+	/* Renewals first: table_expire() stops at a mapping due for one. */
+	for (;;) {
+		struct mapping *m;
+
+		while ((m = table_renewal_due(p->p.table, now)) != NULL)
+			proxy_renew(p, m, now);
+		table_expire(p->p.table, now, proxy_expired_cb, p);
+		if (table_renewal_due(p->p.table, now) == NULL)
+			break;
+	}
 }
 
 uint64_t

@@ -63,6 +63,11 @@ struct iwfd_config {
 	uint8_t		 upnp_igd_version;	/* 1 or 2 */
 	uint16_t	 upnp_port;		/* 0: any */
 	char		 upnp_friendly_name[CONFIG_FRIENDLY_NAME_SIZE];
+	/* UPnP Device Architecture 1.0 §2.1 description fields. */
+	char		 upnp_manufacturer[CONFIG_FRIENDLY_NAME_SIZE];
+	char		 upnp_model_name[CONFIG_FRIENDLY_NAME_SIZE];
+	char		 upnp_model_number[CONFIG_FRIENDLY_NAME_SIZE];
+	char		 upnp_serial[CONFIG_FRIENDLY_NAME_SIZE];
 	bool		 natpmp;
 	bool		 pcp;
 	/* RFC 7648 §3.4 (P-16, P-17): relay unknown opcodes and options. */

@@ -191,6 +191,11 @@ control_list_json(struct iwfd *iwfd, struct evbuffer *out)
 			json_kv_uint(&jw, "remote_port", peer->port);
 		}
 		json_kv_uint(&jw, "lifetime", mapping_remaining(m, now));
+		/* a client lease the proxy keeps alive (RFC 6970 §5.9):
+		   seconds left, 4294967295 for one that never ends */
+		if (m->lease_end != TABLE_LEASE_NONE)
+			json_kv_uint(&jw, "lease",
+			    mapping_lease_remaining(m, now));
 		json_kv_string(&jw, "origin", map_origin_name(m->origin));
 		json_kv_string(&jw, "description",
 		    m->description != NULL ? m->description : "");

@@ -15,6 +15,8 @@
 
 #define MAP_NONCE_SIZE		12	/* RFC 6887 §11.1 */
 #define MAP_DESCRIPTION_MAX	128	/* RFC 7220 §4: store at least 128 */
+#define MAP_LEASE_NONE		0
+#define MAP_LEASE_INFINITE	UINT32_MAX
 #define MAP_PROTO_TCP		6	/* IANA protocol numbers, as PCP uses */
 #define MAP_PROTO_UDP		17
 
@@ -55,6 +57,15 @@ struct map_req {
 	struct in6_addr	 peer_addr;
 	uint16_t	 peer_port;
 	char		 description[MAP_DESCRIPTION_MAX + 1];
+	/*
+	 * The client's own lease, for clients that do not renew (UPnP IGD,
+	 * RFC 6970 §5.9, I-07): MAP_LEASE_NONE (the client renews itself,
+	 * PCP and NAT-PMP), seconds, or MAP_LEASE_INFINITE (IGD:1 lease 0:
+	 * until deleted). A lease longer than what the upstream grants is
+	 * kept alive by the proxy, which renews upstream by itself until it
+	 * ends; the renewal replies reach no client.
+	 */
+	uint32_t	 lease;
 	/* How long the front-end's client waits for a later answer before
 	   it gets NETWORK_FAILURE; 0 = the proxy's default (client_wait_ms).
 	   NAT-PMP clients retry for ~128 s and wait longer than PCP's

@@ -2,16 +2,16 @@
  * table.c - the mapping table (see table.h for the model and the rules).
  *
  * Memory at 50,000 mappings, LP64, counted as glibc malloc chunks (usable
- * size + an 8-byte header, 16-byte steps): struct mapping 152 bytes, a
- * 160-byte chunk; its description exact-sized apart (a 60-character one is
+ * size + an 8-byte header, 16-byte steps): struct mapping 168 bytes, a
+ * 176-byte chunk; its description exact-sized apart (a 60-character one is
  * an 80-byte chunk); no per-host allocation (a host's first mapping carries
  * the host's count and is what the host index links); three hash indexes
  * (internal, external, host) at most 1 bucket pointer a mapping each (load
  * factor <= 2, power of two); the heap and the listing array one slot each,
  * at most 2 after doubling; a fixed 32 KiB of port bitmaps. Measured by
- * test_table (table_memory_bytes() and mallinfo2() agree): 228 bytes a
- * mapping with a short description at one host per mapping, 276 with a
- * 60-character one, 223 at 64 mappings a host (before: 261 and 341 real
+ * test_table (table_memory_bytes() and mallinfo2() agree): 244 bytes a
+ * mapping with a short description at one host per mapping, 292 with a
+ * 60-character one, 239 at 64 mappings a host (before: 261 and 341 real
  * bytes at one host a mapping).
  */
 #include <sys/queue.h>
@@ -1200,19 +1200,73 @@ expiry_after(uint64_t now, uint32_t lifetime)
 	return now + ms;
 }
 
-uint32_t
-mapping_remaining(const struct mapping *m, uint64_t now)
+static uint32_t
+remaining_until(uint64_t end, uint64_t now)
 {
 	uint64_t left;
 
-	if (m->expiry == TABLE_EXPIRY_NEVER)
+	if (end == TABLE_EXPIRY_NEVER)
 		return TABLE_LIFETIME_INFINITE;
-	if (m->expiry <= now)
+	if (end <= now)
 		return 0;
-	left = (m->expiry - now + TABLE_MS_PER_SECOND - 1) /
-	    TABLE_MS_PER_SECOND;
+	left = (end - now + TABLE_MS_PER_SECOND - 1) / TABLE_MS_PER_SECOND;
 	return left >= TABLE_LIFETIME_INFINITE ? TABLE_LIFETIME_INFINITE - 1 :
 	    (uint32_t)left;
+}
+
+uint32_t
+mapping_remaining(const struct mapping *m, uint64_t now)
+{
+	return remaining_until((m->flags & MAPPING_F_RENEW) != 0 ?
+	    m->grant_end : m->expiry, now);
+}
+
+uint64_t
+mapping_lease_end_ms(const struct mapping *m)
+{
+	if (m->lease_end == TABLE_LEASE_NONE)
+		return 0;
+	if (m->lease_end == TABLE_LEASE_FOREVER)
+		return TABLE_EXPIRY_NEVER;
+	return (uint64_t)m->lease_end * TABLE_MS_PER_SECOND;
+}
+
+uint32_t
+mapping_lease_remaining(const struct mapping *m, uint64_t now)
+{
+	if (m->lease_end == TABLE_LEASE_NONE)
+		return mapping_remaining(m, now);
+	return remaining_until(mapping_lease_end_ms(m), now);
+}
+
+/* struct mapping lease_end for a request's lease, rounded up to whole
+   seconds of the monotonic clock. */
+static uint32_t
+lease_end_at(uint32_t lease, uint64_t now)
+{
+	uint64_t end;
+
+	if (lease == MAP_LEASE_NONE)
+		return TABLE_LEASE_NONE;
+	if (lease == MAP_LEASE_INFINITE)
+		return TABLE_LEASE_FOREVER;
+	end = (now + TABLE_MS_PER_SECOND - 1) / TABLE_MS_PER_SECOND + lease;
+	return end >= TABLE_LEASE_FOREVER ? TABLE_LEASE_FOREVER - 1 :
+	    (uint32_t)end;
+}
+
+static uint32_t
+lease_end_from(const struct map_req *req, uint64_t now)
+{
+	return lease_end_at(req->lease, now);
+}
+
+void
+table_set_lease(struct table *t, struct mapping *m, uint32_t lease,
+    uint64_t now)
+{
+	m->lease_end = lease_end_at(lease, now);
+	t->generation++;
 }
 
 bool
@@ -1680,6 +1734,7 @@ mapping_fill(struct mapping *m, const struct map_req *req, uint16_t port,
 	m->flags = mapping_flags_from(req);
 	m->lifetime = lifetime;
 	m->requested_lifetime = req->lifetime;
+	m->lease_end = lease_end_from(req, now);
 }
 
 /* Link a filled mapping into every index; nothing here can fail. */
@@ -1802,9 +1857,34 @@ table_set_description(struct table *t, struct mapping *m, const char *desc)
 void
 table_set_expiry(struct table *t, struct mapping *m, uint64_t expiry)
 {
+	m->flags &= (uint8_t)~MAPPING_F_RENEW;
 	m->expiry = expiry;
 	heap_fix(t, m);
 	t->generation++;
+}
+
+void
+table_set_renewal(struct table *t, struct mapping *m, uint64_t renew_at,
+    uint64_t end)
+{
+	m->flags |= MAPPING_F_RENEW;
+	m->grant_end = end;
+	m->expiry = renew_at < end ? renew_at : end;
+	heap_fix(t, m);
+	t->generation++;
+}
+
+struct mapping *
+table_renewal_due(const struct table *t, uint64_t now)
+{
+	struct mapping *m;
+
+	if (t->count == 0)
+		return NULL;
+	m = t->heap[0];
+	if (m->expiry > now || (m->flags & MAPPING_F_RENEW) == 0)
+		return NULL;
+	return m;
 }
 
 int
@@ -1819,6 +1899,7 @@ table_refresh(struct table *t, struct mapping *m, const struct map_req *req,
 	m->flags = (uint8_t)((m->flags & (MAPPING_F_STATIC |
 	    MAPPING_F_WAS_GRANTED | MAPPING_F_PEER)) | mapping_flags_from(req));
 	m->requested_lifetime = req->lifetime;
+	m->lease_end = lease_end_from(req, now);
 	m->lifetime = granted;
 	table_set_expiry(t, m, expiry_after(now, granted));
 	return 0;
@@ -1869,7 +1950,8 @@ table_expire(struct table *t, uint64_t now,
 	struct mapping *m;
 	size_t n = 0;
 
-	while (t->count > 0 && (m = t->heap[0])->expiry <= now) {
+	while (t->count > 0 && (m = t->heap[0])->expiry <= now &&
+	    (m->flags & MAPPING_F_RENEW) == 0) {
 		(void)mapping_set_state(t, m, MAP_STATE_EXPIRED);
 		if (cb != NULL)
 			cb(m, arg);

@@ -34,6 +34,9 @@
    mapping with this lifetime never expires. */
 #define TABLE_LIFETIME_INFINITE	UINT32_MAX
 #define TABLE_EXPIRY_NEVER	UINT64_MAX
+/* struct mapping lease_end */
+#define TABLE_LEASE_NONE	0
+#define TABLE_LEASE_FOREVER	UINT32_MAX
 /*
  * RFC 6887 §15: a released external port SHOULD NOT be reused for the NAT's
  * reuse time of implicit mappings (2 MSL, 2 minutes) nor, against port
@@ -71,10 +74,14 @@ enum map_state {
 					   is held after release (§15) */
 #define MAPPING_F_PEER		0x20	/* a PEER mapping (RFC 6887 §12):
 					   mapping_peer() is its remote */
+#define MAPPING_F_RENEW		0x40	/* expiry is the next renewal
+					   point, grant_end the real end
+					   (table_set_renewal); never
+					   saved */
 
 /*
  * One mapping. Fields are ordered by size so that nothing is wasted on
- * padding (sizeof is 152 on LP64, a 160-byte malloc chunk). Read any field
+ * padding (sizeof is 168 on LP64, a 176-byte malloc chunk). Read any field
  * freely; change the indexed ones (protocol, internal_addr, internal_port,
  * ext_port, expiry, state) only through table functions. outer_addr,
  * outer_port, upstream and owner_data are the caller's to set.
@@ -84,7 +91,11 @@ struct mapping {
 	struct in6_addr	 requester;	/* who asked (PCP/NAT-PMP replies) */
 	struct in6_addr	 outer_addr;	/* outermost external address: the
 					   upstream grant, else ours */
-	uint64_t	 expiry;	/* ms, absolute; TABLE_EXPIRY_NEVER */
+	uint64_t	 expiry;	/* ms, absolute; TABLE_EXPIRY_NEVER.
+					   The heap key: with MAPPING_F_RENEW
+					   the next renewal, else the end */
+	uint64_t	 grant_end;	/* ms: the end of the current grant
+					   while MAPPING_F_RENEW is set */
 	char		*description;	/* NULL when none or empty */
 	void		*owner_data;	/* the proxy engine's hook */
 	struct mapping	*next[3];	/* hash chains (private) */
@@ -95,6 +106,10 @@ struct mapping {
 	uint32_t	 list_index;	/* private; table_at() position */
 	uint32_t	 lifetime;	/* granted seconds */
 	uint32_t	 requested_lifetime; /* what the client last asked */
+	uint32_t	 lease_end;	/* the client's lease (map_req.lease):
+					   TABLE_LEASE_NONE, the end in
+					   seconds of the monotonic clock, or
+					   TABLE_LEASE_FOREVER */
 	uint8_t		 nonce[MAP_NONCE_SIZE];
 	uint16_t	 internal_port;
 	uint16_t	 ext_port;	/* the gateway's own (local) port */
@@ -255,15 +270,38 @@ struct mapping	*table_add(struct table *, const struct map_req *,
 		    enum map_err *err);
 /*
  * A refresh was granted: take the requester, its port, the request flags,
- * the description (if req carries one), the requested lifetime from req and
- * the granted lifetime; expiry = now + granted. State is the caller's (one
+ * the description (if req carries one), the requested lifetime and lease
+ * from req and the granted lifetime; expiry = now + granted. State is the caller's (one
  * transition function). -1 (table unchanged) when memory runs out.
  */
 int		 table_refresh(struct table *, struct mapping *,
 		    const struct map_req *, uint32_t granted, uint64_t now);
-/* Set the absolute expiry (ms) of a mapping, e.g. a temporary one. */
+/* Set the absolute expiry (ms) of a mapping, e.g. a temporary one;
+   clears MAPPING_F_RENEW. */
 void		 table_set_expiry(struct table *, struct mapping *,
 		    uint64_t expiry);
+/*
+ * A mapping the proxy renews by itself (a client lease beyond the grant,
+ * map_req.lease): it lives until `end` (ms) but comes due at `renew_at`
+ * (< end) for its renewal. Sets MAPPING_F_RENEW and grant_end; the
+ * mapping's remaining life (mapping_remaining) is still counted to end.
+ */
+void		 table_set_renewal(struct table *, struct mapping *,
+		    uint64_t renew_at, uint64_t end);
+/* Take a client's lease (map_req.lease) without touching the grant (a
+   refresh answered from the table). */
+void		 table_set_lease(struct table *, struct mapping *,
+		    uint32_t lease, uint64_t now);
+/* The earliest mapping whose renewal point (MAPPING_F_RENEW) has come, or
+   NULL; call before table_expire(), and clear or move it (table_set_expiry
+   or table_set_renewal) before asking again. */
+struct mapping	*table_renewal_due(const struct table *, uint64_t now);
+/* The lease end (ms) of a client lease; TABLE_EXPIRY_NEVER for
+   TABLE_LEASE_FOREVER; 0 for none. */
+uint64_t	 mapping_lease_end_ms(const struct mapping *);
+/* Seconds left of the client's lease: mapping_remaining() without one,
+   TABLE_LIFETIME_INFINITE for a lease that never ends. */
+uint32_t	 mapping_lease_remaining(const struct mapping *, uint64_t now);
 /* Replace the description (NULL or "" clears it). -1 on memory. */
 int		 table_set_description(struct table *, struct mapping *,
 		    const char *);
@@ -274,7 +312,9 @@ void		 table_remove(struct table *, struct mapping *, uint64_t now);
 /*
  * Expire: for each mapping whose expiry <= now, earliest first, set EXPIRED,
  * call cb (may be NULL; it may read the mapping and its owner_data but must
- * not change the table), then remove it. Returns how many expired.
+ * not change the table), then remove it. Returns how many expired. Stops
+ * at a mapping due for renewal (table_renewal_due): the caller renews it
+ * first, then calls again.
  */
 size_t		 table_expire(struct table *, uint64_t now,
 		    void (*cb)(struct mapping *, void *), void *arg);

@@ -2139,6 +2139,210 @@ test_peer_ports_not_shared(void **state)
 	assert_int_equal(px_last_done()->res.ext_port, 7100);
 }
 
+/* ---- client leases: the proxy renews by itself (RFC 6970 §5.9) ---- */
+
+/* Create a mapping for a client with a lease of its own (UPnP): asks
+   `lifetime`, the server grants `granted` for outer port 40000. */
+static struct mapping *
+px_grant_lease(uint32_t lifetime, uint32_t lease, uint32_t granted)
+{
+	struct map_req r;
+	struct map_result res;
+	size_t ndone = x->ndone;
+
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, lifetime, 9);
+	r.origin = MAP_ORIGIN_UPNP;
+	r.flags |= MAP_F_PREFER_FAILURE;
+	r.lease = lease;
+	assert_false(px_submit(&r, &tag_a, &res));
+	END_TURN();
+	srv_answer_last(PCP_SUCCESS, granted, 8080);
+	END_TURN();
+	assert_int_equal(x->ndone, ndone + 1);
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	return px_find(PX_HOST, MAP_PROTO_TCP, 8080);
+}
+
+/* The last datagram sent is our own renewal of the lease mapping. */
+static void
+px_assert_renewal_sent(uint32_t lifetime)
+{
+	struct pcp_msg m;
+	uint8_t nonce[PCP_NONCE_SIZE];
+
+	memset(nonce, 9, sizeof(nonce));
+	px_decode_sent(x->wire.nsent - 1, &m);
+	assert_int_equal(m.opcode, PCP_OP_MAP);
+	assert_int_equal(m.lifetime, lifetime);
+	/* RFC 6887 §11.2: the same nonce, suggesting the last grant */
+	assert_memory_equal(m.nonce, nonce, PCP_NONCE_SIZE);
+	assert_int_equal(m.ext_port, 8080);
+	assert_true(m.prefer_failure);
+}
+
+/* I-07: an IGD:1 lease 0 (infinite) outlives any grant: the proxy renews
+   halfway through each grant, no client hears of it, the local rule is
+   re-armed, and the mapping lives on for as long as the renewals work. */
+static void
+test_lease_renewed(void **state)
+{
+	struct mapping *mp;
+	size_t sent, ndone;
+	unsigned int i, refreshes;
+
+	(void)state;
+	mp = px_grant_lease(86400, MAP_LEASE_INFINITE, 120);
+	assert_non_null(mp);
+	assert_int_equal(mapping_remaining(mp, x->now), 120);
+	assert_int_equal(mapping_lease_remaining(mp, x->now),
+	    TABLE_LIFETIME_INFINITE);
+	assert_int_equal(proxy_next_deadline(x->p), x->now + 60 * PX_MS);
+	ndone = x->ndone;
+	for (i = 0; i < 20; i++) {
+		sent = x->wire.nsent;
+		refreshes = backend_fake_counters(x->be)->refreshes;
+		TIME_PASSES(60 * PX_MS - 1);
+		assert_int_equal(x->wire.nsent, sent);
+		TIME_PASSES(1);
+		assert_int_equal(x->wire.nsent, sent + 1);
+		px_assert_renewal_sent(120);
+		srv_answer_last(PCP_SUCCESS, 120, 8080);
+		END_TURN();
+		assert_int_equal(backend_fake_counters(x->be)->refreshes,
+		    refreshes + 1);
+		assert_non_null(mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+		assert_int_equal(mp->state, MAP_STATE_GRANTED);
+		assert_int_equal(mapping_remaining(mp, x->now), 120);
+	}
+	/* 20 minutes on a 2-minute grant, and no client was answered */
+	assert_int_equal(x->ndone, ndone);
+	assert_int_equal(table_count(x->t), 1);
+}
+
+/* A finite lease longer than the grant: renewals ask no more than the
+   lease has left; the mapping ends with the lease and goes upstream too. */
+static void
+test_lease_ends(void **state)
+{
+	struct mapping *mp;
+	uint8_t nonce[PCP_NONCE_SIZE];
+
+	(void)state;
+	memset(nonce, 9, sizeof(nonce));
+	mp = px_grant_lease(200, 200, 120);
+	assert_non_null(mp);
+	TIME_PASSES(60 * PX_MS);
+	px_assert_renewal_sent(120);		/* 140 s of lease left */
+	srv_answer_last(PCP_SUCCESS, 120, 8080);
+	END_TURN();
+	TIME_PASSES(60 * PX_MS);
+	px_assert_renewal_sent(80);		/* 80 s left */
+	srv_answer_last(PCP_SUCCESS, 80, 8080);
+	END_TURN();
+	assert_non_null(mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	assert_int_equal(mapping_remaining(mp, x->now), 80);
+	TIME_PASSES(80 * PX_MS - 1);
+	assert_int_equal(table_count(x->t), 1);
+	TIME_PASSES(1);
+	assert_int_equal(table_count(x->t), 0);
+	px_assert_delete_sent(nonce, mp == NULL ? 0 : 8080);
+	assert_null(backend_fake_lookup(x->be, MAP_PROTO_TCP, 8080));
+}
+
+/* A renewal the server never answers: the mapping keeps its rule until
+   its grant ends, one more try goes out meanwhile, then it expires. */
+static void
+test_lease_renewal_silence(void **state)
+{
+	struct mapping *mp;
+	uint64_t t0 = x->now;
+	size_t sent;
+
+	(void)state;
+	mp = px_grant_lease(86400, MAP_LEASE_INFINITE, 120);
+	assert_non_null(mp);
+	t0 = x->now;
+	TIME_PASSES(60 * PX_MS);
+	sent = x->wire.nsent;
+	/* the engine resends and gives up after PROXY_UPSTREAM_TRY_MS (at
+	   105 s): the mapping stays, and one more try comes at 112.5 s,
+	   halfway through what is left of the grant */
+	TIME_PASSES(50 * PX_MS);
+	assert_true(x->wire.nsent > sent);
+	assert_non_null(mp = px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	sent = x->wire.nsent;
+	TIME_PASSES(t0 + 112500 - x->now);
+	assert_int_equal(x->wire.nsent, sent + 1);
+	px_assert_renewal_sent(120);	/* a whole grant again */
+	assert_int_equal(mp->state, MAP_STATE_RENEWING);
+	TIME_PASSES(t0 + 120 * PX_MS - 1 - x->now);
+	assert_int_equal(table_count(x->t), 1);
+	assert_non_null(backend_fake_lookup(x->be, MAP_PROTO_TCP, 8080));
+	TIME_PASSES(1);
+	assert_int_equal(table_count(x->t), 0);
+	assert_null(backend_fake_lookup(x->be, MAP_PROTO_TCP, 8080));
+}
+
+/* A repeated request answered from the table (the cache rule) still
+   extends the client's lease; a lease past the grant then brings a
+   renewal. */
+static void
+test_lease_cache_hit_extends(void **state)
+{
+	struct mapping *mp;
+	struct map_req r;
+	struct map_result res;
+	size_t sent;
+
+	(void)state;
+	mp = px_grant_lease(300, 300, 300);
+	assert_non_null(mp);
+	/* the lease ends with the grant: nothing to renew */
+	assert_int_equal(proxy_next_deadline(x->p), x->now + 300 * PX_MS);
+	TIME_PASSES(10 * PX_MS);
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, 300, 9);
+	r.origin = MAP_ORIGIN_UPNP;
+	r.flags |= MAP_F_PREFER_FAILURE;
+	r.lease = 300;
+	sent = x->wire.nsent;
+	assert_true(px_submit(&r, &tag_b, &res));
+	assert_int_equal(res.err, MAP_OK);
+	assert_int_equal(x->wire.nsent, sent);
+	assert_int_equal(mapping_lease_remaining(mp, x->now), 300);
+	/* renewal halfway through the 300 s grant made 10 s ago */
+	assert_int_equal(proxy_next_deadline(x->p), x->now + 140 * PX_MS);
+	TIME_PASSES(140 * PX_MS);
+	assert_int_equal(x->wire.nsent, sent + 1);
+	/* no longer than the lease has left: 310 - 150 */
+	px_assert_renewal_sent(160);
+}
+
+/* Without an upstream the gateway keeps an infinite lease alive itself:
+   the local rule is re-armed, nothing is sent. */
+static void
+test_lease_last_nat(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct mapping *mp;
+	unsigned int refreshes;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_UDP, 3074, 3074, 86400, 9);
+	r.origin = MAP_ORIGIN_UPNP;
+	r.lease = MAP_LEASE_INFINITE;
+	(void)px_submit(&r, &tag_a, &res);
+	END_TURN();
+	assert_non_null(mp = px_find(PX_HOST, MAP_PROTO_UDP, 3074));
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	refreshes = backend_fake_counters(x->be)->refreshes;
+	TIME_PASSES(3 * 86400ull * PX_MS);
+	assert_non_null(mp = px_find(PX_HOST, MAP_PROTO_UDP, 3074));
+	assert_true(backend_fake_counters(x->be)->refreshes >= refreshes + 5);
+	assert_int_equal(x->wire.nsent, 0);
+}
+
 int
 main(void)
 {
@@ -2164,6 +2368,11 @@ main(void)
 		PX_TEST(test_policy_quota, setup_local),
 		PX_TEST(test_cancel, setup_local),
 		PX_TEST(test_expiry, setup_local),
+		PX_TEST(test_lease_renewed, setup_local),
+		PX_TEST(test_lease_ends, setup_local),
+		PX_TEST(test_lease_renewal_silence, setup_local),
+		PX_TEST(test_lease_cache_hit_extends, setup_local),
+		PX_TEST(test_lease_last_nat, setup_last),
 		PX_TEST(test_peer_local, setup_local),
 		PX_TEST(test_peer_local_port_taken, setup_local),
 		PX_TEST(test_peer_none, setup_none),
