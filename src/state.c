@@ -33,24 +33,28 @@
 #define STATE_ESCAPED_BYTE	3	/* %XX */
 #define STATE_HEX_DIGITS	16
 #define STATE_NONE		"-"	/* an absent value */
+#define STATE_LEASE_INF_TEXT	"inf"	/* a lease that never ends */
 /* FNV-1a, 64 bits: the end line's checksum of everything before it. */
 #define STATE_FNV_OFFSET	UINT64_C(0xcbf29ce484222325)
 #define STATE_FNV_PRIME		UINT64_C(0x100000001b3)
 #define STATE_MS_PER_S		1000
 
-/* Fields of a map line after the keyword; a peer line has two more
-   (remote address and port) before the description. */
+/* Fields of a version-2 map line after the keyword; a peer line has two
+   more (remote address and port) before the description. Version 1 has
+   no SF_LEASE: the fields after it come one place earlier. */
 enum state_field {
 	SF_PROTO = 1, SF_INT_ADDR, SF_INT_PORT, SF_EXT_PORT, SF_OUTER_ADDR,
 	SF_OUTER_PORT, SF_NONCE, SF_ORIGIN, SF_REQUESTER, SF_REQ_PORT,
 	SF_FLAGS, SF_UPSTREAM, SF_LIFETIME, SF_REQUESTED, SF_EXPIRY,
-	SF_MAP_DESC, SF_MAP_COUNT = SF_MAP_DESC + 1,
+	SF_LEASE, SF_MAP_DESC, SF_MAP_COUNT = SF_MAP_DESC + 1,
 	SF_PEER_ADDR = SF_MAP_DESC, SF_PEER_PORT, SF_PEER_DESC,
 	SF_PEER_COUNT
 };
 #define STATE_UPSTREAM_FIELDS	6	/* upstream i addr port epoch age */
 
-/* MAPPING_F_* as written; MAPPING_F_PEER is the line type instead. */
+/* MAPPING_F_* as written; MAPPING_F_PEER is the line type instead, and
+   MAPPING_F_RENEW (the table's note that expiry is a renewal point) is
+   never written: a record's expiry is always the real end. */
 static const struct {
 	const char	*name;
 	uint8_t		 bit;
@@ -284,6 +288,13 @@ state_record_check(const struct state_record *r, size_t n_upstream)
 		return "upstream index without an upstream line";
 	if (r->expiry != STATE_EXPIRY_NEVER && r->expiry > STATE_TIME_MAX)
 		return "expiry out of range";
+	if (r->lease != STATE_LEASE_FOREVER && r->lease > STATE_TIME_MAX)
+		return "lease out of range";
+	/* Only UPnP IGD clients have a lease the proxy keeps alive (RFC
+	   6970 §5.9); a PEER mapping is a PCP client's, which renews it
+	   itself (RFC 6887 §12.3), so no front-end gives one a lease. */
+	if (peer && r->lease != STATE_LEASE_NONE)
+		return "a peer mapping has no lease";
 	if (r->lifetime == 0)
 		return "granted lifetime 0";
 	if (memchr(r->description, '\0', sizeof(r->description)) == NULL)
@@ -318,6 +329,16 @@ state_u64_or_none(char *out, size_t size, bool known, uint64_t v)
 		(void)snprintf(out, size, "%s", STATE_NONE);
 }
 
+/* The lease field: "-", "inf" or the wall-clock end. */
+static void
+state_lease_encode(uint64_t lease, char *out, size_t size)
+{
+	if (lease == STATE_LEASE_FOREVER)
+		(void)snprintf(out, size, "%s", STATE_LEASE_INF_TEXT);
+	else
+		state_u64_or_none(out, size, lease != STATE_LEASE_NONE, lease);
+}
+
 /* One record as a line (with its newline); the length, 0 if invalid. */
 static size_t
 state_record_line(const struct state_record *r, size_t n_upstream,
@@ -326,7 +347,8 @@ state_record_line(const struct state_record *r, size_t n_upstream,
 	char ia[INET6_ADDRSTRLEN], oa[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
 	char pa[INET6_ADDRSTRLEN], nonce[2 * MAP_NONCE_SIZE + 1];
 	char desc[MAP_DESCRIPTION_MAX * STATE_ESCAPED_BYTE + 1];
-	char proto[8], flags[80], up[8], expiry[24], peer[INET6_ADDRSTRLEN + 8];
+	char proto[8], flags[80], up[8], expiry[24], lease[24];
+	char peer[INET6_ADDRSTRLEN + 8];
 	const char *pname;
 	int n;
 
@@ -342,13 +364,14 @@ state_record_line(const struct state_record *r, size_t n_upstream,
 	    r->upstream);
 	state_u64_or_none(expiry, sizeof(expiry),
 	    r->expiry != STATE_EXPIRY_NEVER, r->expiry);
+	state_lease_encode(r->lease, lease, sizeof(lease));
 	state_desc_encode(r->description, desc);
 	peer[0] = '\0';
 	if (state_record_is_peer(r))
 		(void)snprintf(peer, sizeof(peer), " %s %u",
 		    pcp_addr_ntop(&r->peer_addr, pa, sizeof(pa)), r->peer_port);
 	n = snprintf(line, size,
-	    "%s %s %s %u %u %s %u %s %s %s %u %s %s %lu %lu %s%s %s\n",
+	    "%s %s %s %u %u %s %u %s %s %s %u %s %s %lu %lu %s %s%s %s\n",
 	    state_record_is_peer(r) ? "peer" : "map", proto,
 	    pcp_addr_ntop(&r->internal_addr, ia, sizeof(ia)),
 	    r->internal_port, r->ext_port,
@@ -356,7 +379,7 @@ state_record_line(const struct state_record *r, size_t n_upstream,
 	    nonce, map_origin_name((enum map_origin)r->origin),
 	    pcp_addr_ntop(&r->requester, ra, sizeof(ra)), r->requester_port,
 	    flags, up, (unsigned long)r->lifetime,
-	    (unsigned long)r->requested_lifetime, expiry, peer, desc);
+	    (unsigned long)r->requested_lifetime, expiry, lease, peer, desc);
 	if (n < 0 || (size_t)n >= size)
 		return 0;
 	return (size_t)n;
@@ -482,6 +505,7 @@ struct state_parser {
 	struct state_image	*img;
 	struct state_errors	*errs;
 	uint32_t		 line;
+	int			 version;	/* from the first line */
 	int			 stage;		/* enum state_stage */
 	bool			 failed;
 	bool			 ended;
@@ -692,7 +716,30 @@ state_parse_optional(struct state_parser *p, const char *s, const char *what,
 	return true;
 }
 
-/* The fields a map and a peer line share. */
+static bool
+state_parse_lease(struct state_parser *p, const char *s, uint64_t *lease)
+{
+	unsigned long long v;
+
+	if (strcmp(s, STATE_LEASE_INF_TEXT) == 0) {
+		*lease = STATE_LEASE_FOREVER;
+		return true;
+	}
+	/* 0 is STATE_LEASE_NONE, written "-": a wall-clock end 0 is no
+	   lease end the daemon writes (it is long past) */
+	if (!state_parse_optional(p, s, "lease", STATE_TIME_MAX,
+	    STATE_LEASE_NONE, &v))
+		return false;
+	if (strcmp(s, STATE_NONE) != 0 && v == STATE_LEASE_NONE) {
+		state_parse_error(p, "bad lease \"%s\" (no lease is \"-\")",
+		    s);
+		return false;
+	}
+	*lease = v;
+	return true;
+}
+
+/* The fields a map and a peer line share (version 2 numbering). */
 static bool
 state_parse_common(struct state_parser *p, char **f, struct state_record *r)
 {
@@ -729,7 +776,8 @@ state_parse_common(struct state_parser *p, char **f, struct state_record *r)
 	    !state_parse_optional(p, f[SF_UPSTREAM], "upstream index",
 	    STATE_MAX_UPSTREAM - 1, STATE_UPSTREAM_NONE, &up) ||
 	    !state_parse_optional(p, f[SF_EXPIRY], "expiry", STATE_TIME_MAX,
-	    STATE_EXPIRY_NEVER, &expiry))
+	    STATE_EXPIRY_NEVER, &expiry) ||
+	    !state_parse_lease(p, f[SF_LEASE], &r->lease))
 		return false;
 	if (!state_number(f[SF_LIFETIME], UINT32_MAX, &lifetime)) {
 		state_parse_error(p, "bad lifetime \"%s\"", f[SF_LIFETIME]);
@@ -747,20 +795,43 @@ state_parse_common(struct state_parser *p, char **f, struct state_record *r)
 	return true;
 }
 
+/*
+ * A version-1 record's fields in version-2 places: `none` ("-", no
+ * lease) put in at SF_LEASE, the fields after it moved up one. out has
+ * room for n + 1.
+ */
+static void
+state_fields_v1(char **f, int n, char *none, char **out)
+{
+	int i;
+
+	for (i = 0; i < SF_LEASE; i++)
+		out[i] = f[i];
+	out[SF_LEASE] = none;
+	for (i = SF_LEASE; i < n; i++)
+		out[i + 1] = f[i];
+}
+
 static void
 state_parse_record(struct state_parser *p, char **f, int n, bool peer)
 {
 	struct state_record r;
+	char *v2[STATE_FIELDS_MAX + 1], none[] = STATE_NONE;
 	const char *why = NULL;
 	int want = peer ? SF_PEER_COUNT : SF_MAP_COUNT;
 	int desc = peer ? SF_PEER_DESC : SF_MAP_DESC;
+	bool v1 = p->version < STATE_VERSION;
 
 	memset(&r, 0, sizeof(r));
 	r.line = p->line;
-	if (n != want) {
+	if (n != want - (v1 ? 1 : 0)) {
 		state_parse_error(p, "%s needs %d fields, not %d", f[0],
-		    want - 1, n - 1);
+		    want - 1 - (v1 ? 1 : 0), n - 1);
 		return;
+	}
+	if (v1) {
+		state_fields_v1(f, n, none, v2);
+		f = v2;
 	}
 	if (!state_parse_common(p, f, &r))
 		return;
@@ -837,11 +908,12 @@ state_parse_line(struct state_parser *p, char *s, uint64_t hash_before)
 			state_parse_error(p, "not a pcp-iwfd state file");
 			p->stop = true;	/* nothing else is meaningful */
 		} else if (!state_number(f[1], INT_MAX, &v) ||
-		    v != STATE_VERSION) {
+		    v < STATE_VERSION_MIN || v > STATE_VERSION) {
 			state_parse_error(p, "state file version \"%s\" is not "
-			    "%d", f[1], STATE_VERSION);
+			    "%d to %d", f[1], STATE_VERSION_MIN, STATE_VERSION);
 			p->stop = true;
-		}
+		} else
+			p->version = (int)v;
 		break;
 	case ST_EPOCH:
 		if (state_parse_header_number(p, f, n, "epoch", UINT32_MAX, &v))
@@ -1282,24 +1354,55 @@ state_mapping_saved(const struct mapping *m)
 	}
 }
 
+/*
+ * The client lease of m as a wall-clock end (state_record lease); false
+ * when it has ended: RFC 6970 §5.9, the mapping lives only as long as its
+ * UPnP lease, and a restart would drop it anyway.
+ */
+static bool
+state_lease_from_mapping(const struct mapping *m, uint64_t now_ms,
+    uint64_t now_wall, uint64_t *lease)
+{
+	uint32_t left;
+
+	if (m->lease_end == TABLE_LEASE_NONE) {
+		*lease = STATE_LEASE_NONE;
+		return true;
+	}
+	if (m->lease_end == TABLE_LEASE_FOREVER) {
+		*lease = STATE_LEASE_FOREVER;
+		return true;
+	}
+	if ((left = mapping_lease_remaining(m, now_ms)) == 0)
+		return false;
+	*lease = now_wall + left;
+	return true;
+}
+
 /* m as a record; false when it is not saved (see above, or expired). */
 static bool
 state_record_from_mapping(const struct mapping *m, uint64_t now_ms,
     uint64_t now_wall, struct state_record *r)
 {
 	const struct mapping_peer *peer;
+	uint64_t lease;
 	uint32_t left;
 
 	if (!state_mapping_saved(m))
 		return false;
+	/* the real end: with MAPPING_F_RENEW, expiry is only the next
+	   renewal point and mapping_remaining counts to grant_end */
 	if ((left = mapping_remaining(m, now_ms)) == 0)
+		return false;
+	if (!state_lease_from_mapping(m, now_ms, now_wall, &lease))
 		return false;
 	memset(r, 0, sizeof(*r));
 	r->internal_addr = m->internal_addr;
 	r->requester = m->requester;
 	r->outer_addr = m->outer_addr;
-	r->expiry = m->expiry == TABLE_EXPIRY_NEVER ? STATE_EXPIRY_NEVER :
+	r->expiry = left == TABLE_LIFETIME_INFINITE ? STATE_EXPIRY_NEVER :
 	    now_wall + left;
+	r->lease = lease;
 	r->lifetime = m->lifetime;
 	r->requested_lifetime = m->requested_lifetime;
 	memcpy(r->nonce, m->nonce, MAP_NONCE_SIZE);
@@ -1309,7 +1412,9 @@ state_record_from_mapping(const struct mapping *m, uint64_t now_ms,
 	r->requester_port = m->requester_port;
 	r->protocol = m->protocol;
 	r->origin = m->origin;
-	r->flags = m->flags;
+	/* the table's own note, meaningless in a file (expiry above is the
+	   real end); a restored mapping comes back without it */
+	r->flags = m->flags & ~MAPPING_F_RENEW;
 	r->upstream = m->upstream;
 	if ((peer = mapping_peer(m)) != NULL) {
 		r->peer_addr = peer->addr;
@@ -1402,8 +1507,37 @@ state_write_table(const char *path, const struct state_header *hdr,
 	return state_write_with(path, state_write_table_fn, &src);
 }
 
+/* The wall time restored mappings are measured from: max(now, written),
+   so a clock stepped back never lengthens a mapping or a lease. */
+static uint64_t
+state_restore_from(uint64_t written, uint64_t now_wall)
+{
+	return now_wall > written ? now_wall : written;
+}
+
+/*
+ * The map_req lease that gives a restored mapping r's lease end back: the
+ * seconds left from `from` (the table puts them onto its monotonic clock,
+ * table_add). The caller has dropped a lease that ended (<= from).
+ */
+static uint32_t
+state_lease_left(const struct state_record *r, uint64_t from)
+{
+	uint64_t left;
+
+	if (r->lease == STATE_LEASE_NONE)
+		return MAP_LEASE_NONE;
+	if (r->lease == STATE_LEASE_FOREVER)
+		return MAP_LEASE_INFINITE;
+	left = r->lease - from;
+	/* a finite lease stays finite (the table caps its end too) */
+	return left >= MAP_LEASE_INFINITE ? MAP_LEASE_INFINITE - 1 :
+	    (uint32_t)left;
+}
+
 static void
-state_req_from_record(const struct state_record *r, struct map_req *req)
+state_req_from_record(const struct state_record *r, uint64_t from,
+    struct map_req *req)
 {
 	memset(req, 0, sizeof(*req));
 	req->origin = (enum map_origin)r->origin;
@@ -1414,6 +1548,7 @@ state_req_from_record(const struct state_record *r, struct map_req *req)
 	req->internal_port = r->internal_port;
 	req->ext_port = r->ext_port;
 	req->lifetime = r->requested_lifetime;
+	req->lease = state_lease_left(r, from);
 	memcpy(req->nonce, r->nonce, MAP_NONCE_SIZE);
 	if (r->flags & MAPPING_F_PREFER_FAILURE)
 		req->flags |= MAP_F_PREFER_FAILURE;
@@ -1435,25 +1570,34 @@ state_req_from_record(const struct state_record *r, struct map_req *req)
 	}
 }
 
-/* The monotonic expiry of r (ms); measured from max(now, written). */
+/* The monotonic expiry of r (ms), measured from `from`. */
 static uint64_t
-state_expiry_ms(const struct state_record *r, uint64_t written,
-    uint64_t now_ms, uint64_t now_wall)
+state_expiry_ms(const struct state_record *r, uint64_t from, uint64_t now_ms)
 {
-	uint64_t from = now_wall > written ? now_wall : written;
-
 	if (r->expiry == STATE_EXPIRY_NEVER)
 		return TABLE_EXPIRY_NEVER;
 	return now_ms + (r->expiry - from) * STATE_MS_PER_S;
 }
 
-/* Gone while the daemon was down (or before `written`: a damaged file). */
+/* A client lease (RFC 6970 §5.9) still running at `from`. */
 static bool
-state_record_expired(const struct state_record *r, uint64_t written,
-    uint64_t now_wall)
+state_lease_running(const struct state_record *r, uint64_t from)
 {
-	uint64_t from = now_wall > written ? now_wall : written;
+	return r->lease == STATE_LEASE_FOREVER ||
+	    (r->lease != STATE_LEASE_NONE && r->lease > from);
+}
 
+/*
+ * Gone while the daemon was down (or before `written`: a damaged file):
+ * its client's lease ended (RFC 6970 §5.9: the proxy renews only until
+ * then; the client was told the mapping ends), or its grant ran out and
+ * no lease of a client that never renews (UPnP) asks to keep it.
+ */
+static bool
+state_record_expired(const struct state_record *r, uint64_t from)
+{
+	if (r->lease != STATE_LEASE_NONE)
+		return !state_lease_running(r, from);
 	return r->expiry != STATE_EXPIRY_NEVER && r->expiry <= from;
 }
 
@@ -1463,15 +1607,16 @@ state_restore_one(const struct state_record *r, struct table *t,
     uint64_t now_ms, uint64_t now_wall, const char *name,
     struct state_restore_stats *st, struct state_errors *errs)
 {
+	uint64_t from = state_restore_from(img->hdr.written, now_wall);
 	struct map_req req;
 	struct mapping *m;
 	enum map_err err;
 
-	if (state_record_expired(r, img->hdr.written, now_wall)) {
+	if (state_record_expired(r, from)) {
 		st->expired++;
 		return;
 	}
-	state_req_from_record(r, &req);
+	state_req_from_record(r, from, &req);
 	if ((m = table_add(t, &req, r->ext_port, r->lifetime, now_ms,
 	    &err)) == NULL) {
 		st->failed++;
@@ -1485,8 +1630,16 @@ state_restore_one(const struct state_record *r, struct table *t,
 	if (upstream_map != NULL && r->upstream != STATE_UPSTREAM_NONE &&
 	    r->upstream < img->hdr.n_upstream)
 		m->upstream = upstream_map[r->upstream];
-	table_set_expiry(t, m, state_expiry_ms(r, img->hdr.written, now_ms,
-	    now_wall));
+	/* A lease that outlived its grant during the downtime (the gateway
+	   was off longer than the upstream grant): the client still counts
+	   on it and will not ask again, so it is kept a short while, in
+	   which the proxy re-creates it upstream with its nonce and renews
+	   it (proxy_restored; RFC 6887 §11.2). */
+	if (r->expiry != STATE_EXPIRY_NEVER && r->expiry <= from)
+		table_set_expiry(t, m, now_ms + STATE_LAPSED_GRACE_S *
+		    STATE_MS_PER_S);
+	else
+		table_set_expiry(t, m, state_expiry_ms(r, from, now_ms));
 	(void)mapping_set_state(t, m, MAP_STATE_GRANTED);
 	m->flags = r->flags | MAPPING_F_WAS_GRANTED;
 	st->restored++;

@@ -35,18 +35,29 @@
 struct table;
 struct config_upstream;
 
-#define STATE_VERSION		1
+/* Version 2 added the client lease (`lease`, after `expiry`); version-1
+   files still load, every mapping without a lease. */
+#define STATE_VERSION		2
+#define STATE_VERSION_MIN	1
 #define STATE_MAGIC		"pcp-iwfd-state"
 /* Upstream servers a file describes (UPSTREAM_MAX_SERVERS). */
 #define STATE_MAX_UPSTREAM	8
 #define STATE_UPSTREAM_NONE	0xff	/* UPSTREAM_NO_SERVER */
 /* A mapping that never expires (TABLE_EXPIRY_NEVER, static mappings). */
 #define STATE_EXPIRY_NEVER	UINT64_MAX
+/* state_record lease: no client lease (the client renews itself, as PCP
+   and NAT-PMP clients do), or one that never ends (IGD:1 lease 0). */
+#define STATE_LEASE_NONE	0
+#define STATE_LEASE_FOREVER	UINT64_MAX
 /* Wall times above this are refused (year ~36800): keeps every sum of a
    time and a lifetime in range. */
 #define STATE_TIME_MAX		(UINT64_C(1) << 40)
 /* A file larger than this is refused before it is read. */
 #define STATE_FILE_MAX		(256u * 1024 * 1024)
+/* How long a mapping whose grant ran out during the downtime but whose
+   client lease still runs is kept after a restart, for the proxy to
+   re-create it upstream (state_restore_table). */
+#define STATE_LAPSED_GRACE_S	60
 #define STATE_ERRORS_MAX	8
 #define STATE_ERROR_LEN		256
 
@@ -75,7 +86,13 @@ struct state_record {
 	struct in6_addr	 requester;
 	struct in6_addr	 outer_addr;
 	struct in6_addr	 peer_addr;	/* PEER only */
-	uint64_t	 expiry;	/* wall seconds; STATE_EXPIRY_NEVER */
+	uint64_t	 expiry;	/* wall seconds; STATE_EXPIRY_NEVER.
+					   The real end of the grant, never
+					   a renewal point (MAPPING_F_RENEW) */
+	uint64_t	 lease;		/* the client's lease end (struct
+					   mapping lease_end) in wall
+					   seconds; STATE_LEASE_NONE,
+					   STATE_LEASE_FOREVER */
 	uint32_t	 lifetime;	/* granted */
 	uint32_t	 requested_lifetime;
 	uint8_t		 nonce[MAP_NONCE_SIZE];
@@ -87,7 +104,8 @@ struct state_record {
 	uint8_t		 protocol;
 	uint8_t		 origin;	/* enum map_origin */
 	uint8_t		 flags;		/* MAPPING_F_*, with MAPPING_F_PEER
-					   for a PEER mapping */
+					   for a PEER mapping; never
+					   MAPPING_F_RENEW (the table's own) */
 	uint8_t		 upstream;	/* header index; STATE_UPSTREAM_NONE */
 	uint32_t	 line;		/* where it was parsed; 0 otherwise */
 	char		 description[MAP_DESCRIPTION_MAX + 1]; /* "" none */
@@ -115,7 +133,8 @@ void	state_errors_init(struct state_errors *);
 void	state_errors_print(const struct state_errors *, FILE *);
 
 /*
- * Parse a whole file. 0 on success; -1 with errs filled ("name:line:
+ * Parse a whole file, version 1 (no lease field: every record gets
+ * STATE_LEASE_NONE) or 2. 0 on success; -1 with errs filled ("name:line:
  * message", every bad line reported) and *img emptied on any error,
  * including a truncated file, a checksum or count mismatch, an unknown
  * version, a duplicate mapping or upstream line. img is initialised here;
@@ -124,10 +143,11 @@ void	state_errors_print(const struct state_errors *, FILE *);
 int	state_parse(const char *name, const char *text, size_t len,
 	    struct state_image *, struct state_errors *errs);
 /*
- * Write the image as text: header, one line a record, the end line with
- * the count and checksum. -1 on a write error (ferror) or when a record
- * would not parse back (a bug; nothing partial is meant to be kept: write
- * to a temp file). Output of state_format parses to the same image.
+ * Write the image as text, always version STATE_VERSION: header, one
+ * line a record, the end line with the count and checksum. -1 on a write
+ * error (ferror) or when a record would not parse back (a bug; nothing
+ * partial is meant to be kept: write to a temp file). Output of
+ * state_format parses to the same image.
  */
 int	state_format(const struct state_image *, FILE *);
 
@@ -169,8 +189,12 @@ bool	state_epoch_resume(const struct state_header *, uint64_t now_wall,
  * The records of every mapping a client was told about: GRANTED or
  * RENEWING, or once granted and now being re-created upstream (what is
  * only REQUESTED or PENDING_UPSTREAM and never granted got no SUCCESS; the
- * client retries). Sets hdr.written = now_wall; the rest of the header is
- * the caller's. O(n). -1 when memory runs out (img emptied).
+ * client retries), and neither expired nor past its client lease. expiry
+ * is the real end of the grant (mapping_remaining: grant_end while the
+ * proxy renews by itself) and MAPPING_F_RENEW is never saved; the lease
+ * end goes to wall seconds like expiry. Sets hdr.written = now_wall; the
+ * rest of the header is the caller's. O(n). -1 when memory runs out (img
+ * emptied).
  */
 int	state_image_from_table(const struct table *, uint64_t now_ms,
 	    uint64_t now_wall, struct state_image *);
@@ -203,11 +227,15 @@ struct state_restore_stats {
  * the fields the table leaves to its caller (outer address and port,
  * upstream through upstream_map, or as stored when NULL), the stored
  * flags, the remaining lifetime as expiry and state GRANTED. Records whose
- * expiry <= now_wall are dropped. The remaining lifetime is measured from
+ * expiry <= now_wall, or whose client lease ended by then, are dropped
+ * (counted expired). The remaining lifetime and lease are measured from
  * max(now_wall, written), so a clock stepped back does not lengthen a
- * mapping. NAT-PMP mappings go in last: the table refuses a port whose
- * other-protocol twin is another host's NAT-PMP mapping (RFC 6886 §3.3),
- * which the live table only checked when the later one was made. O(n).
+ * mapping; a running lease becomes the mapping's lease_end on the
+ * monotonic clock of now_ms (map_req.lease = the seconds left, RFC 6970
+ * §5.9: the proxy keeps renewing upstream until it ends). NAT-PMP
+ * mappings go in last: the table refuses a port whose other-protocol twin
+ * is another host's NAT-PMP mapping (RFC 6886 §3.3), which the live table
+ * only checked when the later one was made. O(n).
  * Returns 0 when every live record was restored, -1 when some failed.
  */
 int	state_restore_table(const struct state_image *, struct table *,

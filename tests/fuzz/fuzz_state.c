@@ -5,7 +5,10 @@
  * failure exactly when errors were collected, every message starts with
  * the file name, a failed parse leaves no records, and a file that parsed
  * formats to a text that parses again to the same text (state_format
- * round trip) and restores into a table without a crash. Each input is
+ * round trip) and restores into a table without a crash; every restored
+ * mapping has a running lease or none and no MAPPING_F_RENEW, and the
+ * restored table saves again exactly the mappings restored, each with the
+ * kind of lease its record had (none, infinite, finite). Each input is
  * parsed twice: as it is, and with the checksum of its end line made
  * right, so mutations reach the records' validation and the restore
  * instead of all failing at the checksum.
@@ -58,6 +61,73 @@ fuzz_check_errors(int rc, const struct state_image *img)
 			abort();
 }
 
+/* 0 no lease, 1 infinite, 2 finite */
+static int
+fuzz_lease_kind(uint64_t lease)
+{
+	if (lease == STATE_LEASE_NONE)
+		return 0;
+	return lease == STATE_LEASE_FOREVER ? 1 : 2;
+}
+
+static void
+fuzz_check_restored(const struct table *t)
+{
+	struct mapping *m;
+	size_t i;
+
+	for (i = 0; (m = table_at(t, i)) != NULL; i++) {
+		if ((m->flags & MAPPING_F_RENEW) != 0)
+			abort();
+		if (m->lease_end != TABLE_LEASE_NONE &&
+		    mapping_lease_remaining(m, FUZZ_NOW_MS) == 0)
+			abort();
+		if (mapping_peer(m) != NULL && m->lease_end != TABLE_LEASE_NONE)
+			abort();
+	}
+}
+
+/* The restored table saved again: every mapping (all are live), each
+   with the kind of lease of the record it came from, found by its key
+   (the parser refused duplicate keys). */
+static void
+fuzz_save_again(const struct state_image *img, const struct table *t)
+{
+	struct state_image again;
+	const struct state_record *r;
+	char *text;
+	size_t len, i, j = 0;
+
+	state_image_init(&again);
+	again.hdr = img->hdr;
+	if (state_image_from_table(t, FUZZ_NOW_MS, FUZZ_NOW_WALL, &again) != 0)
+		abort();
+	if (again.count != table_count(t))
+		abort();
+	for (i = 0; i < again.count; i++) {
+		r = &again.rec[i];
+		for (j = 0; j < img->count; j++)
+			if (img->rec[j].protocol == r->protocol &&
+			    img->rec[j].ext_port == r->ext_port &&
+			    img->rec[j].internal_port == r->internal_port &&
+			    img->rec[j].peer_port == r->peer_port &&
+			    (img->rec[j].flags & MAPPING_F_PEER) ==
+			    (r->flags & MAPPING_F_PEER) &&
+			    IN6_ARE_ADDR_EQUAL(&img->rec[j].internal_addr,
+			    &r->internal_addr) &&
+			    IN6_ARE_ADDR_EQUAL(&img->rec[j].peer_addr,
+			    &r->peer_addr))
+				break;
+		if (j == img->count ||
+		    fuzz_lease_kind(img->rec[j].lease) !=
+		    fuzz_lease_kind(r->lease))
+			abort();
+	}
+	text = fuzz_format(&again, &len);
+	free(text);
+	state_image_free(&again);
+}
+
 static void
 fuzz_restore(const struct state_image *img)
 {
@@ -71,6 +141,8 @@ fuzz_restore(const struct state_image *img)
 	if (st.restored + st.expired + st.failed != img->count ||
 	    table_count(t) != st.restored)
 		abort();
+	fuzz_check_restored(t);
+	fuzz_save_again(img, t);
 	table_free(t);
 }
 

@@ -2,6 +2,8 @@
  * test_state.c - the state file (src/state.c): format and parse round
  * trips through the table, every malformed line with its line number,
  * truncation, duplicates, expiry on restore, the version check, the
+ * client lease (version 2: none, infinite, finite; ended while down;
+ * version-1 files without it), MAPPING_F_RENEW never written, the
  * durable write (a failed write leaves the old file intact), the corrupt
  * file moved aside, the Epoch across a restart, and the cost at 50,000
  * mappings.
@@ -136,6 +138,31 @@ table_fixture(void)
 	r.peer_port = 80;
 	r.flags &= ~(unsigned int)MAP_F_HAS_DESCRIPTION;
 	(void)add_granted(t, &r, 5555, 300);
+	/* UPnP client leases the proxy keeps alive upstream (RFC 6970
+	   §5.9): IGD:1 lease 0, renewed until deleted, and an IGD:2 lease
+	   of a day on a two-hour grant, both between renewals
+	   (MAPPING_F_RENEW: expiry is the renewal point); and a lease
+	   shorter than its grant */
+	r = req_make(MAP_ORIGIN_UPNP, "192.168.1.15", MAP_PROTO_UDP, 3074,
+	    0x61, "Xbox");
+	r.flags |= MAP_F_PREFER_FAILURE;
+	r.lifetime = TABLE_LIFETIME_INFINITE;
+	r.lease = MAP_LEASE_INFINITE;
+	m = add_granted(t, &r, 3074, 7200);
+	table_set_renewal(t, m, NOW_MS + 3600 * 1000ULL,
+	    NOW_MS + 7200 * 1000ULL);
+	r = req_make(MAP_ORIGIN_UPNP, "192.168.1.15", MAP_PROTO_TCP, 51413,
+	    0x62, "torrent");
+	r.lifetime = 86400;
+	r.lease = 86400;
+	m = add_granted(t, &r, 51413, 7200);
+	table_set_renewal(t, m, NOW_MS + 3600 * 1000ULL,
+	    NOW_MS + 7200 * 1000ULL);
+	r = req_make(MAP_ORIGIN_UPNP, "192.168.1.16", MAP_PROTO_TCP, 8443,
+	    0x63, NULL);
+	r.lifetime = 600;
+	r.lease = 600;
+	(void)add_granted(t, &r, 8443, 3600);
 	/* never granted: not saved */
 	r = req_make(MAP_ORIGIN_PCP, "192.168.1.14", MAP_PROTO_TCP, 1,
 	    0x77, NULL);
@@ -177,6 +204,28 @@ format_text(const struct state_image *img, size_t *len)
 	return text;
 }
 
+/* The real end of a mapping: with MAPPING_F_RENEW expiry is only its
+   next renewal point. */
+static uint64_t
+mapping_end(const struct mapping *m)
+{
+	return (m->flags & MAPPING_F_RENEW) != 0 ? m->grant_end : m->expiry;
+}
+
+/* b, restored up to a second later on the monotonic clock (NOW_MS + 7,
+   rounded up to whole seconds), has a's lease */
+static void
+assert_lease_equal(const struct mapping *a, const struct mapping *b)
+{
+	if (a->lease_end == TABLE_LEASE_NONE ||
+	    a->lease_end == TABLE_LEASE_FOREVER) {
+		assert_int_equal(b->lease_end, a->lease_end);
+		return;
+	}
+	assert_true(b->lease_end >= a->lease_end &&
+	    b->lease_end <= a->lease_end + 1);
+}
+
 static void
 assert_mapping_equal(const struct mapping *a, const struct mapping *b)
 {
@@ -193,17 +242,19 @@ assert_mapping_equal(const struct mapping *a, const struct mapping *b)
 	assert_int_equal(a->requester_port, b->requester_port);
 	assert_int_equal(a->protocol, b->protocol);
 	assert_int_equal(a->origin, b->origin);
-	assert_int_equal(a->flags, b->flags);
+	/* MAPPING_F_RENEW is the table's own: never saved, never restored */
+	assert_int_equal(a->flags & ~MAPPING_F_RENEW, b->flags);
 	assert_int_equal(a->upstream, b->upstream);
 	assert_int_equal(a->lifetime, b->lifetime);
 	assert_int_equal(a->requested_lifetime, b->requested_lifetime);
 	assert_int_equal(b->state, MAP_STATE_GRANTED);
 	assert_string_equal(da, db);
-	if (a->expiry == TABLE_EXPIRY_NEVER)
+	if (mapping_end(a) == TABLE_EXPIRY_NEVER)
 		assert_true(b->expiry == TABLE_EXPIRY_NEVER);
 	else	/* whole seconds, rounded up when saved */
-		assert_true(b->expiry >= a->expiry &&
-		    b->expiry < a->expiry + 1000);
+		assert_true(b->expiry >= mapping_end(a) &&
+		    b->expiry < mapping_end(a) + 1000);
+	assert_lease_equal(a, b);
 	assert_int_equal(mapping_peer(a) != NULL, mapping_peer(b) != NULL);
 	if (mapping_peer(a) != NULL) {
 		assert_memory_equal(&mapping_peer(a)->addr,
@@ -293,21 +344,64 @@ test_round_trip(void **state)
 	table_free(t2);
 }
 
+static char *
+slurp(const char *path, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f, *m;
+	int c;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	assert_non_null(m = open_memstream(&buf, len));
+	while ((c = fgetc(f)) != EOF)
+		fputc(c, m);
+	fclose(f);
+	fclose(m);
+	return buf;
+}
+
+/* Records equal in every field but where they were read. */
+static void
+assert_record_equal(const struct state_record *a, const struct state_record *b)
+{
+	assert_memory_equal(&a->internal_addr, &b->internal_addr, 16);
+	assert_memory_equal(&a->requester, &b->requester, 16);
+	assert_memory_equal(&a->outer_addr, &b->outer_addr, 16);
+	assert_memory_equal(&a->peer_addr, &b->peer_addr, 16);
+	assert_true(a->expiry == b->expiry);
+	assert_true(a->lease == b->lease);
+	assert_int_equal(a->lifetime, b->lifetime);
+	assert_int_equal(a->requested_lifetime, b->requested_lifetime);
+	assert_memory_equal(a->nonce, b->nonce, MAP_NONCE_SIZE);
+	assert_int_equal(a->internal_port, b->internal_port);
+	assert_int_equal(a->ext_port, b->ext_port);
+	assert_int_equal(a->outer_port, b->outer_port);
+	assert_int_equal(a->requester_port, b->requester_port);
+	assert_int_equal(a->peer_port, b->peer_port);
+	assert_int_equal(a->protocol, b->protocol);
+	assert_int_equal(a->origin, b->origin);
+	assert_int_equal(a->flags, b->flags);
+	assert_int_equal(a->upstream, b->upstream);
+	assert_string_equal(a->description, b->description);
+}
+
+#define GOLDEN_V1	IWFD_TEST_DATA_DIR "/golden/state/v1.state"
+#define GOLDEN_V2	IWFD_TEST_DATA_DIR "/golden/state/v2.state"
+
 /* The golden file: the documented format, byte for byte. */
 static void
-test_golden(void **state)
+test_golden_v2(void **state)
 {
-	const char *path = IWFD_TEST_DATA_DIR "/golden/state/v1.state";
 	struct state_image img;
 	struct state_errors errs;
 	char moved[256], *text, *want;
 	size_t len, wlen;
-	FILE *f;
 
 	(void)state;
-	assert_int_equal(state_load(path, NOW_WALL, &img, &errs, moved,
+	assert_int_equal(state_load(GOLDEN_V2, NOW_WALL, &img, &errs, moved,
 	    sizeof(moved)), STATE_LOAD_OK);
-	assert_int_equal(img.count, 4);
+	assert_int_equal(img.count, 6);
 	assert_int_equal(img.hdr.epoch, 86400);
 	assert_int_equal(img.hdr.n_upstream, 1);
 	assert_true(img.hdr.upstream[0].epoch_known);
@@ -318,16 +412,52 @@ test_golden(void **state)
 	assert_true((img.rec[3].flags & MAPPING_F_PEER) != 0);
 	assert_int_equal(img.rec[3].peer_port, 443);
 	assert_true(img.rec[2].expiry == STATE_EXPIRY_NEVER);
+	/* leases: none on the first four, then "inf" and a wall time */
+	assert_true(img.rec[0].lease == STATE_LEASE_NONE);
+	assert_true(img.rec[3].lease == STATE_LEASE_NONE);
+	assert_true(img.rec[4].lease == STATE_LEASE_FOREVER);
+	assert_int_equal(img.rec[4].requested_lifetime, UINT32_MAX);
+	assert_true(img.rec[5].lease == 1700086000);
+	assert_int_equal(img.rec[5].flags, MAPPING_F_ANY_PORT |
+	    MAPPING_F_WAS_GRANTED);
 	text = format_text(&img, &len);
-	assert_non_null(f = fopen(path, "r"));
-	assert_non_null(want = malloc(len + 1));
-	wlen = fread(want, 1, len + 1, f);
-	fclose(f);
+	assert_non_null(want = slurp(GOLDEN_V2, &wlen));
 	assert_int_equal(wlen, len);
 	assert_memory_equal(want, text, len);
 	free(want);
 	free(text);
 	state_image_free(&img);
+}
+
+/*
+ * A version-1 file (before the lease) still loads, every mapping without
+ * a lease, and is written back as version 2: v2.state begins with the
+ * same four mappings.
+ */
+static void
+test_golden_v1(void **state)
+{
+	struct state_image img, v2;
+	struct state_errors errs;
+	char *text;
+	size_t len, i;
+
+	(void)state;
+	assert_int_equal(state_load(GOLDEN_V1, NOW_WALL, &img, &errs, NULL,
+	    0), STATE_LOAD_OK);
+	assert_int_equal(state_load(GOLDEN_V2, NOW_WALL, &v2, &errs, NULL,
+	    0), STATE_LOAD_OK);
+	assert_int_equal(img.count, 4);
+	assert_header_equal(&img.hdr, &v2.hdr);
+	for (i = 0; i < img.count; i++) {
+		assert_true(img.rec[i].lease == STATE_LEASE_NONE);
+		assert_record_equal(&img.rec[i], &v2.rec[i]);
+	}
+	text = format_text(&img, &len);
+	assert_true(strncmp(text, "pcp-iwfd-state 2\n", 17) == 0);
+	free(text);
+	state_image_free(&img);
+	state_image_free(&v2);
 }
 
 /* text + the end line with the right count and checksum */
@@ -537,8 +667,10 @@ test_bad_header_lines(void **state)
 	(void)state;
 	expect_error("", 0, 1, "not a pcp-iwfd state file");
 	expect_error("PCP-IWFD-STATE 1\n", 0, 1, "not a pcp-iwfd state");
-	expect_error("pcp-iwfd-state 2\nepoch 1\n", 0, 1,
-	    "version \"2\" is not 1");
+	expect_error("pcp-iwfd-state 3\nepoch 1\n", 0, 1,
+	    "version \"3\" is not 1 to 2");
+	expect_error("pcp-iwfd-state 0\nepoch 1\n", 0, 1,
+	    "version \"0\" is not 1 to 2");
 	expect_error("pcp-iwfd-state 01x\n", 0, 1, "version");
 	expect_error("pcp-iwfd-state 1\nepoch -1\n", 0, 2, "bad epoch");
 	expect_error("pcp-iwfd-state 1\nepoch 4294967296\n", 0, 2,
@@ -743,6 +875,183 @@ test_restore_order_and_conflict(void **state)
 	state_image_free(&img);
 }
 
+/* ---- the client lease (version 2) -------------------------------------- */
+
+#define HDR2 "pcp-iwfd-state 2\nepoch 10\nwritten 1700000000\n" \
+	"natpmp-key 000102030405060708090a0b0c0d0e0f\n" \
+	"upstream 0 192.0.2.1 5351 77 3\n"
+/* "map ... <expiry> " and the description follow a lease */
+#define MAP2_HEAD "map tcp 192.168.1.10 8080 8080 198.51.100.7 18080 " \
+	"0102030405060708090a0b0c upnp 192.168.1.10 0 was-granted 0 " \
+	"3600 4294967295 1700003600 "
+#define PEER2_HEAD "peer tcp 192.168.1.10 8080 8080 198.51.100.7 18080 " \
+	"0102030405060708090a0b0c pcp 192.168.1.10 5350 was-granted 0 " \
+	"3600 3600 1700003600 "
+
+static const struct {
+	const char	*line;		/* line 6 of a version-2 file */
+	const char	*want;
+} bad_lease_lines[] = {
+	/* a version-1 line in a version-2 file */
+	{ "map tcp 192.168.1.10 8080 8080 198.51.100.7 18080 "
+	  "0102030405060708090a0b0c pcp 192.168.1.10 5350 - 0 3600 3600 "
+	  "1700003600 web\n", "map needs 17 fields, not 16" },
+	{ "peer tcp 192.168.1.10 8080 8080 198.51.100.7 18080 "
+	  "0102030405060708090a0b0c pcp 192.168.1.10 5350 - 0 3600 3600 "
+	  "1700003600 203.0.113.1 80 -\n", "peer needs 19 fields, not 18" },
+	{ MAP2_HEAD "0 web\n", "bad lease \"0\" (no lease is \"-\")" },
+	{ MAP2_HEAD "INF web\n", "bad lease \"INF\"" },
+	{ MAP2_HEAD "infinite web\n", "bad lease \"infinite\"" },
+	{ MAP2_HEAD "-1 web\n", "bad lease \"-1\"" },
+	{ MAP2_HEAD "1099511627777 web\n", "bad lease \"1099511627777\"" },
+	/* RFC 6887 §12.3: a PEER client renews itself; no front-end gives
+	   a PEER mapping a lease */
+	{ PEER2_HEAD "inf 203.0.113.1 80 -\n", "a peer mapping has no lease" },
+	{ PEER2_HEAD "1700009999 203.0.113.1 80 -\n",
+	  "a peer mapping has no lease" },
+};
+
+static void
+test_lease_field(void **state)
+{
+	struct state_image img;
+	struct state_errors errs;
+	char body[2048], *text;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad_lease_lines) / sizeof(bad_lease_lines[0]);
+	    i++) {
+		snprintf(body, sizeof(body), "%s%s", HDR2,
+		    bad_lease_lines[i].line);
+		expect_error(body, 1, 6, bad_lease_lines[i].want);
+	}
+	/* the three kinds, and a peer line without one */
+	text = finish(HDR2 MAP2_HEAD "- none\n"
+	    "map udp 192.168.1.11 3074 3074 198.51.100.7 3074 "
+	    "0102030405060708090a0b0d upnp 192.168.1.11 0 was-granted 0 "
+	    "3600 4294967295 1700003600 inf forever\n"
+	    "map tcp 192.168.1.12 80 80 198.51.100.7 80 "
+	    "0102030405060708090a0b0e upnp 192.168.1.12 0 was-granted 0 "
+	    "3600 86400 1700003600 1700086400 day\n"
+	    PEER2_HEAD "- 203.0.113.1 80 -\n", 4);
+	assert_int_equal(state_parse(NAME, text, strlen(text), &img, &errs),
+	    0);
+	assert_int_equal(img.count, 4);
+	assert_true(img.rec[0].lease == STATE_LEASE_NONE);
+	assert_true(img.rec[1].lease == STATE_LEASE_FOREVER);
+	assert_true(img.rec[2].lease == 1700086400);
+	assert_true(img.rec[3].lease == STATE_LEASE_NONE);
+	assert_string_equal(img.rec[2].description, "day");
+	assert_int_equal(img.rec[3].peer_port, 80);
+	free(text);
+	state_image_free(&img);
+}
+
+/*
+ * Restore gives each mapping its lease back on the monotonic clock of the
+ * loader (seconds left from max(now, written)); a lease that ended while
+ * the daemon was down drops its mapping like an expiry, even with grant
+ * time left; a running lease keeps a mapping whose grant runs on.
+ */
+static void
+test_restore_lease(void **state)
+{
+	struct state_image img;
+	struct state_errors errs;
+	struct state_restore_stats st;
+	struct table *t;
+	struct mapping *m;
+	struct in6_addr a;
+	/* restored at NOW_MS + 500: a lease end is in whole seconds of the
+	   monotonic clock, the seconds left counted from now rounded up
+	   (as the table does for a fresh lease) */
+	const uint64_t now_ms = NOW_MS + 500, now_s = NOW_MS / 1000 + 1;
+	char *text = finish(HDR2
+	    "map tcp 192.168.1.10 1 1 198.51.100.7 1 "
+	    "000000000000000000000001 pcp 192.168.1.10 5350 - 0 "
+	    "3600 3600 1700003600 - none\n"
+	    "map tcp 192.168.1.10 2 2 198.51.100.7 2 "
+	    "000000000000000000000002 upnp 192.168.1.10 0 - 0 "
+	    "7200 4294967295 1700007200 inf forever\n"
+	    "map tcp 192.168.1.10 3 3 198.51.100.7 3 "
+	    "000000000000000000000003 upnp 192.168.1.10 0 - 0 "
+	    "7200 86400 1700007200 1700000100 running\n"
+	    /* ended at written + 30; its grant would run an hour more */
+	    "map tcp 192.168.1.10 4 4 198.51.100.7 4 "
+	    "000000000000000000000004 upnp 192.168.1.10 0 - 0 "
+	    "3600 3600 1700003600 1700000030 ended\n"
+	    /* a running lease, but the grant ran out: kept a short while
+	       for the proxy to re-create it upstream */
+	    "map tcp 192.168.1.10 5 5 198.51.100.7 5 "
+	    "000000000000000000000005 upnp 192.168.1.10 0 - 0 "
+	    "7200 4294967295 1700000050 inf grant-over\n"
+	    /* a lease far beyond the monotonic seconds a uint32 holds:
+	       still finite */
+	    "map tcp 192.168.1.10 6 6 198.51.100.7 6 "
+	    "000000000000000000000006 upnp 192.168.1.10 0 - 0 "
+	    "7200 86400 1700007200 1000000000000 far\n", 6);
+
+	(void)state;
+	a = addr("192.168.1.10");
+	assert_int_equal(state_parse(NAME, text, strlen(text), &img, &errs),
+	    0);
+	assert_non_null(t = table_new());
+	assert_int_equal(state_restore_table(&img, t, NULL, now_ms,
+	    NOW_WALL + 60, NAME, &st, &errs), 0);
+	assert_int_equal(st.restored, 5);
+	assert_int_equal(st.expired, 1);
+	assert_int_equal(st.failed, 0);
+	m = table_find_internal(t, MAP_PROTO_TCP, &a, 1);
+	assert_int_equal(m->lease_end, TABLE_LEASE_NONE);
+	m = table_find_internal(t, MAP_PROTO_TCP, &a, 2);
+	assert_int_equal(m->lease_end, TABLE_LEASE_FOREVER);
+	assert_int_equal(mapping_lease_remaining(m, now_ms),
+	    TABLE_LIFETIME_INFINITE);
+	assert_true(m->expiry == now_ms + 7140 * 1000ULL);
+	m = table_find_internal(t, MAP_PROTO_TCP, &a, 3);
+	assert_int_equal(m->lease_end, now_s + 40);	/* 100 - 60 left */
+	assert_true(mapping_lease_end_ms(m) == (now_s + 40) * 1000);
+	assert_int_equal(mapping_lease_remaining(m, now_s * 1000), 40);
+	assert_null(table_find_internal(t, MAP_PROTO_TCP, &a, 4));
+	m = table_find_internal(t, MAP_PROTO_TCP, &a, 5);
+	assert_non_null(m);
+	assert_int_equal(m->lease_end, TABLE_LEASE_FOREVER);
+	assert_true(m->expiry == now_ms + STATE_LAPSED_GRACE_S * 1000ULL);
+	m = table_find_internal(t, MAP_PROTO_TCP, &a, 6);
+	assert_true(m->lease_end != TABLE_LEASE_FOREVER &&
+	    m->lease_end > now_s + 4000000000U);
+	table_free(t);
+
+	/* at the lease's last second it still runs; at its end it is over */
+	assert_non_null(t = table_new());
+	assert_int_equal(state_restore_table(&img, t, NULL, now_ms,
+	    NOW_WALL + 99, NAME, &st, &errs), 0);
+	assert_int_equal(table_find_internal(t, MAP_PROTO_TCP, &a,
+	    3)->lease_end, now_s + 1);
+	table_free(t);
+	assert_non_null(t = table_new());
+	assert_int_equal(state_restore_table(&img, t, NULL, now_ms,
+	    NOW_WALL + 100, NAME, &st, &errs), 0);
+	assert_null(table_find_internal(t, MAP_PROTO_TCP, &a, 3));
+	assert_int_equal(st.expired, 2);
+	table_free(t);
+
+	/* clock stepped back 1000 s: the lease is measured from `written`
+	   (never lengthened), and "ended" has 30 s left by that measure */
+	assert_non_null(t = table_new());
+	assert_int_equal(state_restore_table(&img, t, NULL, now_ms,
+	    NOW_WALL - 1000, NAME, &st, &errs), 0);
+	assert_int_equal(st.restored, 6);
+	m = table_find_internal(t, MAP_PROTO_TCP, &a, 3);
+	assert_int_equal(m->lease_end, now_s + 100);
+	m = table_find_internal(t, MAP_PROTO_TCP, &a, 4);
+	assert_int_equal(m->lease_end, now_s + 30);
+	table_free(t);
+	free(text);
+	state_image_free(&img);
+}
+
 static void
 test_epoch_resume(void **state)
 {
@@ -811,21 +1120,117 @@ teardown_dir(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static char *
-slurp(const char *path, size_t *len)
+/* The record of the one mapping in t saved at (now_ms, now_wall), via
+   state_image_from_table and, as text, via state_write_table. */
+static size_t
+save_records(struct table *t, uint64_t now_ms, uint64_t now_wall,
+    struct state_image *img, char **text)
 {
-	char *buf = NULL;
-	FILE *f, *m;
-	int c;
+	struct state_header h;
+	char path[128];
+	size_t len;
 
-	if ((f = fopen(path, "r")) == NULL)
-		return NULL;
-	assert_non_null(m = open_memstream(&buf, len));
-	while ((c = fgetc(f)) != EOF)
-		fputc(c, m);
-	fclose(f);
-	fclose(m);
-	return buf;
+	memset(&h, 0, sizeof(h));
+	h.n_upstream = 1;
+	h.upstream[0].addr = addr("192.0.2.1");
+	h.upstream[0].port = 5351;
+	state_image_init(img);
+	img->hdr = h;
+	assert_int_equal(state_image_from_table(t, now_ms, now_wall, img), 0);
+	snprintf(path, sizeof(path), "%s/renew.state", tmpdir);
+	assert_int_equal(state_write_table(path, &h, t, now_ms, now_wall), 0);
+	assert_non_null(*text = slurp(path, &len));
+	return len;
+}
+
+/*
+ * MAPPING_F_RENEW (the proxy renews by itself; expiry is the next
+ * renewal point, grant_end the real end) is never written: the saved
+ * expiry is the grant's end and the flag is masked out, in both writers.
+ * A mapping whose lease has ended is not saved; nor is a PEER mapping
+ * with a lease (a bug: the parser would refuse it).
+ */
+static void
+test_renew_never_written(void **state)
+{
+	struct state_image img, back;
+	struct state_errors errs;
+	struct table *t;
+	struct mapping *m, *p;
+	struct map_req r;
+	char *text, *line;
+	size_t len;
+
+	(void)state;
+	assert_non_null(t = table_new());
+	r = req_make(MAP_ORIGIN_UPNP, "192.168.1.30", MAP_PROTO_TCP, 7000,
+	    0x30, "renewed");
+	r.lifetime = TABLE_LIFETIME_INFINITE;
+	r.lease = 86400;
+	m = add_granted(t, &r, 7000, 3600);
+	/* due for renewal in 100 s, the grant ends in 3600 s */
+	table_set_renewal(t, m, NOW_MS + 100 * 1000ULL,
+	    NOW_MS + 3600 * 1000ULL);
+	assert_true((m->flags & MAPPING_F_RENEW) != 0);
+	len = save_records(t, NOW_MS, NOW_WALL, &img, &text);
+	assert_int_equal(img.count, 1);
+	assert_int_equal(img.rec[0].flags & MAPPING_F_RENEW, 0);
+	assert_int_equal(img.rec[0].flags, MAPPING_F_WAS_GRANTED);
+	assert_true(img.rec[0].expiry == NOW_WALL + 3600);
+	assert_true(img.rec[0].lease == NOW_WALL + 86400);
+	/* the streamed writer says the same */
+	assert_int_equal(state_parse(NAME, text, len, &back, &errs), 0);
+	assert_int_equal(back.count, 1);
+	assert_record_equal(&back.rec[0], &img.rec[0]);
+	assert_non_null(line = strstr(text, "\nmap "));
+	assert_non_null(strstr(line, " was-granted 0 3600 4294967295 "
+	    "1700003600 1700086400 renewed\n"));
+	free(text);
+	state_image_free(&img);
+	state_image_free(&back);
+
+	/* half an hour on, the renewal point passed unrenewed: still the
+	   grant's end */
+	len = save_records(t, NOW_MS + 1800 * 1000ULL, NOW_WALL + 1800, &img,
+	    &text);
+	assert_true(img.rec[0].expiry == NOW_WALL + 3600);
+	assert_true(img.rec[0].lease == NOW_WALL + 86400);
+	free(text);
+	state_image_free(&img);
+
+	/* the lease ends before the grant: saved until it ends, not after */
+	table_set_lease(t, m, 600, NOW_MS);
+	len = save_records(t, NOW_MS + 599 * 1000ULL, NOW_WALL + 599, &img,
+	    &text);
+	assert_int_equal(img.count, 1);
+	assert_true(img.rec[0].lease == NOW_WALL + 600);
+	free(text);
+	state_image_free(&img);
+	len = save_records(t, NOW_MS + 600 * 1000ULL, NOW_WALL + 600, &img,
+	    &text);
+	assert_int_equal(img.count, 0);
+	assert_null(strstr(text, "\nmap "));
+	free(text);
+	state_image_free(&img);
+
+	/* a PEER mapping with a lease is not written */
+	table_set_lease(t, m, MAP_LEASE_INFINITE, NOW_MS);
+	r = req_make(MAP_ORIGIN_PCP, "192.168.1.31", MAP_PROTO_TCP, 7001,
+	    0x31, NULL);
+	r.flags |= MAP_F_PEER;
+	r.peer_addr = addr("203.0.113.9");
+	r.peer_port = 443;
+	r.lease = 3600;
+	p = add_granted(t, &r, 7001, 300);
+	assert_int_not_equal(p->lease_end, TABLE_LEASE_NONE);
+	len = save_records(t, NOW_MS, NOW_WALL, &img, &text);
+	assert_int_equal(img.count, 1);
+	assert_true(img.rec[0].lease == STATE_LEASE_FOREVER);
+	assert_null(strstr(text, "\npeer "));
+	(void)len;
+	free(text);
+	state_image_free(&img);
+	table_free(t);
 }
 
 static void
@@ -1015,7 +1420,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_golden_v2),
+		cmocka_unit_test(test_golden_v1),
 		cmocka_unit_test(test_valid_minimal),
 		cmocka_unit_test(test_bad_map_lines),
 		cmocka_unit_test(test_bad_header_lines),
@@ -1024,6 +1430,9 @@ main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_restore_expiry),
 		cmocka_unit_test(test_restore_order_and_conflict),
+		cmocka_unit_test(test_lease_field),
+		cmocka_unit_test(test_restore_lease),
+		cmocka_unit_test(test_renew_never_written),
 		cmocka_unit_test(test_epoch_resume),
 		cmocka_unit_test(test_upstream_remap),
 		cmocka_unit_test(test_write_failure_keeps_old),
