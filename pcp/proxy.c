@@ -37,6 +37,19 @@
 /* RFC 6887 §14.1.3: wait a uniform 0-5 s before re-creating. */
 #define PROXY_RECREATE_JITTER_MS 5000
 /*
+ * Re-creation is paced (issue 7: "spread to avoid a burst"): a burst of
+ * thousands of datagrams in one loop turn overflows the socket buffer
+ * (tests/bench/bench_recreate) and comes back as one wave of
+ * retransmissions. At most PROXY_RECREATE_BATCH requests start every
+ * PROXY_RECREATE_GAP_MS, at most PROXY_RECREATE_WINDOW unanswered at once
+ * (all servers together); one step looks at no more than
+ * PROXY_RECREATE_SCAN mappings, so a loop turn stays short.
+ */
+#define PROXY_RECREATE_BATCH	128
+#define PROXY_RECREATE_GAP_MS	20
+#define PROXY_RECREATE_WINDOW	512
+#define PROXY_RECREATE_SCAN	4096
+/*
  * Client leases (map_req.lease, RFC 6970 §5.9): a lease that outlasts the
  * grant by more than this is renewed upstream halfway through each grant
  * (RFC 6887 §11.2.1: between 1/2 and 5/8 of the lifetime); less, and the
@@ -104,6 +117,11 @@ struct proxy {
 	struct proxy_fifo	 fifo[PROXY_WAIT_CLASSES];
 	struct in6_addr		 ext_addr;	/* outermost, learned */
 	uint64_t		 recreate_at[UPSTREAM_MAX_SERVERS]; /* 0: none */
+	/* a re-creation under way: its mappings carry MAPPING_F_RECREATE
+	   and are started from the cursor on, a batch at a time */
+	bool			 recreate_marked[UPSTREAM_MAX_SERVERS];
+	size_t			 recreate_cursor[UPSTREAM_MAX_SERVERS];
+	size_t			 n_recreating;	/* RECREATE pendings */
 	uint64_t		 rng;
 	bool			 ext_addr_known;
 	size_t			 n_pending;
@@ -349,6 +367,8 @@ proxy_pending_new(struct proxy *p, struct mapping *m, enum proxy_work work)
 	pend->proxy = p;
 	pend->m = m;
 	pend->work = work;
+	if (work == PROXY_WORK_RECREATE)
+		p->n_recreating++;
 	pend->txn.arg = pend;
 	if (m != NULL)
 		m->owner_data = pend;
@@ -374,6 +394,8 @@ proxy_pending_free(struct proxy *p, struct proxy_pending *pend)
 	if (pend->next_all != NULL)
 		pend->next_all->prev_all = pend->prev_all;
 	p->n_pending--;
+	if (pend->work == PROXY_WORK_RECREATE)
+		p->n_recreating--;
 	free(pend->refresh);
 	free(pend);
 }
@@ -1368,33 +1390,91 @@ proxy_upstream_lost_state(struct proxy *p, unsigned int server, uint64_t now)
 	    (unsigned long long)(p->recreate_at[server] - now));
 }
 
+/* m may be re-created now: held by server, live, nothing in flight. */
+static bool
+proxy_recreate_wanted(const struct mapping *m, unsigned int server)
+{
+	return m->upstream == server && m->owner_data == NULL &&
+	    m->state == MAP_STATE_GRANTED;
+}
+
+/* RFC 6887 §14 / P-12: re-create m with its nonce, suggesting its last
+   external port. False when out of memory (m stays as it was). */
+static bool
+proxy_recreate_one(struct proxy *p, struct mapping *m, uint64_t now)
+{
+	struct proxy_pending *pend;
+
+	if ((pend = proxy_pending_new(p, m, PROXY_WORK_RECREATE)) == NULL)
+		return false;
+	(void)mapping_set_state(p->p.table, m, MAP_STATE_RENEWING);
+	proxy_txn_fill(p, pend, m, NULL, mapping_remaining(m, now), now);
+	if (!proxy_txn_start(p, pend, now)) {
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+		proxy_pending_free(p, pend);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * One paced step of re-creating everything server held (the time came:
+ * recreate_at). The first step marks the mappings; each step starts the
+ * next batch from the cursor. Marks survive the table's reordering (a
+ * removal moves the last mapping into its place), so the walk goes round
+ * until a whole pass finds none left.
+ */
 static void
 proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 {
-	struct proxy_pending *pend;
 	struct mapping *m;
-	size_t i, n = 0;
+	size_t count = table_count(p->p.table), scanned = 0, started = 0, n;
+	bool found = false;
 
-	/* RFC 6887 §14 / P-12: re-create every mapping held there with its
-	   nonce, suggesting its last external port. */
-	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++) {
-		if (m->upstream != server || m->owner_data != NULL ||
-		    m->state != MAP_STATE_GRANTED)
+	if (!p->recreate_marked[server]) {
+		for (n = 0; (m = table_at(p->p.table, n)) != NULL; n++)
+			if (proxy_recreate_wanted(m, server)) {
+				m->flags |= MAPPING_F_RECREATE;
+				started++;
+			}
+		log_info("upstream server %u: re-creating %zu mapping(s)",
+		    server, started);
+		p->recreate_marked[server] = true;
+		p->recreate_cursor[server] = 0;
+		started = 0;
+	}
+	while (scanned < count && scanned < PROXY_RECREATE_SCAN &&
+	    started < PROXY_RECREATE_BATCH &&
+	    p->n_recreating < PROXY_RECREATE_WINDOW) {
+		if (p->recreate_cursor[server] >= count)
+			p->recreate_cursor[server] = 0;
+		m = table_at(p->p.table, p->recreate_cursor[server]++);
+		scanned++;
+		if ((m->flags & MAPPING_F_RECREATE) == 0)
 			continue;
-		if ((pend = proxy_pending_new(p, m, PROXY_WORK_RECREATE)) == NULL)
-			break;
-		(void)mapping_set_state(p->p.table, m, MAP_STATE_RENEWING);
-		proxy_txn_fill(p, pend, m, NULL, mapping_remaining(m, now), now);
-		if (!proxy_txn_start(p, pend, now)) {
-			/* out of memory: it stays as it was */
-			(void)mapping_set_state(p->p.table, m,
-			    MAP_STATE_GRANTED);
-			proxy_pending_free(p, pend);
+		found = true;
+		if (m->upstream != server)
+			continue;	/* another server's mark */
+		m->flags &= (uint8_t)~MAPPING_F_RECREATE;
+		/* a mapping with work in flight gets the new epoch's answer
+		   from that work */
+		if (!proxy_recreate_wanted(m, server))
+			continue;
+		if (!proxy_recreate_one(p, m, now)) {
+			m->flags |= MAPPING_F_RECREATE;	/* next step */
 			break;
 		}
-		n++;
+		started++;
 	}
-	log_info("upstream server %u: re-creating %zu mapping(s)", server, n);
+	/* done when a whole pass met no mark (or the window is full, the
+	   scan bound hit, the batch is out: then the next step goes on) */
+	if (!found && scanned >= count && p->n_recreating <
+	    PROXY_RECREATE_WINDOW) {
+		p->recreate_at[server] = 0;
+		p->recreate_marked[server] = false;
+		return;
+	}
+	p->recreate_at[server] = now + PROXY_RECREATE_GAP_MS;
 }
 
 /*
@@ -1543,10 +1623,8 @@ proxy_tick(struct proxy *p, uint64_t now)
 		proxy_answer(p, w, &res);
 	}
 	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
-		if (p->recreate_at[i] != 0 && p->recreate_at[i] <= now) {
-			p->recreate_at[i] = 0;
+		if (p->recreate_at[i] != 0 && p->recreate_at[i] <= now)
 			proxy_recreate(p, i, now);
-		}
 	/* Renewals first: table_expire() stops at a mapping due for one. */
 	for (;;) {
 		struct mapping *m;

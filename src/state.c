@@ -1414,7 +1414,8 @@ state_record_from_mapping(const struct mapping *m, uint64_t now_ms,
 	r->origin = m->origin;
 	/* the table's own note, meaningless in a file (expiry above is the
 	   real end); a restored mapping comes back without it */
-	r->flags = m->flags & ~MAPPING_F_RENEW;
+	/* the table's own working notes are not state */
+	r->flags = m->flags & ~(MAPPING_F_RENEW | MAPPING_F_RECREATE);
 	r->upstream = m->upstream;
 	if ((peer = mapping_peer(m)) != NULL) {
 		r->peer_addr = peer->addr;

@@ -78,6 +78,9 @@ enum map_state {
 					   point, grant_end the real end
 					   (table_set_renewal); never
 					   saved */
+#define MAPPING_F_RECREATE	0x80	/* the proxy's paced re-creation
+					   has yet to start it; never
+					   saved */
 
 /*
  * One mapping. Fields are ordered by size so that nothing is wasted on

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +33,7 @@
 
 #define PX_T0		1000000u	/* ms: not 0, so a 0 would show */
 #define PX_EPOCH0	7000u		/* the server's epoch at PX_T0 */
-#define PX_MAX_DONE	128
+#define PX_MAX_DONE	1024
 #define PX_LAN		"192.0.2.0"
 #define PX_WAN		"100.64.0.2"	/* the gateway's WAN (CGN space) */
 #define PX_SERVER	"198.51.100.1"	/* the carrier's PCP server */
@@ -2343,6 +2344,98 @@ test_lease_last_nat(void **state)
 	assert_int_equal(x->wire.nsent, 0);
 }
 
+/* ---- paced re-creation (issue 7: "spread to avoid a burst") ---- */
+
+#define PX_PACE_N	600	/* mappings: more than the window (512) */
+#define PX_PACE_BATCH	128	/* proxy.c PROXY_RECREATE_BATCH */
+#define PX_PACE_GAP_MS	20	/* PROXY_RECREATE_GAP_MS */
+#define PX_PACE_WINDOW	512	/* PROXY_RECREATE_WINDOW */
+
+/* PX_PACE_N mappings over many hosts; then the server restarts and says
+   so with an ANNOUNCE (RFC 6887 §14.1.3). Returns when the first batch
+   has gone out, with the count of datagrams sent before it. */
+static size_t
+px_pace_setup(void)
+{
+	char host[32];
+	size_t i;
+	uint64_t when;
+	size_t sent;
+
+	x->pol.max_mappings_per_host = 0;
+	for (i = 0; i < PX_PACE_N; i++) {
+		snprintf(host, sizeof(host), "192.0.2.%zu", 10 + i % 200);
+		(void)px_grant(host, i % 2 ? MAP_PROTO_UDP : MAP_PROTO_TCP,
+		    (uint16_t)(2000 + i), PX_LIFETIME, (uint8_t)(1 + i % 250),
+		    (uint16_t)(30000 + i));
+	}
+	TIME_PASSES(10 * PX_MS);
+	srv_restart();
+	scn_announce(x->u, 0, srv_epoch(), x->now);
+	END_TURN();
+	assert_int_equal(x->nlost, 1);
+	when = proxy_next_deadline(x->p);
+	assert_true(when <= x->now + 5000);
+	sent = x->wire.nsent;
+	TIME_PASSES(when - x->now);
+	return sent;
+}
+
+/* Batches of PROXY_RECREATE_BATCH every PROXY_RECREATE_GAP_MS, each
+   mapping exactly once, all of them back with their ports. */
+static void
+test_recreate_paced(void **state)
+{
+	size_t sent0, i, total = 0, k, batch;
+	struct mapping *m;
+
+	(void)state;
+	sent0 = px_pace_setup();
+	for (k = 0; total < PX_PACE_N; k++) {
+		batch = x->wire.nsent - sent0 - total;
+		assert_int_equal(batch, PX_PACE_N - total < PX_PACE_BATCH ?
+		    PX_PACE_N - total : PX_PACE_BATCH);
+		for (i = x->wire.nsent - batch; i < x->wire.nsent; i++) {
+			struct pcp_msg q;
+
+			px_decode_sent(i, &q);
+			srv_answer(i, PCP_SUCCESS, PX_LIFETIME, q.ext_port);
+		}
+		END_TURN();
+		total += batch;
+		if (total < PX_PACE_N) {
+			/* nothing more before the gap */
+			TIME_PASSES(PX_PACE_GAP_MS - 1);
+			assert_int_equal(x->wire.nsent - sent0, total);
+			TIME_PASSES(1);
+		}
+		assert_true(k < 10);
+	}
+	TIME_PASSES(1000);
+	assert_int_equal(x->wire.nsent - sent0, PX_PACE_N);
+	for (i = 0; (m = table_at(x->t, i)) != NULL; i++) {
+		assert_int_equal(m->state, MAP_STATE_GRANTED);
+		assert_int_equal(m->outer_port, 30000 + (m->internal_port -
+		    2000));
+		assert_int_equal(m->flags & MAPPING_F_RECREATE, 0);
+	}
+	assert_int_equal(table_count(x->t), PX_PACE_N);
+	assert_int_equal(upstream_in_flight(x->u), 0);
+}
+
+/* A server that does not answer: never more than the window in flight. */
+static void
+test_recreate_window(void **state)
+{
+	size_t sent0;
+
+	(void)state;
+	sent0 = px_pace_setup();
+	TIME_PASSES(10 * PX_PACE_GAP_MS);
+	assert_int_equal(upstream_in_flight(x->u), PX_PACE_WINDOW);
+	assert_true(x->wire.nsent - sent0 >= PX_PACE_WINDOW);
+}
+
 int
 main(void)
 {
@@ -2369,6 +2462,8 @@ main(void)
 		PX_TEST(test_cancel, setup_local),
 		PX_TEST(test_expiry, setup_local),
 		PX_TEST(test_lease_renewed, setup_local),
+		PX_TEST(test_recreate_paced, setup_local),
+		PX_TEST(test_recreate_window, setup_local),
 		PX_TEST(test_lease_ends, setup_local),
 		PX_TEST(test_lease_renewal_silence, setup_local),
 		PX_TEST(test_lease_cache_hit_extends, setup_local),
