@@ -4,8 +4,9 @@
  * docs/natpmp.md).
  *
  *   op 0     the outermost external address the proxy learned (N-10: 3
- *            and 0.0.0.0 while none is known; the address probe learns
- *            one, and requests arriving meanwhile wait for it);
+ *            and 0.0.0.0 while none is known; the daemon's address probe,
+ *            addr_probe.c, learns one, and requests arriving meanwhile
+ *            wait for it);
  *   op 1/2   a struct map_req down the one proxy path (policy, table,
  *            upstream MAP, local rule); lifetime 0 deletes; internal
  *            port 0 with lifetime 0 deletes all of the host's NAT-PMP
@@ -20,8 +21,7 @@
  * with it; a host has at most NATPMP_MAX_PENDING_HOST records.
  *
  * Nothing here calls into the proxy from one of the proxy's callbacks
- * (the core may be in the middle of a change): work that results from an
- * answer - deleting the probe's mapping - is done at the next tick.
+ * (the core may be in the middle of a change).
  */
 #include <sys/queue.h>
 
@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr_probe.h"
 #include "log.h"
 #include "map.h"
 #include "map_err.h"
@@ -67,14 +68,12 @@ struct natpmp {
 	uint64_t		 ann_next_at;
 	bool			 ann_known;	/* ann_addr was announced */
 	struct in6_addr		 ann_addr;
-	/* the address probe; its proxy_done arg is &probe_self */
-	struct natpmp		*probe_self;
-	bool			 probe_in_flight;
-	bool			 probe_tried;
-	uint64_t		 probe_at;	/* last start or failure */
-	uint16_t		 probe_port;
-	uint8_t			 probe_nonce[MAP_NONCE_SIZE];
 };
+
+/* Address requests wait for the probe as long as map requests wait for
+   the carrier (docs/natpmp.md). */
+_Static_assert(ADDR_PROBE_WAIT_MS == NATPMP_CLIENT_WAIT_MS,
+    "op 0 waits for the address probe like a map request");
 
 static void	natpmp_addr_check(struct natpmp *);
 
@@ -364,24 +363,7 @@ natpmp_map(struct natpmp *n, const struct pcp_frontend_peer *peer,
 	natpmp_submit(n, peer, wr->opcode, &req);
 }
 
-/* ---- the address probe (spec/iwf.md §2, RFC 6970 §4.2) ------------------ */
-
-static bool
-natpmp_probe_wanted(const struct natpmp *n)
-{
-	struct in6_addr a;
-
-	return n->p.upstream && !IN6_IS_ADDR_UNSPECIFIED(&n->p.probe_addr) &&
-	    !natpmp_ext_addr(n, &a);
-}
-
-static void
-natpmp_probe_req(const struct natpmp *n, uint32_t lifetime,
-    struct map_req *req)
-{
-	natpmp_map_req(n, &n->p.probe_addr, NATPMP_SERVER_PORT, MAP_PROTO_UDP,
-	    n->probe_port, n->probe_port, lifetime, req);
-}
+/* ---- address requests and the probe (spec/iwf.md §2, RFC 6970 §4.2) ---- */
 
 /* Answer every address request waiting for the probe. */
 static void
@@ -397,108 +379,28 @@ natpmp_addr_wait_flush(struct natpmp *n)
 	}
 }
 
-/*
- * The probe's mapping, in whatever state, if it is in the table: the
- * probe's key and nonce (so never another owner's mapping of that port).
- */
-static struct mapping *
-natpmp_probe_mapping(const struct natpmp *n)
-{
-	struct mapping *m;
-
-	if (IN6_IS_ADDR_UNSPECIFIED(&n->p.probe_addr))
-		return NULL;
-	m = table_find_internal(n->p.table, MAP_PROTO_UDP, &n->p.probe_addr,
-	    n->probe_port);
-	if (m == NULL || m->origin != MAP_ORIGIN_NATPMP ||
-	    memcmp(m->nonce, n->probe_nonce, sizeof(m->nonce)) != 0)
-		return NULL;
-	return m;
-}
-
-/*
- * The probe's mapping serves only its answer. Once nobody waits for it -
- * answered, or the wait ran out while the carrier may still grant it
- * later (a DNAT to the gateway itself for its whole lifetime) - it goes,
- * at the next tick (not from inside the proxy's callback).
- */
-static bool
-natpmp_probe_stale(const struct natpmp *n)
-{
-	return !n->probe_in_flight && natpmp_probe_mapping(n) != NULL;
-}
-
+/* addr_probe_fn: the probe ended, learned or not; the waiting clients
+   get the answer it left (N-10: 3 and address 0 when none). */
 static void
-natpmp_probe_result(struct natpmp *n, const struct map_result *res)
+natpmp_probe_end(void *arg, bool known)
 {
-	char a[INET6_ADDRSTRLEN];
+	struct natpmp *n = arg;
 
-	n->probe_in_flight = false;
-	if (res->err == MAP_OK)
-		log_info("natpmp: address probe: external address %s",
-		    pcp_addr_ntop(&res->ext_addr, a, sizeof(a)));
-	else {
-		log_info("natpmp: address probe failed: %s (upstream result "
-		    "%d)", map_err_name(res->err), res->upstream_result);
-		/* RFC 6887 §7.4: the short error lifetime from now on */
-		n->probe_at = natpmp_now(n);
-	}
+	(void)known;
 	natpmp_addr_wait_flush(n);
 	natpmp_addr_check(n);
 }
 
-static void
-natpmp_probe_done(void *arg, const struct map_req *req,
-    const struct map_result *res)
-{
-	struct natpmp *n = *(struct natpmp **)arg;
-
-	(void)req;
-	natpmp_probe_result(n, res);
-}
-
-/* Start the probe unless one runs or the last one is too recent. True
-   when an answer is on its way. */
+/* The address is unknown and the probe's answer is on its way. */
 static bool
-natpmp_probe_start(struct natpmp *n)
+natpmp_addr_pending(struct natpmp *n)
 {
-	struct map_result res;
-	struct map_req req;
-	uint64_t now = natpmp_now(n);
+	struct in6_addr a;
+	bool waiting;
 
-	if (n->probe_in_flight)
-		return true;
-	if (!natpmp_probe_wanted(n) || (n->probe_tried &&
-	    now - n->probe_at < NATPMP_PROBE_RETRY_MS))
+	if (n->p.probe == NULL)
 		return false;
-	n->probe_tried = true;
-	n->probe_at = now;
-	n->stats.probes++;
-	natpmp_probe_req(n, NATPMP_PROBE_LIFETIME, &req);
-	memset(&res, 0, sizeof(res));
-	n->probe_in_flight = true;
-	if (proxy_submit(n->p.proxy, &req, now, natpmp_probe_done,
-	    &n->probe_self, &res)) {
-		natpmp_probe_result(n, &res);
-		return false;
-	}
-	log_debug("natpmp: address probe: MAP udp %u upstream",
-	    n->probe_port);
-	return true;
-}
-
-/* Locally and upstream; proxy_delete, not a delete request: no policy
-   in the way, so the mapping surely goes and the tick is not re-armed. */
-static void
-natpmp_probe_delete(struct natpmp *n)
-{
-	struct mapping *m;
-
-	if ((m = natpmp_probe_mapping(n)) == NULL)
-		return;
-	log_debug("natpmp: address probe: deleting its mapping (%s)",
-	    map_state_name((enum map_state)m->state));
-	proxy_delete(n->p.proxy, m, natpmp_now(n));
+	return !addr_probe_get(n->p.probe, &a, &waiting) && waiting;
 }
 
 static void
@@ -507,10 +409,9 @@ natpmp_addr(struct natpmp *n, const struct pcp_frontend_peer *peer)
 	const struct sockaddr_in *sin =
 	    (const struct sockaddr_in *)(const void *)&peer->src, *win;
 	struct natpmp_addr_wait *w;
-	struct in6_addr a;
 	size_t host_count = 0;
 
-	if (natpmp_ext_addr(n, &a) || !natpmp_probe_start(n)) {
+	if (!natpmp_addr_pending(n)) {
 		natpmp_reply_addr(n, peer);
 		return;
 	}
@@ -636,8 +537,6 @@ natpmp_announce_once(struct natpmp *n)
 void
 natpmp_tick(struct natpmp *n, uint64_t now)
 {
-	if (natpmp_probe_stale(n))
-		natpmp_probe_delete(n);
 	natpmp_addr_check(n);
 	while (n->ann_active && n->ann_next_at <= now) {
 		natpmp_announce_once(n);
@@ -657,8 +556,6 @@ natpmp_next_deadline(const struct natpmp *n)
 {
 	struct in6_addr a;
 
-	if (natpmp_probe_stale(n))
-		return 0;
 	if (natpmp_ext_addr(n, &a) &&
 	    (!n->ann_known || !IN6_ARE_ADDR_EQUAL(&a, &n->ann_addr)))
 		return 0;
@@ -668,7 +565,8 @@ natpmp_next_deadline(const struct natpmp *n)
 void
 natpmp_start(struct natpmp *n)
 {
-	(void)natpmp_probe_start(n);
+	if (n->p.probe != NULL)
+		addr_probe_start(n->p.probe);
 	natpmp_addr_check(n);
 }
 
@@ -678,7 +576,6 @@ struct natpmp *
 natpmp_new(const struct natpmp_params *params)
 {
 	struct natpmp *n;
-	uint64_t z;
 
 	if (params->proxy == NULL || params->table == NULL ||
 	    params->epoch == NULL || params->now == NULL ||
@@ -687,18 +584,13 @@ natpmp_new(const struct natpmp_params *params)
 	if ((n = calloc(1, sizeof(*n))) == NULL)
 		return NULL;
 	n->p = *params;
-	n->probe_self = n;
 	TAILQ_INIT(&n->pending);
 	TAILQ_INIT(&n->addr_wait);
-	/* a port of the dynamic range, fixed for this run (splitmix64) */
-	z = params->random_seed + 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	n->probe_port = (uint16_t)(NATPMP_PROBE_PORT_MIN +
-	    z % (UINT16_MAX - NATPMP_PROBE_PORT_MIN + 1));
-	iwf_nonce(n->p.nonce_key, MAP_ORIGIN_NATPMP, &n->p.probe_addr,
-	    MAP_PROTO_UDP, n->probe_port, n->probe_nonce);
+	if (n->p.probe != NULL &&
+	    addr_probe_listen(n->p.probe, natpmp_probe_end, n) == -1) {
+		free(n);
+		return NULL;
+	}
 	return n;
 }
 
@@ -715,7 +607,8 @@ natpmp_free(struct natpmp *n)
 		proxy_cancel(n->p.proxy, pd);
 		natpmp_pending_free(n, pd);
 	}
-	proxy_cancel(n->p.proxy, &n->probe_self);
+	if (n->p.probe != NULL)
+		addr_probe_unlisten(n->p.probe, natpmp_probe_end, n);
 	while ((w = TAILQ_FIRST(&n->addr_wait)) != NULL) {
 		TAILQ_REMOVE(&n->addr_wait, w, entry);
 		free(w);

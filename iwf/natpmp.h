@@ -21,6 +21,7 @@
 #include "iwf_nonce.h"
 #include "pcp_frontend.h"
 
+struct addr_probe;
 struct proxy;
 struct table;
 
@@ -37,24 +38,10 @@ struct table;
  * 7488 MRC 4, ~45 s) before we give up, and well below the ~128 s a
  * NAT-PMP client keeps trying (RFC 6886 §3.1: 250 ms doubling; it gives
  * up 64 s after its ninth attempt), so it still hears our answer. Also
- * the address probe's wait: op 0 requests wait for it.
+ * how long op 0 requests wait for the address probe (addr_probe.h,
+ * ADDR_PROBE_WAIT_MS).
  */
 #define NATPMP_CLIENT_WAIT_MS	40000
-/*
- * The address probe (spec/iwf.md §2, RFC 6970 §4.2): with an upstream
- * and no external address learned yet, a short MAP for the gateway's own
- * LAN address tells it. Its lifetime (RFC 6970 leaves it open) is the
- * shortest a policy grants anyway; once nobody waits for it any more
- * (answered or timed out) its mapping is deleted at the next tick.
- * A failed probe is tried again no sooner than NATPMP_PROBE_RETRY_MS
- * (RFC 6887 §7.4: the short error lifetime).
- */
-#define NATPMP_PROBE_LIFETIME	120
-#define NATPMP_PROBE_RETRY_MS	30000
-/* The probe's internal port: in the IANA dynamic range, because carriers
-   (miniupnpd's stock ACL among them) refuse internal ports below 1024 -
-   so not RFC 6970's example, the Discard port 9 (docs/natpmp.md). */
-#define NATPMP_PROBE_PORT_MIN	49152
 
 struct natpmp_params {
 	struct proxy	*proxy;
@@ -72,13 +59,10 @@ struct natpmp_params {
 	void		*io_arg;
 	/* The per-install secret of the synthesized nonces. */
 	uint8_t		 nonce_key[IWF_NONCE_KEY_SIZE];
-	/* An upstream server is configured: the external address has to be
-	   learned from it (probe). */
-	bool		 upstream;
-	/* The gateway's own LAN IPv4 address (IPv4-mapped), the probe's
-	   internal address; unset (::) disables the probe. */
-	struct in6_addr	 probe_addr;
-	uint64_t	 random_seed;	/* the probe's port */
+	/* The daemon's external-address probe, shared with the other
+	   front-ends (op 0 waits for it); NULL: none, op 0 is answered
+	   from what the proxy knows. It must outlive the natpmp. */
+	struct addr_probe *probe;
 };
 
 struct natpmp_stats {
@@ -89,7 +73,6 @@ struct natpmp_stats {
 	uint64_t	 overload;	/* answered 4: too many pending */
 	uint64_t	 joined;	/* retransmissions joined to a wait */
 	uint64_t	 announcements;	/* multicast copies sent */
-	uint64_t	 probes;	/* address probes started */
 	size_t		 pending;	/* map requests waiting now */
 	size_t		 addr_waiting;	/* op 0 waiting for the probe */
 };
@@ -109,7 +92,9 @@ void		 natpmp_input(void *arg, struct pcp_frontend *,
  * the sequence starts when the address becomes known.
  */
 void		 natpmp_announce(struct natpmp *);
-/* Start the address probe now if it is wanted (start-up). */
+/* Start-up: the address probe now if it is wanted (addr_probe_start;
+   each front-end that uses the probe starts it, the first one wins),
+   the announcements if the address is known already. */
 void		 natpmp_start(struct natpmp *);
 /* Timers: due announcements; notices a newly learned address. */
 void		 natpmp_tick(struct natpmp *, uint64_t now);

@@ -5,7 +5,12 @@
  */
 #include <sys/random.h>
 
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "addr_probe.h"
 #include "backend.h"
 #include "clock.h"
 #include "control.h"
@@ -27,6 +33,7 @@
 #include "table.h"
 #include "upstream.h"
 #include "upstream_io.h"
+#include "upnp.h"
 
 uint64_t
 iwfd_now_ms(const struct iwfd *iwfd)
@@ -282,10 +289,22 @@ iwfd_turn_cb(evutil_socket_t fd, short what, void *arg)
 	deadline = proxy_next_deadline(iwfd->proxy);
 	if (iwfd->state_failing && iwfd->state_retry_ms < deadline)
 		deadline = iwfd->state_retry_ms;
+	/* the address probe: deleting its mapping after the core's answer */
+	if (iwfd->probe != NULL && addr_probe_next_deadline(iwfd->probe) <
+	    deadline)
+		deadline = addr_probe_next_deadline(iwfd->probe);
 	/* NAT-PMP: announcements, and work that follows the core's answers */
 	if (iwfd->natpmp != NULL && natpmp_next_deadline(iwfd->natpmp) <
 	    deadline)
 		deadline = natpmp_next_deadline(iwfd->natpmp);
+	/* UPnP: answers that waited for this turn's results (the address
+	   probe's), then the evented variables that changed (U-11) */
+	if (iwfd->upnp != NULL) {
+		upnp_tick(iwfd->upnp, now);
+		upnp_update(iwfd->upnp);
+		if (upnp_next_deadline(iwfd->upnp) < deadline)
+			deadline = upnp_next_deadline(iwfd->upnp);
+	}
 	iwfd_arm(iwfd->ev_timer, deadline, now);
 	if (iwfd->upstream_io != NULL)
 		upstream_io_kick(iwfd->upstream_io);
@@ -300,6 +319,8 @@ iwfd_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	proxy_tick(iwfd->proxy, now);	/* kicks */
+	if (iwfd->probe != NULL)
+		addr_probe_tick(iwfd->probe, now);
 	if (iwfd->natpmp != NULL)
 		natpmp_tick(iwfd->natpmp, now);
 }
@@ -456,6 +477,35 @@ iwfd_open_proxy(struct iwfd *iwfd, const struct iwfd_config *conf,
 	return 0;
 }
 
+/* ---- the external-address probe (RFC 6970 §4.2), NAT-PMP's and UPnP's -- */
+
+static int
+iwfd_open_probe(struct iwfd *iwfd, const struct iwfd_config *conf,
+    uint64_t seed)
+{
+	struct addr_probe_params ap;
+
+	memset(&ap, 0, sizeof(ap));
+	ap.proxy = iwfd->proxy;
+	ap.table = iwfd->table;
+	/* its mapping is a NAT-PMP one of the gateway (docs/natpmp.md) */
+	memcpy(ap.nonce_key, iwfd->natpmp_key, sizeof(ap.nonce_key));
+	ap.upstream = conf->n_upstream_server > 0;
+	ap.random_seed = seed;
+	ap.now = iwfd_now_cb;
+	ap.clock_arg = iwfd;
+	/* it maps a port of the gateway's own LAN address */
+	if (ap.upstream &&
+	    !netif_ipv4_address(conf->lan_interface[0], &ap.probe_addr))
+		log_warnx("%s has no IPv4 address: no address probe",
+		    conf->lan_interface[0]);
+	if ((iwfd->probe = addr_probe_new(&ap)) == NULL) {
+		log_warnx("address probe: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- NAT-PMP (RFC 6886) on the PCP front-end's socket ---------------- */
 
 static bool
@@ -478,8 +528,7 @@ iwfd_natpmp_multicast(void *arg, const uint8_t *buf, size_t len)
 }
 
 static int
-iwfd_open_natpmp(struct iwfd *iwfd, const struct iwfd_config *conf,
-    uint64_t seed)
+iwfd_open_natpmp(struct iwfd *iwfd, const struct iwfd_config *conf)
 {
 	struct natpmp_params np;
 
@@ -501,16 +550,11 @@ iwfd_open_natpmp(struct iwfd *iwfd, const struct iwfd_config *conf,
 	np.send = iwfd_natpmp_send;
 	np.multicast = iwfd_natpmp_multicast;
 	np.io_arg = iwfd;
-	np.upstream = conf->n_upstream_server > 0;
-	np.random_seed = seed;
 	/* The nonce secret lives as long as the mappings: the state file
 	   keeps it (docs/natpmp.md), so a restarted daemon refreshes the
 	   upstream mappings of its NAT-PMP clients with the same nonces. */
 	memcpy(np.nonce_key, iwfd->natpmp_key, sizeof(np.nonce_key));
-	/* the address probe maps a port of the gateway's own LAN address */
-	if (!netif_ipv4_address(conf->lan_interface[0], &np.probe_addr))
-		log_warnx("natpmp: %s has no IPv4 address: no address probe",
-		    conf->lan_interface[0]);
+	np.probe = iwfd->probe;
 	if ((iwfd->natpmp = natpmp_new(&np)) == NULL) {
 		log_warnx("natpmp: out of memory");
 		return -1;
@@ -526,9 +570,12 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
 	struct pcp_frontend_params fp;
 	size_t i;
 
+	/* first: every front-end that reports the address shares it */
+	if (iwfd_open_probe(iwfd, conf, seed) == -1)
+		return -1;
 	if (!conf->pcp && !conf->natpmp)
 		return 0;
-	if (iwfd_open_natpmp(iwfd, conf, seed) == -1)
+	if (iwfd_open_natpmp(iwfd, conf) == -1)
 		return -1;
 	if (!conf->pcp && iwfd->natpmp == NULL)
 		return 0;
@@ -575,6 +622,151 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
 		iwfd_kick(iwfd);	/* arm its timer */
 	}
 	return 0;
+}
+
+/* ---- UPnP IGD (spec/iwf.md §3-§5, docs/upnp.md) ----------------------- */
+
+/* U-10: Connected without an upstream (the gateway is the last NAT), or
+   while some upstream server can be used (not DOWN, its source known). */
+static bool
+iwfd_upnp_connected(void *arg)
+{
+	struct iwfd *iwfd = arg;
+	struct upstream_server_info info;
+	size_t i, n;
+
+	if (iwfd->upstream == NULL)
+		return true;
+	n = upstream_server_count(iwfd->upstream);
+	for (i = 0; i < n; i++) {
+		upstream_server_info(iwfd->upstream, (unsigned int)i, &info);
+		if (info.local_known && info.state != UPSTREAM_DOWN)
+			return true;
+	}
+	return false;
+}
+
+/* U-09: the outermost address, the same NAT-PMP and PCP report: with an
+   upstream the carrier's (the probe learns it when nothing is mapped),
+   without one the WAN interface's. */
+static bool
+iwfd_upnp_ext_addr(void *arg, struct in6_addr *addr)
+{
+	struct iwfd *iwfd = arg;
+	bool waiting;
+
+	if (iwfd->conf->n_upstream_server > 0 && iwfd->probe != NULL)
+		return addr_probe_get(iwfd->probe, addr, &waiting);
+	if (proxy_external_addr(iwfd->proxy, addr))
+		return true;
+	return iwfd->conf->n_upstream_server == 0 &&
+	    netif_ipv4_address(iwfd->conf->wan_interface, addr);
+}
+
+#define IWFD_SYSFS_NET		"/sys/class/net"
+
+static bool
+iwfd_wan_counter(const char *ifname, const char *name, uint64_t *v)
+{
+	char path[PATH_MAX], buf[32], *end;
+	FILE *f;
+	bool ok;
+
+	if (snprintf(path, sizeof(path), "%s/%s/statistics/%s",
+	    IWFD_SYSFS_NET, ifname, name) >= (int)sizeof(path) ||
+	    (f = fopen(path, "r")) == NULL)
+		return false;
+	ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	if (!ok)
+		return false;
+	errno = 0;
+	*v = strtoull(buf, &end, 10);
+	return errno == 0 && end != buf && (*end == '\n' || *end == '\0');
+}
+
+/* WANCommonInterfaceConfig's counters: the WAN interface's. */
+static bool
+iwfd_upnp_wan_counters(void *arg, struct upnp_wan_counters *c)
+{
+	struct iwfd *iwfd = arg;
+	const char *wan = iwfd->conf->wan_interface;
+
+	return iwfd_wan_counter(wan, "tx_bytes", &c->bytes_sent) &&
+	    iwfd_wan_counter(wan, "rx_bytes", &c->bytes_received) &&
+	    iwfd_wan_counter(wan, "tx_packets", &c->packets_sent) &&
+	    iwfd_wan_counter(wan, "rx_packets", &c->packets_received);
+}
+
+static uint32_t
+iwfd_upnp_uptime(void *arg)
+{
+	struct iwfd *iwfd = arg;
+
+	return (uint32_t)((iwfd_now_ms(iwfd) - iwfd->started_ms) / 1000);
+}
+
+/* The address probe's own mapping is no client's: listings hide it. */
+static bool
+iwfd_upnp_hidden(void *arg, const struct mapping *m)
+{
+	struct iwfd *iwfd = arg;
+
+	return iwfd->probe != NULL && addr_probe_owns(iwfd->probe, m);
+}
+
+/*
+ * Start the IGD on the first LAN interface (pupnp serves one: spec/iwf.md
+ * §5.1, docs/upnp.md). A pupnp that does not start is logged and the
+ * daemon goes on without UPnP.
+ */
+static void
+iwfd_open_upnp(struct iwfd *iwfd, const struct iwfd_config *conf)
+{
+	struct upnp_params up;
+	struct in6_addr lan;
+	char addr[INET_ADDRSTRLEN], url[sizeof("http:///") + INET_ADDRSTRLEN];
+
+	if (!conf->upnp || iwfd->upnp != NULL)
+		return;
+	memset(&up, 0, sizeof(up));
+	up.base = iwfd->base;
+	up.ifname = conf->lan_interface[0];
+	up.port = conf->upnp_port;
+	up.desc.version = conf->upnp_igd_version;
+	up.desc.friendly_name = conf->upnp_friendly_name;
+	up.desc.manufacturer = conf->upnp_manufacturer;
+	up.desc.model_name = conf->upnp_model_name;
+	up.desc.model_number = conf->upnp_model_number;
+	up.desc.serial = conf->upnp_serial;
+	/* stable across restarts: the state file keeps the key (U-02) */
+	upnp_desc_udns(iwfd->natpmp_key, &up.desc);
+	if (netif_ipv4_address(up.ifname, &lan) &&
+	    inet_ntop(AF_INET, &lan.s6_addr[12], addr, sizeof(addr)) != NULL) {
+		snprintf(url, sizeof(url), "http://%s/", addr);
+		up.desc.presentation_url = url;
+	}
+	up.soap.version = conf->upnp_igd_version;
+	up.soap.proxy = iwfd->proxy;
+	up.soap.table = iwfd->table;
+	memcpy(up.soap.nonce_key, iwfd->natpmp_key, sizeof(up.soap.nonce_key));
+	up.soap.connected = iwfd_upnp_connected;
+	up.soap.ext_addr = iwfd_upnp_ext_addr;
+	up.soap.wan_counters = iwfd_upnp_wan_counters;
+	up.soap.uptime = iwfd_upnp_uptime;
+	up.soap.hidden = iwfd_upnp_hidden;
+	up.soap.cb_arg = iwfd;
+	up.soap.upstream = conf->n_upstream_server > 0;
+	up.lan = iwfd->lan_prefixes;
+	up.n_lan = iwfd->policy.n_lan_prefixes;
+	up.now = iwfd_now_cb;
+	up.clock_arg = iwfd;
+	up.kick = iwfd_proxy_kick;
+	up.kick_arg = iwfd;
+	if ((iwfd->upnp = upnp_open(&up)) == NULL)
+		log_warnx("upnp: not started; going on without UPnP IGD");
+	else
+		iwfd_kick(iwfd);
 }
 
 /* Does the state file keep m (state_image_from_table's rule: its client
@@ -792,6 +984,9 @@ int
 iwfd_run(struct iwfd *iwfd)
 {
 	log_info("pcp-iwfd %s started", PACKAGE_VERSION);
+	/* pupnp's threads start here, after daemon(3): a fork keeps only
+	   the calling thread */
+	iwfd_open_upnp(iwfd, iwfd->conf);
 	if (event_base_dispatch(iwfd->base) == -1) {
 		log_warnx("event loop failed");
 		return 1;
@@ -806,9 +1001,15 @@ iwfd_shutdown(struct iwfd *iwfd)
 	if (iwfd->pcp != NULL)
 		pcp_frontend_close(iwfd->pcp);
 	iwfd->pcp = NULL;
+	/* joins pupnp's threads; its waiters leave the proxy and the probe */
+	upnp_close(iwfd->upnp);
+	iwfd->upnp = NULL;
 	/* after the socket (its hook), before the proxy (its waiters) */
 	natpmp_free(iwfd->natpmp);
 	iwfd->natpmp = NULL;
+	/* after the front-ends that listen to it, before the proxy */
+	addr_probe_free(iwfd->probe);
+	iwfd->probe = NULL;
 	iwfd_save_or_withdraw(iwfd);
 	control_close(iwfd->control);
 	if (iwfd->upstream_io != NULL)

@@ -13,6 +13,7 @@
 #include "iwf_nonce.h"
 #include "policy.h"
 
+struct addr_probe;
 struct backend;
 struct control;
 struct event;
@@ -23,6 +24,7 @@ struct proxy;
 struct table;
 struct upstream;
 struct upstream_io;
+struct upnp;
 
 /* LAN prefixes learned from the LAN interfaces' addresses. */
 #define IWFD_MAX_LAN_PREFIXES	64
@@ -39,8 +41,11 @@ struct iwfd {
 	struct upstream		*upstream;	/* the PCP client engine */
 	struct upstream_io	*upstream_io;	/* its sockets */
 	struct proxy		*proxy;		/* the core */
+	/* the external-address probe NAT-PMP and UPnP share */
+	struct addr_probe	*probe;
 	struct pcp_frontend	*pcp;		/* PCP on the LAN */
 	struct natpmp		*natpmp;	/* NAT-PMP, on pcp's socket */
+	struct upnp		*upnp;		/* UPnP IGD (pupnp) */
 
 	struct event		*ev_sigterm;
 	struct event		*ev_sigint;

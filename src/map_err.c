@@ -15,6 +15,7 @@
 #define NATPMP_REFUSED		2
 #define NATPMP_NETWORK_FAILURE	3
 #define NATPMP_NO_RESOURCES	4
+#define NATPMP_UNSUPP_OPCODE	5
 
 static const struct map_err_row map_err_table[MAP_ERR_COUNT] = {
 	[MAP_OK] = { MAP_OK, "OK",
@@ -95,6 +96,23 @@ static const struct map_err_row map_err_table[MAP_ERR_COUNT] = {
 	[MAP_ERR_INCONSISTENT] = { MAP_ERR_INCONSISTENT, "INCONSISTENT",
 	    PCP_MALFORMED_REQUEST, MAP_LIFE_LONG, NATPMP_REFUSED, 402, 733,
 	    "inconsistent parameters" },
+	/* UPnP Device Architecture: an action the service does not have. */
+	[MAP_ERR_INVALID_ACTION] = { MAP_ERR_INVALID_ACTION,
+	    "INVALID_ACTION", PCP_UNSUPP_OPCODE, MAP_LIFE_LONG,
+	    NATPMP_UNSUPP_OPCODE, 401, 401, "invalid action" },
+	/* spec/iwf.md §3.3 [derived]: SetConnectionType, RequestConnection,
+	   ForceTermination, SetDefaultConnectionService - the IWF does not
+	   own the WAN connection (miniupnpd answers 606 too). */
+	[MAP_ERR_ACTION_DENIED] = { MAP_ERR_ACTION_DENIED, "ACTION_DENIED",
+	    PCP_NOT_AUTHORIZED, MAP_LIFE_LONG, NATPMP_REFUSED, 606, 606,
+	    "action not authorized" },
+	/* spec/iwf.md §4.3 [derived]: the port or the internal endpoint is
+	   held by another mechanism's mapping -> 729 on IGD:2; IGD:1 has no
+	   such code: 718. */
+	[MAP_ERR_OTHER_MECHANISM] = { MAP_ERR_OTHER_MECHANISM,
+	    "OTHER_MECHANISM", PCP_NOT_AUTHORIZED, MAP_LIFE_LONG,
+	    NATPMP_REFUSED, 718, 729,
+	    "held by a mapping of another protocol" },
 };
 
 static const struct {

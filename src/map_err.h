@@ -33,6 +33,12 @@ enum map_err {
 	MAP_ERR_INDEX_INVALID,		/* GetGeneric index past the end */
 	MAP_ERR_RANGE_EMPTY,		/* nothing in the port range */
 	MAP_ERR_INCONSISTENT,		/* StartPort > EndPort etc. */
+	/* UPnP action layer (iwf/upnp_soap.c, spec/iwf.md §3.3, §4.3). */
+	MAP_ERR_INVALID_ACTION,		/* unknown action (UPnP 401) */
+	MAP_ERR_ACTION_DENIED,		/* an action the IWF never performs
+					   (UPnP 606 in both versions) */
+	MAP_ERR_OTHER_MECHANISM,	/* held by a NAT-PMP, PCP or static
+					   mapping (UPnP 718 / 729) */
 	MAP_ERR_COUNT
 };
 

@@ -3,7 +3,8 @@
  * (RFC 6886; spec/iwf.md §1, §2) on a fake clock, wired the way the daemon
  * wires it: the table, the policy (LAN 192.0.2.0/24), the upstream PCP
  * engine with a recording transport and a scripted carrier, the fake NAT
- * backend, the proxy core, and natpmp with recording send/multicast.
+ * backend, the proxy core, the address probe (addr_probe.c) and natpmp
+ * with recording send/multicast.
  *
  * Spec IDs: spec/iwf.md N-04..N-10, §2 (translation table, nonce, probe).
  */
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr_probe.h"
 #include "backend.h"
 #include "backend_fake.h"
 #include "iwf_nonce.h"
@@ -69,6 +71,7 @@ struct nt {
 	struct backend	*be;
 	struct upstream	*u;
 	struct proxy	*p;
+	struct addr_probe *probe;
 	struct natpmp	*n;
 	struct scn_wire	 wire;
 	struct in6_addr	 ext_addr;	/* what the carrier grants */
@@ -198,15 +201,16 @@ nt_min(uint64_t a, uint64_t b)
 static void
 nt_time_passes(uint64_t ms)
 {
-	uint64_t target = x->now + ms, un, pn, nn, next;
+	uint64_t target = x->now + ms, un, pn, an, nn, next;
 	unsigned int guard = 0;
 
 	END_TURN();
 	for (;;) {
 		un = x->u != NULL ? upstream_next_deadline(x->u) : UINT64_MAX;
 		pn = proxy_next_deadline(x->p);
+		an = addr_probe_next_deadline(x->probe);
 		nn = natpmp_next_deadline(x->n);
-		next = nt_min(un, nt_min(pn, nn));
+		next = nt_min(nt_min(un, pn), nt_min(an, nn));
 		if (next > target)
 			break;
 		if (next > x->now)
@@ -215,6 +219,8 @@ nt_time_passes(uint64_t ms)
 			upstream_tick(x->u, x->now);
 		if (pn <= x->now)
 			proxy_tick(x->p, x->now);
+		if (an <= x->now)
+			addr_probe_tick(x->probe, x->now);
 		if (nn <= x->now)
 			natpmp_tick(x->n, x->now);
 		END_TURN();
@@ -230,6 +236,7 @@ static int
 nt_setup(bool upstream)
 {
 	struct proxy_params pp;
+	struct addr_probe_params ap;
 	struct natpmp_params np;
 	struct in6_addr srv, wan;
 	uint16_t port = PCP_SERVER_PORT;
@@ -273,6 +280,16 @@ nt_setup(bool upstream)
 	assert_non_null(x->p = proxy_new(&pp));
 	for (i = 0; i < sizeof(x->key); i++)
 		x->key[i] = (uint8_t)(0xa0 + i);
+	memset(&ap, 0, sizeof(ap));
+	ap.proxy = x->p;
+	ap.table = x->t;
+	memcpy(ap.nonce_key, x->key, sizeof(x->key));
+	ap.upstream = upstream;
+	ap.probe_addr = scn_addr(NT_GW_LAN);
+	ap.random_seed = 5;
+	ap.now = nt_now;
+	ap.clock_arg = x;
+	assert_non_null(x->probe = addr_probe_new(&ap));
 	memset(&np, 0, sizeof(np));
 	np.proxy = x->p;
 	np.table = x->t;
@@ -282,9 +299,7 @@ nt_setup(bool upstream)
 	np.multicast = nt_multicast;
 	np.io_arg = x;
 	memcpy(np.nonce_key, x->key, sizeof(x->key));
-	np.upstream = upstream;
-	np.probe_addr = scn_addr(NT_GW_LAN);
-	np.random_seed = 5;
+	np.probe = x->probe;
 	assert_non_null(x->n = natpmp_new(&np));
 	return 0;
 }
@@ -309,6 +324,7 @@ nt_teardown(void **state)
 	(void)state;
 	END_TURN();
 	natpmp_free(x->n);
+	addr_probe_free(x->probe);
 	proxy_free(x->p);
 	upstream_free(x->u);
 	x->be->ops->close(x->be);
@@ -542,8 +558,8 @@ test_address_probe(void **state)
 	srv_decode(0, &m);
 	assert_int_equal(m.opcode, PCP_OP_MAP);
 	assert_int_equal(m.protocol, MAP_PROTO_UDP);
-	assert_true(m.internal_port >= NATPMP_PROBE_PORT_MIN);
-	assert_int_equal(m.lifetime, NATPMP_PROBE_LIFETIME);
+	assert_true(m.internal_port >= ADDR_PROBE_PORT_MIN);
+	assert_int_equal(m.lifetime, ADDR_PROBE_LIFETIME);
 	mp = table_host_first(x->t, &gw);
 	assert_non_null(mp);
 	assert_int_equal(mp->origin, MAP_ORIGIN_NATPMP);
@@ -556,7 +572,7 @@ test_address_probe(void **state)
 	assert_int_equal(x->nout, 0);
 	assert_int_equal(x->wire.nsent, 1);
 	assert_int_equal(natpmp_stats(x->n)->addr_waiting, 1);
-	assert_int_equal(natpmp_stats(x->n)->probes, 1);
+	assert_int_equal(addr_probe_stats(x->probe)->probes, 1);
 
 	srv_answer(0, PCP_SUCCESS, 120, 61000);
 	assert_int_equal(x->nout, 1);
@@ -590,7 +606,7 @@ test_address_probe(void **state)
 	nt_addr_req(NT_HOST2);
 	nt_last_reply(&r);
 	assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
-	assert_int_equal(natpmp_stats(x->n)->probes, 1);
+	assert_int_equal(addr_probe_stats(x->probe)->probes, 1);
 }
 
 /* N-10: the probe gets no answer: 3 and address 0 after the NAT-PMP
@@ -625,21 +641,21 @@ test_address_probe_fails(void **state)
 	assert_int_equal(x->nout, 2);
 	nt_last_reply(&r);
 	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
-	assert_int_equal(natpmp_stats(x->n)->probes, 1);
+	assert_int_equal(addr_probe_stats(x->probe)->probes, 1);
 	assert_int_equal(x->wire.nsent, nsent);
-	/* NATPMP_PROBE_RETRY_MS counts from the failure */
-	TIME_PASSES(NATPMP_PROBE_RETRY_MS - 1);
+	/* ADDR_PROBE_RETRY_MS counts from the failure */
+	TIME_PASSES(ADDR_PROBE_RETRY_MS - 1);
 	nt_addr_req(NT_HOST);
 	assert_int_equal(x->nout, 3);
-	assert_int_equal(natpmp_stats(x->n)->probes, 1);
+	assert_int_equal(addr_probe_stats(x->probe)->probes, 1);
 	TIME_PASSES(1);
 	nsent = x->wire.nsent;
 	nt_addr_req(NT_HOST);
-	assert_int_equal(natpmp_stats(x->n)->probes, 2);
+	assert_int_equal(addr_probe_stats(x->probe)->probes, 2);
 	assert_int_equal(x->nout, 3);
 	assert_int_equal(x->wire.nsent, nsent + 1);
 	srv_decode(nsent, &m);
-	assert_int_equal(m.lifetime, NATPMP_PROBE_LIFETIME);
+	assert_int_equal(m.lifetime, ADDR_PROBE_LIFETIME);
 	srv_answer_last(PCP_SUCCESS, 120, 61000);
 	nt_last_reply(&r);
 	assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
@@ -1016,7 +1032,7 @@ test_last_nat(void **state)
 	assert_int_equal(r.ext_port, 8000);
 	assert_int_equal(r.lifetime, 600);
 	assert_int_equal(r.epoch, nt_epoch(NULL));
-	assert_int_equal(natpmp_stats(x->n)->probes, 0);
+	assert_int_equal(addr_probe_stats(x->probe)->probes, 0);
 	TIME_PASSES(300000);
 	assert_int_equal(x->nmc, NATPMP_ANNOUNCE_COUNT);
 }

@@ -1,0 +1,285 @@
+/*
+ * fuzz_upnp_soap.c - libFuzzer target for the UPnP SOAP argument reader
+ * (upnp_action_from_xml, iwf/upnp_soap.c) and the action layer behind it,
+ * spec/iwf.md X-05, X-12.
+ *
+ * The input is a SOAP request body as a control point sends it. pupnp's
+ * own parser (ixmlParseBufferEx) makes the DOM; the action element is the
+ * first element child of Body (or the document element); its arguments
+ * are copied out and the action is run in IGD:1 and IGD:2 mode against
+ * each of the three services, on the real proxy core, table and policy
+ * with no upstream (the gateway is the last NAT: every answer comes at
+ * once), from two LAN hosts; then the listing actions walk what it made.
+ * Invariants: the copied action is bounded and NUL-terminated, names are
+ * unique and values trimmed unless it is malformed; every answer is at
+ * once, is 0 or a code the error table names, with out arguments only on
+ * success; every mapping left is a granted UPnP mapping of the requester
+ * that made it, with a description of at most MAP_DESCRIPTION_MAX bytes.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ixml.h>
+
+#include "map.h"
+#include "map_err.h"
+#include "pcp_wire.h"
+#include "policy.h"
+#include "proxy.h"
+#include "table.h"
+#include "upnp_soap.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* Bodies beyond pupnp's content limit never reach the callback. */
+#define FUZZ_MAX_BODY	16000
+
+static const char *const fuzz_hosts[] = { "192.0.2.10", "192.0.2.11" };
+
+/* The first element child of Body, or the document element. */
+static IXML_Node *
+fuzz_find_action(IXML_Document *doc)
+{
+	IXML_Node *n = ixmlNode_getFirstChild(&doc->n), *c;
+	const char *name;
+
+	while (n != NULL && ixmlNode_getNodeType(n) != eELEMENT_NODE)
+		n = ixmlNode_getNextSibling(n);
+	if (n == NULL)
+		return NULL;
+	for (c = ixmlNode_getFirstChild(n); c != NULL;
+	    c = ixmlNode_getNextSibling(c)) {
+		if (ixmlNode_getNodeType(c) != eELEMENT_NODE)
+			continue;
+		name = ixmlNode_getLocalName(c);
+		if (name == NULL || strcmp(name, "Body") != 0)
+			continue;
+		for (c = ixmlNode_getFirstChild(c); c != NULL;
+		    c = ixmlNode_getNextSibling(c))
+			if (ixmlNode_getNodeType(c) == eELEMENT_NODE)
+				return c;
+		return NULL;
+	}
+	return n;
+}
+
+static bool
+fuzz_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void
+fuzz_check_action(const struct upnp_action *a)
+{
+	size_t i, j, len;
+
+	if (a->nargs > UPNP_ARGS_MAX ||
+	    memchr(a->name, '\0', sizeof(a->name)) == NULL)
+		abort();
+	for (i = 0; i < a->nargs; i++) {
+		if (memchr(a->args[i].name, '\0', sizeof(a->args[i].name)) ==
+		    NULL || memchr(a->args[i].value, '\0',
+		    sizeof(a->args[i].value)) == NULL)
+			abort();
+		if (a->malformed)
+			continue;
+		if (a->args[i].name[0] == '\0')
+			abort();
+		len = strlen(a->args[i].value);
+		if (len > 0 && (fuzz_blank(a->args[i].value[0]) ||
+		    fuzz_blank(a->args[i].value[len - 1])))
+			abort();
+		for (j = 0; j < i; j++)
+			if (strcmp(a->args[i].name, a->args[j].name) == 0)
+				abort();
+	}
+}
+
+static void
+fuzz_never(void *arg, const struct upnp_reply *r)
+{
+	(void)arg;
+	(void)r;
+	abort();	/* no upstream: nothing is answered later */
+}
+
+static void
+fuzz_check_reply(const struct upnp_reply *r)
+{
+	size_t i;
+
+	if (r->nout > UPNP_OUT_MAX)
+		abort();
+	if (r->err != 0) {
+		if (r->nout != 0 || r->err_desc == NULL ||
+		    map_err_upnp_name((unsigned int)r->err) == NULL ||
+		    strcmp(r->err_desc,
+		    map_err_upnp_name((unsigned int)r->err)) != 0)
+			abort();
+		return;
+	}
+	for (i = 0; i < r->nout; i++)
+		if (r->out[i].name == NULL ||
+		    memchr(r->out[i].value, '\0', sizeof(r->out[i].value)) ==
+		    NULL)
+			abort();
+}
+
+static void
+fuzz_run_one(struct upnp_soap *s, const struct upnp_action *a, uint64_t now)
+{
+	struct upnp_reply r;
+
+	if (!upnp_soap_run(s, a, now, fuzz_never, NULL, &r))
+		abort();
+	fuzz_check_reply(&r);
+	upnp_reply_free(&r);
+}
+
+/* The listings over whatever the input made. */
+static void
+fuzz_listings(struct upnp_soap *s, const struct in6_addr *host, uint64_t now)
+{
+	struct upnp_action a;
+	unsigned int i;
+
+	memset(&a, 0, sizeof(a));
+	a.service = UPNP_SVC_WANIPC;
+	a.requester = *host;
+	strcpy(a.name, "GetGenericPortMappingEntry");
+	strcpy(a.args[0].name, "NewPortMappingIndex");
+	a.nargs = 1;
+	for (i = 0; i < 4; i++) {
+		a.args[0].value[0] = (char)('0' + i);
+		a.args[0].value[1] = '\0';
+		fuzz_run_one(s, &a, now);
+	}
+	memset(&a, 0, sizeof(a));
+	a.service = UPNP_SVC_WANIPC;
+	a.requester = *host;
+	strcpy(a.name, "GetListOfPortMappings");
+	strcpy(a.args[0].name, "NewStartPort");
+	strcpy(a.args[0].value, "0");
+	strcpy(a.args[1].name, "NewEndPort");
+	strcpy(a.args[1].value, "65535");
+	strcpy(a.args[2].name, "NewProtocol");
+	strcpy(a.args[2].value, "TCP");
+	strcpy(a.args[3].name, "NewManage");
+	strcpy(a.args[3].value, "0");
+	strcpy(a.args[4].name, "NewNumberOfPorts");
+	strcpy(a.args[4].value, "0");
+	a.nargs = 5;
+	fuzz_run_one(s, &a, now);
+	strcpy(a.args[2].value, "UDP");
+	fuzz_run_one(s, &a, now);
+}
+
+static void
+fuzz_check_table(const struct table *t)
+{
+	const struct mapping *m;
+	struct in6_addr h0, h1;
+	size_t i;
+
+	(void)pcp_addr_pton(fuzz_hosts[0], &h0);
+	(void)pcp_addr_pton(fuzz_hosts[1], &h1);
+	for (i = 0; (m = table_at(t, i)) != NULL; i++) {
+		if (m->origin != MAP_ORIGIN_UPNP ||
+		    m->state != MAP_STATE_GRANTED ||
+		    !IN6_ARE_ADDR_EQUAL(&m->internal_addr, &m->requester) ||
+		    (!IN6_ARE_ADDR_EQUAL(&m->internal_addr, &h0) &&
+		    !IN6_ARE_ADDR_EQUAL(&m->internal_addr, &h1)) ||
+		    m->internal_port == 0 ||
+		    (m->description != NULL &&
+		    strlen(m->description) > MAP_DESCRIPTION_MAX))
+			abort();
+	}
+}
+
+static void
+fuzz_versions(const struct upnp_action *parsed)
+{
+	struct policy_prefix lan;
+	struct policy pol;
+	struct proxy_params pp;
+	struct upnp_soap_params sp;
+	struct upnp_action a;
+	struct table *t;
+	struct proxy *p;
+	struct upnp_soap *s;
+	struct in6_addr host;
+	unsigned int version, svc, h;
+	uint64_t now = 1000000;
+
+	memset(&lan, 0, sizeof(lan));
+	(void)pcp_addr_pton("192.0.2.0", &lan.addr);
+	lan.prefix_len = 96 + 24;
+	memset(&pol, 0, sizeof(pol));
+	pol.lan_prefixes = &lan;
+	pol.n_lan_prefixes = 1;
+	pol.min_lifetime = 120;
+	pol.max_lifetime = 86400;
+	pol.max_mappings_per_host = 8;
+	for (version = 1; version <= 2; version++) {
+		if ((t = table_new()) == NULL)
+			abort();
+		table_set_seed(t, 42);
+		memset(&pp, 0, sizeof(pp));
+		pp.nat = PROXY_NAT_NONE;
+		pp.table = t;
+		pp.policy = &pol;
+		(void)pcp_addr_pton("100.64.0.2", &pp.wan_addr);
+		pp.wan_addr_known = true;
+		if ((p = proxy_new(&pp)) == NULL)
+			abort();
+		memset(&sp, 0, sizeof(sp));
+		sp.version = version;
+		sp.proxy = p;
+		sp.table = t;
+		sp.wanconn_udn = "uuid:00000000-0000-4000-8000-000000000000";
+		if ((s = upnp_soap_new(&sp)) == NULL)
+			abort();
+		for (svc = 0; svc < UPNP_SVC_COUNT; svc++)
+			for (h = 0; h < 2; h++) {
+				a = *parsed;
+				a.service = (enum upnp_service)svc;
+				(void)pcp_addr_pton(fuzz_hosts[h],
+				    &a.requester);
+				fuzz_run_one(s, &a, now);
+				/* a repeat is a refresh, never a second */
+				fuzz_run_one(s, &a, now + 1000);
+			}
+		fuzz_check_table(t);
+		(void)pcp_addr_pton(fuzz_hosts[0], &host);
+		fuzz_listings(s, &host, now + 2000);
+		upnp_soap_free(s);
+		proxy_free(p);
+		table_free(t);
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	IXML_Document *doc = NULL;
+	struct upnp_action a;
+	char *buf;
+
+	if (size > FUZZ_MAX_BODY || (buf = malloc(size + 1)) == NULL)
+		return 0;
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+	if (ixmlParseBufferEx(buf, &doc) != IXML_SUCCESS || doc == NULL) {
+		free(buf);
+		return 0;
+	}
+	memset(&a, 0, sizeof(a));
+	upnp_action_from_xml(fuzz_find_action(doc), &a);
+	ixmlDocument_free(doc);
+	free(buf);
+	fuzz_check_action(&a);
+	fuzz_versions(&a);
+	return 0;
+}
