@@ -83,6 +83,7 @@
 #include "map_err.h"
 #include "upnp.h"
 #include "upnp_guard.h"
+#include "upnp_http.h"
 
 /* The worker's own deadline: the action layer answers by
    UPNP_CLIENT_WAIT_MS; this margin only covers a stalled loop. */
@@ -126,6 +127,7 @@ struct upnp_vfile {
 struct upnp {
 	struct event_base	*base;
 	struct upnp_soap	*soap;
+	struct upnp_http	*http;		/* SOAP control on the loop */
 	unsigned int		 version;
 	char			 udn[UPNP_DEV_COUNT][UPNP_UDN_LEN + 1];
 	uint64_t		(*now)(void *);
@@ -986,12 +988,10 @@ upnp_loop_init(struct upnp *u, const struct upnp_params *p)
 	return 0;
 }
 
-/* pupnp up on the interface, the SCPDs served, the device registered. */
+/* pupnp up on the interface, the SCPDs served. */
 static int
-upnp_start(struct upnp *u, const struct upnp_params *p, const char *desc,
-    size_t desc_len)
+upnp_init(struct upnp *u, const struct upnp_params *p)
 {
-	const char *ip;
 	int rc;
 
 	/* spec/iwf.md §5.1: one interface; HTTP binds to its address */
@@ -1006,6 +1006,56 @@ upnp_start(struct upnp *u, const struct upnp_params *p, const char *desc,
 		log_warnx("upnp: cannot serve %s", UPNP_SCPD_DIR);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * SOAP control on our own HTTP server on the loop (iwf/upnp_http.h), on
+ * the address pupnp serves: pupnp 1.8.4's own SOAP server refuses shapes
+ * deployed clients send (an unquoted SOAPACTION, a default-namespace
+ * envelope), waits without end for a body shorter than its
+ * Content-Length, and lets a few stalled connections take all its
+ * workers (docs/upnp.md). control_base (the description's absolute
+ * controlURLs) is filled in.
+ */
+static int
+upnp_http_start(struct upnp *u, const struct upnp_params *p,
+    char *control_base, size_t size)
+{
+	struct upnp_http_params hp;
+	struct in_addr a4;
+	const char *ip = UpnpGetServerIpAddress();
+
+	if (ip == NULL || inet_pton(AF_INET, ip, &a4) != 1) {
+		log_warnx("upnp: pupnp has no IPv4 address on %s", p->ifname);
+		return -1;
+	}
+	memset(&hp, 0, sizeof(hp));
+	hp.base = p->base;
+	hp.bind_addr.s6_addr[10] = 0xff;
+	hp.bind_addr.s6_addr[11] = 0xff;
+	memcpy(&hp.bind_addr.s6_addr[12], &a4, sizeof(a4));
+	hp.port = 0;
+	hp.version = u->version;
+	hp.soap = u->soap;
+	hp.now = p->now;
+	hp.clock_arg = p->clock_arg;
+	hp.kick = p->kick;
+	hp.kick_arg = p->kick_arg;
+	if ((u->http = upnp_http_open(&hp)) == NULL)
+		return -1;
+	snprintf(control_base, size, "http://%s:%u", ip,
+	    upnp_http_port(u->http));
+	return 0;
+}
+
+/* The device registered and advertised. */
+static int
+upnp_start(struct upnp *u, const char *desc, size_t desc_len)
+{
+	const char *ip;
+	int rc;
+
 	/* Callbacks may come as soon as it returns: u->hnd is written under
 	   the lock the subscription callback reads it under. */
 	pthread_mutex_lock(&u->lock);
@@ -1039,8 +1089,9 @@ struct upnp *
 upnp_open(const struct upnp_params *p)
 {
 	struct upnp_soap_params sp;
+	struct upnp_desc_params dp;
 	struct upnp *u;
-	char *desc;
+	char *desc, control_base[UPNP_URL_MAX];
 	size_t desc_len;
 
 	if ((u = calloc(1, sizeof(*u))) == NULL) {
@@ -1068,21 +1119,27 @@ upnp_open(const struct upnp_params *p)
 		return NULL;
 	}
 	upnp_soap_event_vars(u->soap, u->now(u->clock_arg), &u->vars);
-	if ((desc = upnp_desc_root(&p->desc, &desc_len)) == NULL) {
+	/* the guard before the first NOTIFY can go out */
+	if (upnp_guard_arm(p->lan, p->n_lan) == -1 || upnp_init(u, p) == -1 ||
+	    upnp_http_start(u, p, control_base, sizeof(control_base)) == -1) {
+		upnp_close(u);
+		return NULL;
+	}
+	dp = p->desc;
+	dp.control_base = control_base;
+	if ((desc = upnp_desc_root(&dp, &desc_len)) == NULL) {
 		log_warnx("upnp: out of memory");
 		upnp_close(u);
 		return NULL;
 	}
-	/* before the first NOTIFY can go out */
-	if (upnp_guard_arm(p->lan, p->n_lan) == -1 ||
-	    upnp_start(u, p, desc, desc_len) == -1) {
+	if (upnp_start(u, desc, desc_len) == -1) {
 		free(desc);
 		upnp_close(u);
 		return NULL;
 	}
 	free(desc);	/* pupnp parsed its own copy */
-	log_info("upnp: IGD:%u on %s, description %s", u->version, p->ifname,
-	    u->desc_url);
+	log_info("upnp: IGD:%u on %s, description %s, control %s", u->version,
+	    p->ifname, u->desc_url, control_base);
 	return u;
 }
 
@@ -1124,6 +1181,10 @@ upnp_close(struct upnp *u)
 
 	if (u == NULL)
 		return;
+	/* our HTTP server's pending actions go first, before the action
+	   layer (upnp_http.h) */
+	upnp_http_close(u->http);
+	u->http = NULL;
 	if (u->sync_ready) {
 		upnp_release_workers(u);
 		upnp_drop_jobs(u);

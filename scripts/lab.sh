@@ -542,3 +542,40 @@ lab_down() {
 	trap - INT TERM HUP
 	return 0
 }
+
+# ---- carrier faults (tests/netns/faults.sh, issue 7) ------------------------------------
+#   lab_pause_carrier        stop miniupnpd by its pid and KEEP its rules in the kernel (a
+#                            process that died; lab_start_carrier starts it again with a new
+#                            epoch, and miniupnpd 2.3.1 reloads no state of its own)
+#   lab_carrier_mappings     the carrier's DNAT rules, one "tcp|udp EXTPORT TARGET:PORT" a
+#                            line, sorted (duplicates stay visible)
+#   lab_chain_rules NS FAMILY TABLE CHAIN   the number of rules in one nft chain
+#   lab_secs_left DEADLINE   whole seconds until DEADLINE (date +%s), at least 1
+
+lab_pause_carrier() {
+	[ -n "$LAB_CARRIER_PID" ] || return 0
+	# the daemon is not our child: make sure the pid is still miniupnpd before killing it
+	if [ "$(cat "/proc/$LAB_CARRIER_PID/comm" 2>/dev/null)" = miniupnpd ]; then
+		lab_kill "$LAB_CARRIER_PID"
+	fi
+	LAB_CARRIER_PID=""
+	return 0
+}
+
+lab_carrier_mappings() {
+	# miniupnpd 2.3.1: iif "out0" @nh,72,8 0x6 th dport 6000 dnat ip to 198.51.100.2:6000
+	lab_exec cgn nft list chain inet "$LAB_CGN_NFT_TABLE" prerouting_miniupnpd 2>/dev/null |
+		sed -n 's/.*@nh,72,8 \(0x[0-9a-f]*\) th dport \([0-9]*\) dnat ip to \([0-9.:]*\).*/\1 \2 \3/p' |
+		sed 's/^0x6 /tcp /; s/^0x11 /udp /' | sort
+}
+
+lab_chain_rules() {
+	# every rule carries "# handle N"; so do the table and chain lines, which open a "{"
+	lab_exec "$1" nft -a list chain "$2" "$3" "$4" 2>/dev/null | grep -v '{' | grep -c '# handle'
+}
+
+lab_secs_left() {
+	local left=$(($1 - EPOCHSECONDS))
+	[ "$left" -ge 1 ] || left=1
+	printf '%s\n' "$left"
+}

@@ -1,0 +1,65 @@
+/*
+ * upnp_http.h - SOAP control of the UPnP IGD on the libevent loop
+ * (spec/iwf.md §3, §5.3; X-05), with libevent's own HTTP server (evhttp).
+ *
+ * pupnp 1.8.4 keeps SSDP, the description, the SCPDs and GENA; the
+ * description's controlURLs point here. Control requests never touch a
+ * pupnp worker: evhttp reads them on the loop, this module parses the
+ * envelope leniently (any namespace prefix or a default namespace, the
+ * SOAPACTION header quoted or not, in any spelling) and hands the action
+ * element to upnp_action_from_xml() and the action to upnp_soap_run().
+ * A slow or stalled client is dropped by evhttp's timeout and pins
+ * nothing; the number of connections is capped.
+ *
+ * The process must ignore SIGPIPE (iwfd.c does): libevent writes with
+ * writev(2).
+ */
+#ifndef IWFD_UPNP_HTTP_H
+#define IWFD_UPNP_HTTP_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct upnp_soap;
+
+/* Inactivity timeout of a connection (a read or a write that makes no
+   progress): a stalled half-sent request is dropped after it. */
+#define UPNP_HTTP_TIMEOUT_MS	10000
+/* Connections served at once; beyond it new ones wait in the kernel's
+   accept queue until one closes. */
+#define UPNP_HTTP_MAX_CONNS	32
+/* The request line and headers together (evhttp answers 400 beyond). */
+#define UPNP_HTTP_MAX_HEADERS	8192
+
+struct upnp_http_params {
+	struct event_base *base;
+	/* The LAN address to listen on: IPv4-mapped, or IPv6. */
+	struct in6_addr	 bind_addr;
+	uint16_t	 port;		/* 0: the kernel picks */
+	unsigned int	 version;	/* upnp_igd_version: 1 or 2 */
+	struct upnp_soap *soap;
+	uint64_t	(*now)(void *);	/* monotonic ms */
+	void		*clock_arg;
+	/* An action ran: the daemon ends the turn (proxy_commit, the action
+	   layer's deadline in its timer; iwfd_kick). NULL: none. */
+	void		(*kick)(void *);
+	void		*kick_arg;
+	unsigned int	 timeout_ms;	/* 0: UPNP_HTTP_TIMEOUT_MS */
+	unsigned int	 max_conns;	/* 0: UPNP_HTTP_MAX_CONNS */
+};
+
+struct upnp_http;
+
+/* Listen on bind_addr:port. NULL (logged) when it cannot. */
+struct upnp_http *upnp_http_open(const struct upnp_http_params *);
+/* Cancel pending actions (upnp_soap_cancel), close every connection, free.
+   Call it before upnp_soap_free(). NULL is fine. */
+void		 upnp_http_close(struct upnp_http *);
+/* The port listened on (the one the kernel picked for 0). */
+uint16_t	 upnp_http_port(const struct upnp_http *);
+/* Connections open now (counted against max_conns; for logs and tests). */
+size_t		 upnp_http_connections(const struct upnp_http *);
+
+#endif
