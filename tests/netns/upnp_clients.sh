@@ -171,6 +171,13 @@ run_group python lab_exec lan timeout 60 "$PY" "$here/upnp_python.py" "$ext" 420
 lab_say "2. raw SOAP written the way deployed clients write it"
 run_group shapes lab_exec lan timeout 150 "$PY" "$client" shapes "$loc" "$version" 40000 "$ext"
 lab_check "the shapes left no UPnP mapping behind" [ "$(gw_upnp_count)" = 0 ]
+# SOAP goes to the daemon's own server (the absolute controlURL); a client that builds
+# the control URL from URLBase itself reaches pupnp's port: served too (docs/upnp.md)
+lab_exec lan timeout 30 "$PY" "$client" call-pupnp "$loc" GetExternalIPAddress \
+	>"$LAB_TMP/pupnp_port.json" 2>&1
+printf '  [pupnp_port] GetExternalIPAddress %s\n' "$(cat "$LAB_TMP/pupnp_port.json")"
+lab_check "SOAP sent to pupnp's own port is answered with the carrier's address" \
+	[ "$(jf pupnp_port out NewExternalIPAddress)" = "$ext" ]
 
 lab_say "3. two LAN hosts ask for the same external port"
 upcall lan c1 AddPortMapping $(add_args 43000 43000 "$lan1")

@@ -350,8 +350,8 @@ def cmd_discover(argv):
     return 1
 
 
-def cmd_call(argv):
-    igd = Igd(argv[0])
+def cmd_call(argv, igd=None):
+    igd = igd or Igd(argv[0])
     args = [tuple(a.split("=", 1)) for a in argv[2:]]
     req, r, err = call(igd, argv[1], args)
     res = {"status": r.status if r else None, "error": err}
@@ -360,6 +360,15 @@ def cmd_call(argv):
         res.update(out=out, code=code)
     print(json.dumps(res))
     return 0
+
+
+def cmd_call_pupnp(argv):
+    """cmd_call, but to pupnp's own HTTP server (the description's, where the event
+    URL lives) instead of the advertised control URL: a client that builds the control
+    URL from URLBase itself reaches pupnp's SOAP, which the daemon serves too."""
+    igd = Igd(argv[0])
+    igd.host, igd.port = igd.event_host, igd.event_port
+    return cmd_call(argv, igd)
 
 
 def cmd_subscribe(argv):
@@ -971,7 +980,7 @@ def cmd_shapes(argv):
 
 
 def main():
-    cmds = {"discover": cmd_discover, "call": cmd_call, "shapes": cmd_shapes,
+    cmds = {"discover": cmd_discover, "call": cmd_call, "call-pupnp": cmd_call_pupnp, "shapes": cmd_shapes,
             "abuse": cmd_abuse, "listen": cmd_listen, "subscribe": cmd_subscribe,
             "probe-wan": cmd_probe_wan}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
