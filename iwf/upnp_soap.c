@@ -1332,49 +1332,42 @@ upnp_get_link(struct upnp_ctx *c)
 }
 
 /* A ui4 counter: the 64-bit one modulo 2^32, wrapping as miniupnpd's. */
+/* The four traffic counters of WANCommonInterfaceConfig: ui4, wrapping
+   modulo 2^32 as miniupnpd's do. */
+static const struct {
+	const char	*action;
+	const char	*out;
+	size_t		 field;		/* in struct upnp_wan_counters */
+} upnp_counter_rows[] = {
+	{ "GetTotalBytesSent", "NewTotalBytesSent",
+	    offsetof(struct upnp_wan_counters, bytes_sent) },
+	{ "GetTotalBytesReceived", "NewTotalBytesReceived",
+	    offsetof(struct upnp_wan_counters, bytes_received) },
+	{ "GetTotalPacketsSent", "NewTotalPacketsSent",
+	    offsetof(struct upnp_wan_counters, packets_sent) },
+	{ "GetTotalPacketsReceived", "NewTotalPacketsReceived",
+	    offsetof(struct upnp_wan_counters, packets_received) },
+};
+
 static bool
-upnp_counter(struct upnp_ctx *c, const char *name, uint64_t v)
+upnp_counter(struct upnp_ctx *c)
 {
+	struct upnp_wan_counters wc;
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(upnp_counter_rows) /
+	    sizeof(upnp_counter_rows[0]); i++)
+		if (strcmp(upnp_counter_rows[i].action, c->act->name) == 0)
+			break;
+	if (i == sizeof(upnp_counter_rows) / sizeof(upnp_counter_rows[0]))
+		return upnp_fail(c, MAP_ERR_INVALID_ACTION);
+	upnp_counters(c->s, &wc);
+	memcpy(&v, (const char *)&wc + upnp_counter_rows[i].field, sizeof(v));
 	upnp_reply_clear(c->reply);
-	upnp_out(c->reply, name, "%u", (uint32_t)(v & UINT32_MAX));
+	upnp_out(c->reply, upnp_counter_rows[i].out, "%u",
+	    (uint32_t)(v & UINT32_MAX));
 	return true;
-}
-
-static bool
-upnp_bytes_sent(struct upnp_ctx *c)
-{
-	struct upnp_wan_counters wc;
-
-	upnp_counters(c->s, &wc);
-	return upnp_counter(c, "NewTotalBytesSent", wc.bytes_sent);
-}
-
-static bool
-upnp_bytes_received(struct upnp_ctx *c)
-{
-	struct upnp_wan_counters wc;
-
-	upnp_counters(c->s, &wc);
-	return upnp_counter(c, "NewTotalBytesReceived", wc.bytes_received);
-}
-
-static bool
-upnp_packets_sent(struct upnp_ctx *c)
-{
-	struct upnp_wan_counters wc;
-
-	upnp_counters(c->s, &wc);
-	return upnp_counter(c, "NewTotalPacketsSent", wc.packets_sent);
-}
-
-static bool
-upnp_packets_received(struct upnp_ctx *c)
-{
-	struct upnp_wan_counters wc;
-
-	upnp_counters(c->s, &wc);
-	return upnp_counter(c, "NewTotalPacketsReceived",
-	    wc.packets_received);
 }
 
 /* "<UDN>:WANConnectionDevice:N,<serviceId>" (Layer3Forwarding:1; the
@@ -1423,11 +1416,10 @@ static const struct upnp_action_row {
 	{ UPNP_SVC_WANIPC, 1, "RequestConnection", upnp_denied },
 	{ UPNP_SVC_WANIPC, 1, "ForceTermination", upnp_denied },
 	{ UPNP_SVC_WANCIC, 1, "GetCommonLinkProperties", upnp_get_link },
-	{ UPNP_SVC_WANCIC, 1, "GetTotalBytesSent", upnp_bytes_sent },
-	{ UPNP_SVC_WANCIC, 1, "GetTotalBytesReceived", upnp_bytes_received },
-	{ UPNP_SVC_WANCIC, 1, "GetTotalPacketsSent", upnp_packets_sent },
-	{ UPNP_SVC_WANCIC, 1, "GetTotalPacketsReceived",
-	    upnp_packets_received },
+	{ UPNP_SVC_WANCIC, 1, "GetTotalBytesSent", upnp_counter },
+	{ UPNP_SVC_WANCIC, 1, "GetTotalBytesReceived", upnp_counter },
+	{ UPNP_SVC_WANCIC, 1, "GetTotalPacketsSent", upnp_counter },
+	{ UPNP_SVC_WANCIC, 1, "GetTotalPacketsReceived", upnp_counter },
 	{ UPNP_SVC_L3F, 1, "GetDefaultConnectionService",
 	    upnp_get_default_service },
 	{ UPNP_SVC_L3F, 1, "SetDefaultConnectionService", upnp_denied },
