@@ -167,19 +167,26 @@ req = struct.pack("!BBHHHI", 0, 1, 0, 7300, 7300, 600)
 for gap in (0, 0.01, 0.02, 0.04):
     time.sleep(gap)
     s.send(req)
+# copies that arrive while the first waits for the carrier join it and share its one
+# answer (iwf/natpmp.c); copies after the answer are answered from the table: one to
+# four replies, by timing, all naming the same port
 s.settimeout(8)
 ports = []
 while len(ports) < 4:
-    data = s.recv(64)
+    try:
+        data = s.recv(64)
+    except socket.timeout:
+        break
     ver, op, res, epoch, iport, eport, life = struct.unpack("!BBHIHHI", data[:16])
     assert (ver, op, res, iport, len(data)) == (0, 129, 0, 7300, 16), data.hex()
     ports.append(eport)
+    s.settimeout(2)
 print(" ".join(map(str, ports)))
 PY
 lab_exec lan timeout 15 python3 "$LAB_TMP/retrans.py" "$gw" >"$LAB_TMP/retrans.out" 2>&1
 echo "  replies: $(cat "$LAB_TMP/retrans.out")"
-lab_check "four replies, all with the same port" \
-	python3 -c 'import sys; p=open(sys.argv[1]).read().split(); assert len(p)==4 and len(set(p))==1' \
+lab_check "one to four replies, all with the same port" \
+	python3 -c 'import sys; p=open(sys.argv[1]).read().split(); assert 1<=len(p)<=4 and len(set(p))==1' \
 	"$LAB_TMP/retrans.out"
 rport=$(awk '{print $1}' "$LAB_TMP/retrans.out")
 lab_check "exactly one carrier rule for it" \
