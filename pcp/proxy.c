@@ -121,6 +121,9 @@ struct proxy {
 	   and are started from the cursor on, a batch at a time */
 	bool			 recreate_marked[UPSTREAM_MAX_SERVERS];
 	size_t			 recreate_cursor[UPSTREAM_MAX_SERVERS];
+	/* mappings looked at since the last mark was met: a whole table's
+	   worth of them (over as many steps as it takes) ends the walk */
+	size_t			 recreate_clean[UPSTREAM_MAX_SERVERS];
 	size_t			 n_recreating;	/* RECREATE pendings */
 	uint64_t		 rng;
 	bool			 ext_addr_known;
@@ -1429,7 +1432,6 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 {
 	struct mapping *m;
 	size_t count = table_count(p->p.table), scanned = 0, started = 0, n;
-	bool found = false;
 
 	if (!p->recreate_marked[server]) {
 		for (n = 0; (m = table_at(p->p.table, n)) != NULL; n++)
@@ -1441,6 +1443,7 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 		    server, started);
 		p->recreate_marked[server] = true;
 		p->recreate_cursor[server] = 0;
+		p->recreate_clean[server] = 0;
 		started = 0;
 	}
 	while (scanned < count && scanned < PROXY_RECREATE_SCAN &&
@@ -1450,9 +1453,11 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 			p->recreate_cursor[server] = 0;
 		m = table_at(p->p.table, p->recreate_cursor[server]++);
 		scanned++;
-		if ((m->flags & MAPPING_F_RECREATE) == 0)
+		if ((m->flags & MAPPING_F_RECREATE) == 0) {
+			p->recreate_clean[server]++;
 			continue;
-		found = true;
+		}
+		p->recreate_clean[server] = 0;
 		if (m->upstream != server)
 			continue;	/* another server's mark */
 		m->flags &= (uint8_t)~MAPPING_F_RECREATE;
@@ -1466,10 +1471,9 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 		}
 		started++;
 	}
-	/* done when a whole pass met no mark (or the window is full, the
-	   scan bound hit, the batch is out: then the next step goes on) */
-	if (!found && scanned >= count && p->n_recreating <
-	    PROXY_RECREATE_WINDOW) {
+	/* done when a whole table's worth of mappings in a row carried no
+	   mark; else the next step goes on */
+	if (p->recreate_clean[server] >= count) {
 		p->recreate_at[server] = 0;
 		p->recreate_marked[server] = false;
 		return;
@@ -1635,6 +1639,17 @@ proxy_tick(struct proxy *p, uint64_t now)
 		if (table_renewal_due(p->p.table, now) == NULL)
 			break;
 	}
+}
+
+bool
+proxy_recreating(const struct proxy *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
+		if (p->recreate_at[i] != 0)
+			return true;
+	return false;
 }
 
 uint64_t

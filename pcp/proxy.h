@@ -118,6 +118,10 @@ void		 proxy_upstream_mapping_update(struct proxy *,
  */
 int		 proxy_restored(struct proxy *, uint64_t now);
 
+/* A re-creation after an upstream's loss of state is scheduled or under
+   way (paced: it may take several loop turns). */
+bool		 proxy_recreating(const struct proxy *);
+
 /* Remove one mapping everywhere (control socket): local rule, table, and
    a delete upstream. */
 void		 proxy_delete(struct proxy *, struct mapping *, uint64_t now);

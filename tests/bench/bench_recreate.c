@@ -6,7 +6,8 @@
  *
  * The real proxy core, mapping table, policy and upstream PCP engine are
  * wired as the daemon (and tests/unit/test_proxy.c) wires them, with the
- * fake NAT backend, on the real monotonic clock. The carrier is a fast PCP
+ * fake NAT backend (the scenario tests' world, tests/unit/scenario.h), on
+ * the real monotonic clock. The carrier is a fast PCP
  * server in this process: the engine's transport queues each datagram and
  * the loop drains the queue at the start of every turn, decoding each
  * request with pcp_wire and answering SUCCESS at once (the network is a
@@ -54,6 +55,7 @@
 #include "pcp_wire.h"
 #include "policy.h"
 #include "proxy.h"
+#include "scenario.h"
 #include "table.h"
 #include "upstream.h"
 
@@ -78,8 +80,6 @@
 #define BENCH_LAN		"10.0.0.0"
 #define BENCH_LAN_PREFIX	(96 + 8)
 #define BENCH_LAN_NET		0x0a000000u	/* 10.0.0.0: hosts 10.0.0.1 on */
-#define BENCH_WAN		"100.64.0.2"	/* the gateway's WAN (CGN) */
-#define BENCH_SERVER		"198.51.100.1"	/* never contacted */
 #define BENCH_EXT		"203.0.113.1"	/* what the carrier grants */
 #define BENCH_SRV_PORT_MIN	1024
 
@@ -116,16 +116,11 @@ struct bench_server {
 
 struct bench {
 	size_t		 n;
-	uint64_t	 now;		/* ms, clock_now_ms() */
-	struct policy_prefix lan;
-	struct policy	 pol;
-	struct table	*t;
-	struct backend	*be;
-	struct upstream	*u;
-	struct proxy	*p;
+	/* the table, policy, engine, backend and proxy; now is
+	   clock_now_ms(), nlost counts the engine's lost-state reports */
+	struct scn_world w;
 	struct bench_net net;
 	struct bench_server *srv;
-	bool		 kicked;
 	/* the clients */
 	size_t		 submitted, answered, failed;
 	uint16_t	*outer_before;	/* per request index */
@@ -134,7 +129,6 @@ struct bench {
 	uint64_t	 first_send_ns, last_answer_ns;
 	uint64_t	 commit_ns;	/* inside proxy_commit (the backend) */
 	size_t		 max_queued;	/* the largest burst on the wire */
-	unsigned int	 lost_reports;
 };
 
 /* One row of the result tables, sent from the child to the parent. */
@@ -326,7 +320,7 @@ srv_input(struct bench_server *s, const uint8_t *pkt, size_t len)
 	resp.opcode = req.opcode;
 	resp.result = PCP_SUCCESS;
 	resp.lifetime = req.lifetime;
-	resp.epoch = srv_epoch(s, b->now);
+	resp.epoch = srv_epoch(s, b->w.now);
 	memcpy(resp.nonce, req.nonce, PCP_NONCE_SIZE);
 	resp.protocol = req.protocol;
 	resp.internal_port = req.internal_port;
@@ -337,7 +331,7 @@ srv_input(struct bench_server *s, const uint8_t *pkt, size_t len)
 		s->refused++;
 		return;
 	}
-	upstream_input(b->u, 0, out, olen, b->now);
+	upstream_input(b->w.u, 0, out, olen, b->w.now);
 	b->last_answer_ns = bench_ns();
 }
 
@@ -374,18 +368,18 @@ srv_restart(struct bench_server *s)
 	memset(s->granted, 0, sizeof(s->granted));
 	memset(s->taken, 0, sizeof(s->taken));
 	s->epoch_base = 0;
-	s->epoch_t0 = b->now;
+	s->epoch_t0 = b->w.now;
 	memset(&m, 0, sizeof(m));
 	m.version = PCP_VERSION;
 	m.response = true;
 	m.opcode = PCP_OP_ANNOUNCE;
 	m.result = PCP_SUCCESS;
-	m.epoch = srv_epoch(s, b->now);
+	m.epoch = srv_epoch(s, b->w.now);
 	if ((olen = pcp_encode(&m, out, sizeof(out))) == 0) {
 		fprintf(stderr, "bench_recreate: cannot encode ANNOUNCE\n");
 		exit(2);
 	}
-	upstream_input(b->u, 0, out, olen, b->now);
+	upstream_input(b->w.u, 0, out, olen, b->w.now);
 }
 
 static void
@@ -393,44 +387,6 @@ srv_new_phase(struct bench_server *s)
 {
 	memset(s->seen, 0, sizeof(s->seen));
 	s->duplicates = s->refused = 0;
-}
-
-/* ---- the glue: what iwfd.c does between the engine and the proxy ---- */
-
-static void
-bench_up_done(void *arg, struct upstream_txn *t,
-    enum upstream_outcome outcome, const struct pcp_msg *resp)
-{
-	(void)arg;
-	proxy_upstream_done(b->p, t, (int)outcome, resp, b->now);
-}
-
-static void
-bench_up_lost(void *arg, unsigned int server)
-{
-	(void)arg;
-	b->lost_reports++;
-	proxy_upstream_lost_state(b->p, server, b->now);
-}
-
-static void
-bench_up_update(void *arg, unsigned int server, const struct pcp_msg *m)
-{
-	(void)arg;
-	proxy_upstream_mapping_update(b->p, server, m, b->now);
-}
-
-static const struct upstream_cb bench_up_cb = {
-	.done = bench_up_done,
-	.lost_state = bench_up_lost,
-	.mapping_update = bench_up_update,
-};
-
-static void
-bench_kick(void *arg)
-{
-	(void)arg;
-	b->kicked = true;
 }
 
 static void
@@ -450,10 +406,10 @@ bench_end_turn(void)
 {
 	uint64_t t0;
 
-	while (b->kicked) {
-		b->kicked = false;
+	while (b->w.kicked) {
+		b->w.kicked = false;
 		t0 = bench_ns();
-		proxy_commit(b->p, b->now);
+		proxy_commit(b->w.p, b->w.now);
 		b->commit_ns += bench_ns() - t0;
 	}
 }
@@ -464,14 +420,14 @@ bench_turn(void)
 {
 	bool worked;
 
-	b->now = clock_now_ms();
+	b->w.now = clock_now_ms();
 	worked = srv_drain(b->srv);
-	if (upstream_next_deadline(b->u) <= b->now) {
-		upstream_tick(b->u, b->now);
+	if (upstream_next_deadline(b->w.u) <= b->w.now) {
+		upstream_tick(b->w.u, b->w.now);
 		worked = true;
 	}
-	if (proxy_next_deadline(b->p) <= b->now) {
-		proxy_tick(b->p, b->now);
+	if (proxy_next_deadline(b->w.p) <= b->w.now) {
+		proxy_tick(b->w.p, b->w.now);
 		worked = true;
 	}
 	bench_end_turn();
@@ -482,8 +438,8 @@ bench_turn(void)
 static void
 bench_idle(uint64_t limit_ms)
 {
-	uint64_t un = upstream_next_deadline(b->u);
-	uint64_t pn = proxy_next_deadline(b->p);
+	uint64_t un = upstream_next_deadline(b->w.u);
+	uint64_t pn = proxy_next_deadline(b->w.p);
 	uint64_t next = un < pn ? un : pn;
 	struct timespec ts;
 
@@ -503,64 +459,38 @@ bench_idle(uint64_t limit_ms)
 static void
 bench_setup(size_t n, uint64_t seed)
 {
-	struct proxy_params pp;
-	struct in6_addr srv, wan;
-	uint16_t port = PCP_SERVER_PORT;
+	struct scn_world_conf conf = {
+		.upstream = true,
+		.backend_new = backend_fake_new,
+		.lan = BENCH_LAN,
+		.lan_prefix_len = BENCH_LAN_PREFIX,
+		.seeded = true,
+		.seed = seed,
+		.send = bench_send,
+	};
 
 	b = bench_calloc(1, sizeof(*b));
 	b->srv = bench_calloc(1, sizeof(*b->srv));
 	b->outer_before = bench_calloc(n, sizeof(*b->outer_before));
 	b->n = n;
-	b->now = clock_now_ms();
+	conf.now = clock_now_ms();
+	conf.send_arg = &b->net;
+	/* C-01: the world's engine sends from the gateway's WAN address */
+	if (scn_world_init(&b->w, &conf) == -1) {
+		perror("bench_recreate: the world");
+		exit(2);
+	}
 	b->srv->epoch_base = BENCH_EPOCH0;
-	b->srv->epoch_t0 = b->now;
+	b->srv->epoch_t0 = b->w.now;
 	b->srv->ext_addr = bench_addr(BENCH_EXT);
 	b->srv->cursor[0] = b->srv->cursor[1] = BENCH_SRV_PORT_MIN;
-	b->lan.addr = bench_addr(BENCH_LAN);
-	b->lan.prefix_len = BENCH_LAN_PREFIX;
-	b->pol.lan_prefixes = &b->lan;
-	b->pol.n_lan_prefixes = 1;
-	b->pol.min_lifetime = 120;
-	b->pol.max_lifetime = 86400;
-	if ((b->t = table_new()) == NULL || (b->be = backend_fake_new()) ==
-	    NULL || (b->u = upstream_new(&bench_up_cb, b, (uint32_t)seed)) ==
-	    NULL) {
-		fprintf(stderr, "bench_recreate: out of memory\n");
-		exit(2);
-	}
-	table_set_seed(b->t, seed);
-	upstream_set_transport(b->u, bench_send, &b->net);
-	srv = bench_addr(BENCH_SERVER);
-	wan = bench_addr(BENCH_WAN);
-	if (upstream_set_servers(b->u, &srv, &port, 1) == -1)
-		exit(2);
-	/* C-01: the Client IP is the gateway's WAN address */
-	upstream_set_local(b->u, 0, &wan);
-	memset(&pp, 0, sizeof(pp));
-	pp.nat = PROXY_NAT_LOCAL;
-	pp.table = b->t;
-	pp.policy = &b->pol;
-	pp.backend = b->be;
-	pp.upstream = b->u;
-	pp.random_seed = seed;
-	pp.wan_addr = wan;
-	pp.wan_addr_known = true;
-	pp.kick = bench_kick;
-	pp.cb_arg = b;
-	if ((b->p = proxy_new(&pp)) == NULL) {
-		fprintf(stderr, "bench_recreate: out of memory\n");
-		exit(2);
-	}
 }
 
 /* The daemon's order: proxy, engine, backend, table. */
 static void
 bench_teardown(void)
 {
-	proxy_free(b->p);
-	upstream_free(b->u);
-	b->be->ops->close(b->be);
-	table_free(b->t);
+	scn_world_free(&b->w);
 	free(b->net.buf);
 	free(b->outer_before);
 	free(b->srv);
@@ -611,7 +541,7 @@ bench_find(size_t i)
 	struct map_req r;
 
 	bench_req(i, &r);
-	return table_find_internal(b->t, r.protocol, &r.internal_addr,
+	return table_find_internal(b->w.t, r.protocol, &r.internal_addr,
 	    r.internal_port);
 }
 
@@ -624,7 +554,7 @@ bench_submit_batch(void)
 
 	for (k = 0; k < BENCH_BATCH && b->submitted < b->n; k++) {
 		bench_req(b->submitted++, &r);
-		if (proxy_submit(b->p, &r, b->now, bench_client_done, NULL,
+		if (proxy_submit(b->w.p, &r, b->w.now, bench_client_done, NULL,
 		    &res))
 			bench_client_done(NULL, &r, &res);
 	}
@@ -644,8 +574,8 @@ bench_create(struct bench_row *row)
 	t0 = bench_ns();
 	limit = clock_now_ms() + BENCH_LIMIT_MS;
 	while (b->answered < b->n) {
-		b->now = clock_now_ms();
-		if (b->now > limit) {
+		b->w.now = clock_now_ms();
+		if (b->w.now > limit) {
 			bench_fail(row, "create: %zu of %zu answered in %d s",
 			    b->answered, b->n, BENCH_LIMIT_MS / BENCH_MS_PER_S);
 			return;
@@ -657,7 +587,7 @@ bench_create(struct bench_row *row)
 	row->create_ms = bench_ms(t0, bench_ns());
 	row->create_commit_ms = (double)b->commit_ns / BENCH_NS_PER_MS;
 	row->create_sent = b->sent;
-	row->table_bytes = table_memory_bytes(b->t);
+	row->table_bytes = table_memory_bytes(b->w.t);
 	if (b->failed != 0)
 		bench_fail(row, "create: %zu of %zu requests failed", b->failed,
 		    b->n);
@@ -680,10 +610,10 @@ bench_create(struct bench_row *row)
 static bool
 bench_recovered(void)
 {
-	return b->sent > 0 && b->net.count == 0 &&
-	    upstream_in_flight(b->u) == 0 &&
-	    backend_fake_queued(b->be) == 0 &&
-	    table_count_state(b->t, MAP_STATE_GRANTED) == b->n;
+	return b->sent > 0 && b->net.count == 0 && !proxy_recreating(b->w.p) &&
+	    upstream_in_flight(b->w.u) == 0 &&
+	    backend_fake_queued(b->w.be) == 0 &&
+	    table_count_state(b->w.t, MAP_STATE_GRANTED) == b->n;
 }
 
 /* 2. + 3. The server restarts; the proxy re-creates everything. */
@@ -693,15 +623,15 @@ bench_recover(struct bench_row *row)
 	uint64_t t_jump, t_done, limit, first_limit;
 
 	bench_new_phase();
-	b->now = clock_now_ms();
-	limit = b->now + BENCH_LIMIT_MS;
-	first_limit = b->now + BENCH_FIRST_SEND_MS;
+	b->w.now = clock_now_ms();
+	limit = b->w.now + BENCH_LIMIT_MS;
+	first_limit = b->w.now + BENCH_FIRST_SEND_MS;
 	t_jump = bench_ns();
 	srv_restart(b->srv);
 	bench_end_turn();
-	if (b->lost_reports != 1) {
+	if (b->w.nlost != 1) {
 		bench_fail(row, "the ANNOUNCE made %u lost-state reports",
-		    b->lost_reports);
+		    b->w.nlost);
 		return;
 	}
 	for (;;) {
@@ -717,7 +647,7 @@ bench_recover(struct bench_row *row)
 		}
 		if (clock_now_ms() > limit) {
 			bench_fail(row, "re-create: %zu of %zu granted in %d s",
-			    table_count_state(b->t, MAP_STATE_GRANTED), b->n,
+			    table_count_state(b->w.t, MAP_STATE_GRANTED), b->n,
 			    BENCH_LIMIT_MS / BENCH_MS_PER_S);
 			return;
 		}
@@ -749,7 +679,7 @@ bench_verify(struct bench_row *row)
 			    map_state_name(m->state));
 		else if (m->outer_port == b->outer_before[i])
 			row->same_port++;
-		if (backend_fake_lookup(b->be, m->protocol, m->ext_port) ==
+		if (backend_fake_lookup(b->w.be, m->protocol, m->ext_port) ==
 		    NULL)
 			bench_fail(row, "mapping %zu lost its local rule", i);
 	}
@@ -765,9 +695,9 @@ bench_verify(struct bench_row *row)
 	if (b->srv->refused != 0)
 		bench_fail(row, "the server refused %" PRIu64 " requests",
 		    b->srv->refused);
-	if (backend_fake_rule_count(b->be) != b->n)
+	if (backend_fake_rule_count(b->w.be) != b->n)
 		bench_fail(row, "%zu local rules for %zu mappings",
-		    backend_fake_rule_count(b->be), b->n);
+		    backend_fake_rule_count(b->w.be), b->n);
 }
 
 static void

@@ -27,14 +27,7 @@
 #include "table.h"
 #include "upstream.h"
 
-#define AP_T0		1000000u
-#define AP_EPOCH0	7000u		/* the carrier's epoch at AP_T0 */
-#define AP_LAN		"192.0.2.0"
 #define AP_GW_LAN	"192.0.2.1"
-#define AP_WAN		"100.64.0.2"
-#define AP_SERVER	"198.51.100.1"
-#define AP_EXT		"203.0.113.1"
-#define AP_MS		1000u
 #define AP_LISTENED	2		/* listeners the setup registers */
 
 /* What one listener heard. */
@@ -45,18 +38,8 @@ struct ap_heard {
 };
 
 struct ap {
-	uint64_t	 now;
-	struct policy_prefix lan;
-	struct policy	 pol;
-	struct table	*t;
-	struct backend	*be;
-	struct upstream	*u;
-	struct proxy	*p;
+	struct scn_world w;		/* the proxy, its engine, the carrier */
 	struct addr_probe *ap;
-	struct scn_wire	 wire;
-	struct in6_addr	 ext_addr;	/* what the carrier grants */
-	bool		 kicked;
-	uint8_t		 key[IWF_NONCE_KEY_SIZE];
 	struct ap_heard	 heard[ADDR_PROBE_LISTENERS + 1];
 };
 
@@ -64,46 +47,11 @@ static struct ap *x;
 
 /* ---- glue (iwfd.c) ---- */
 
-static void
-ap_up_done(void *arg, struct upstream_txn *t, enum upstream_outcome o,
-    const struct pcp_msg *resp)
-{
-	(void)arg;
-	proxy_upstream_done(x->p, t, (int)o, resp, x->now);
-}
-
-static void
-ap_up_lost(void *arg, unsigned int server)
-{
-	(void)arg;
-	proxy_upstream_lost_state(x->p, server, x->now);
-}
-
-static void
-ap_up_update(void *arg, unsigned int server, const struct pcp_msg *m)
-{
-	(void)arg;
-	proxy_upstream_mapping_update(x->p, server, m, x->now);
-}
-
-static const struct upstream_cb ap_up_cb = {
-	.done = ap_up_done,
-	.lost_state = ap_up_lost,
-	.mapping_update = ap_up_update,
-};
-
-static void
-ap_kick(void *arg)
-{
-	(void)arg;
-	x->kicked = true;
-}
-
 static uint64_t
 ap_now(void *arg)
 {
 	assert_ptr_equal(arg, x);
-	return x->now;
+	return x->w.now;
 }
 
 /* addr_probe_fn: arg is the listener's record. */
@@ -114,58 +62,35 @@ ap_listener(void *arg, bool known)
 
 	h->calls++;
 	h->known = known;
-	h->at = x->now;
+	h->at = x->w.now;
 }
+
+/* The probe's timer (a test may have freed it). */
+static uint64_t
+ap_deadline(void *arg)
+{
+	(void)arg;
+	return x->ap != NULL ? addr_probe_next_deadline(x->ap) : UINT64_MAX;
+}
+
+static void
+ap_tick(void *arg, uint64_t now)
+{
+	(void)arg;
+	addr_probe_tick(x->ap, now);
+}
+
+static const struct scn_timer ap_timers[] = {
+	{ ap_deadline, ap_tick },
+};
 
 /* The end of a loop turn. */
-static void
-ap_end_turn(void)
-{
-	unsigned int guard = 0;
-
-	while (x->kicked) {
-		x->kicked = false;
-		proxy_commit(x->p, x->now);
-		assert_true(++guard < 8);
-	}
-}
-#define END_TURN()	ap_end_turn()
-
-static uint64_t
-ap_min(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-static void
-ap_time_passes(uint64_t ms)
-{
-	uint64_t target = x->now + ms, un, pn, an, next;
-	unsigned int guard = 0;
-
-	END_TURN();
-	for (;;) {
-		un = x->u != NULL ? upstream_next_deadline(x->u) : UINT64_MAX;
-		pn = proxy_next_deadline(x->p);
-		an = x->ap != NULL ? addr_probe_next_deadline(x->ap) :
-		    UINT64_MAX;
-		next = ap_min(un, ap_min(pn, an));
-		if (next > target)
-			break;
-		if (next > x->now)
-			x->now = next;
-		if (un <= x->now)
-			upstream_tick(x->u, x->now);
-		if (pn <= x->now)
-			proxy_tick(x->p, x->now);
-		if (an <= x->now)
-			addr_probe_tick(x->ap, x->now);
-		END_TURN();
-		assert_true(++guard < 100000);
-	}
-	x->now = target;
-}
-#define TIME_PASSES(ms)	ap_time_passes(ms)
+#define END_TURN()	scn_end_turn(&x->w)
+/* The daemon ends its turn before the clock moves. */
+#define TIME_PASSES(ms)	do {						\
+	END_TURN();							\
+	scn_time_passes(&x->w, (ms));					\
+} while (0)
 
 /* ---- setup ---- */
 
@@ -173,9 +98,9 @@ static void
 ap_params(struct addr_probe_params *pp, bool upstream)
 {
 	memset(pp, 0, sizeof(*pp));
-	pp->proxy = x->p;
-	pp->table = x->t;
-	memcpy(pp->nonce_key, x->key, sizeof(x->key));
+	pp->proxy = x->w.p;
+	pp->table = x->w.t;
+	memcpy(pp->nonce_key, x->w.key, sizeof(x->w.key));
 	pp->probe_addr = scn_addr(AP_GW_LAN);
 	pp->upstream = upstream;
 	pp->random_seed = 5;
@@ -186,49 +111,18 @@ ap_params(struct addr_probe_params *pp, bool upstream)
 static int
 ap_setup(bool upstream)
 {
-	struct proxy_params pp;
+	const struct scn_world_conf conf = {
+		.upstream = upstream,
+		.backend_new = backend_fake_new,
+		.timers = ap_timers,
+		.ntimers = sizeof(ap_timers) / sizeof(ap_timers[0]),
+	};
 	struct addr_probe_params app;
-	struct in6_addr srv, wan;
-	uint16_t port = PCP_SERVER_PORT;
 	size_t i;
 
 	x = calloc(1, sizeof(*x));
 	assert_non_null(x);
-	x->now = AP_T0;
-	x->wire.now = &x->now;
-	x->ext_addr = scn_addr(AP_EXT);
-	x->lan.addr = scn_addr(AP_LAN);
-	x->lan.prefix_len = 96 + 24;
-	x->pol.lan_prefixes = &x->lan;
-	x->pol.n_lan_prefixes = 1;
-	x->pol.min_lifetime = 120;
-	x->pol.max_lifetime = 86400;
-	assert_non_null(x->t = table_new());
-	table_set_seed(x->t, 42);
-	assert_non_null(x->be = backend_fake_new());
-	wan = scn_addr(AP_WAN);
-	if (upstream) {
-		assert_non_null(x->u = upstream_new(&ap_up_cb, x, 4711));
-		upstream_set_transport(x->u, scn_send, &x->wire);
-		srv = scn_addr(AP_SERVER);
-		assert_int_equal(upstream_set_servers(x->u, &srv, &port, 1),
-		    0);
-		upstream_set_local(x->u, 0, &wan);
-	}
-	memset(&pp, 0, sizeof(pp));
-	pp.nat = PROXY_NAT_LOCAL;
-	pp.table = x->t;
-	pp.policy = &x->pol;
-	pp.backend = x->be;
-	pp.upstream = x->u;
-	pp.random_seed = 99;
-	pp.wan_addr = wan;
-	pp.wan_addr_known = true;
-	pp.kick = ap_kick;
-	pp.cb_arg = x;
-	assert_non_null(x->p = proxy_new(&pp));
-	for (i = 0; i < sizeof(x->key); i++)
-		x->key[i] = (uint8_t)(0xa0 + i);
+	assert_int_equal(scn_world_init(&x->w, &conf), 0);
 	ap_params(&app, upstream);
 	assert_non_null(x->ap = addr_probe_new(&app));
 	for (i = 0; i < AP_LISTENED; i++)
@@ -257,10 +151,7 @@ ap_teardown(void **state)
 	(void)state;
 	END_TURN();
 	addr_probe_free(x->ap);
-	proxy_free(x->p);
-	upstream_free(x->u);
-	x->be->ops->close(x->be);
-	table_free(x->t);
+	scn_world_free(&x->w);
 	free(x);
 	x = NULL;
 	return 0;
@@ -268,33 +159,10 @@ ap_teardown(void **state)
 
 /* ---- the scripted carrier ---- */
 
-static uint32_t
-srv_epoch(void)
-{
-	return AP_EPOCH0 + (uint32_t)((x->now - AP_T0) / AP_MS);
-}
-
-static void
-srv_decode(size_t i, struct pcp_msg *m)
-{
-	const struct scn_sent *s = scn_sent_at(&x->wire, i);
-
-	scn_decode(s->pkt, s->len, m);
-}
-
 static void
 srv_answer(size_t i, uint8_t result, uint32_t lifetime, uint16_t ext_port)
 {
-	const struct scn_sent *s = scn_sent_at(&x->wire, i);
-	struct pcp_msg req, resp;
-
-	scn_decode(s->pkt, s->len, &req);
-	scn_reply_to(&req, result, lifetime, srv_epoch(), &resp);
-	if (result == PCP_SUCCESS && req.lifetime != 0) {
-		resp.ext_addr = x->ext_addr;
-		resp.ext_port = ext_port;
-	}
-	scn_input(x->u, s->server, &resp, x->now);
+	scn_answer(&x->w, i, result, lifetime, ext_port);
 	END_TURN();
 }
 
@@ -316,7 +184,7 @@ ap_probe_mapping(uint16_t port)
 {
 	struct in6_addr gw = scn_addr(AP_GW_LAN);
 
-	return table_find_internal(x->t, MAP_PROTO_UDP, &gw, port);
+	return table_find_internal(x->w.t, MAP_PROTO_UDP, &gw, port);
 }
 
 static void
@@ -339,8 +207,8 @@ srv_probe_deletes(size_t from, const struct pcp_msg *probe)
 	struct pcp_msg m;
 	size_t i, n = 0;
 
-	for (i = from; i < x->wire.nsent; i++) {
-		srv_decode(i, &m);
+	for (i = from; i < x->w.wire.nsent; i++) {
+		scn_decode_sent(&x->w, i, &m);
 		if (m.opcode == PCP_OP_MAP && m.lifetime == 0 &&
 		    m.internal_port == probe->internal_port &&
 		    memcmp(m.nonce, probe->nonce, sizeof(m.nonce)) == 0)
@@ -369,15 +237,15 @@ test_starts_once(void **state)
 	(void)state;
 	assert_false(ap_get(&a, &waiting));
 	assert_true(waiting);
-	assert_int_equal(x->wire.nsent, 1);
-	srv_decode(0, &m);
+	assert_int_equal(x->w.wire.nsent, 1);
+	scn_decode_sent(&x->w, 0, &m);
 	assert_int_equal(m.opcode, PCP_OP_MAP);
 	assert_int_equal(m.protocol, MAP_PROTO_UDP);
 	assert_true(m.internal_port >= ADDR_PROBE_PORT_MIN);
 	assert_int_equal(m.ext_port, m.internal_port);
 	assert_int_equal(m.lifetime, ADDR_PROBE_LIFETIME);
 	assert_false(m.prefer_failure);
-	iwf_nonce(x->key, MAP_ORIGIN_NATPMP, &gw, MAP_PROTO_UDP,
+	iwf_nonce(x->w.key, MAP_ORIGIN_NATPMP, &gw, MAP_PROTO_UDP,
 	    m.internal_port, nonce);
 	assert_memory_equal(m.nonce, nonce, sizeof(nonce));
 	assert_non_null(mp = ap_probe_mapping(m.internal_port));
@@ -392,7 +260,7 @@ test_starts_once(void **state)
 	}
 	addr_probe_start(x->ap);
 	END_TURN();
-	assert_int_equal(x->wire.nsent, 1);
+	assert_int_equal(x->w.wire.nsent, 1);
 	assert_int_equal(addr_probe_stats(x->ap)->probes, 1);
 	ap_assert_heard(0, false);
 }
@@ -410,23 +278,23 @@ test_answer_and_delete(void **state)
 
 	(void)state;
 	assert_false(ap_get(&a, &waiting));
-	srv_decode(0, &probe);
+	scn_decode_sent(&x->w, 0, &probe);
 	assert_int_equal(addr_probe_next_deadline(x->ap), UINT64_MAX);
 	srv_answer(0, PCP_SUCCESS, ADDR_PROBE_LIFETIME, 61000);
 	ap_assert_heard(1, true);
-	assert_int_equal(x->heard[0].at, x->now);
+	assert_int_equal(x->heard[0].at, x->w.now);
 	assert_true(ap_get(&a, &waiting));
 	assert_false(waiting);
-	assert_memory_equal(&a, &x->ext_addr, sizeof(a));
+	assert_memory_equal(&a, &x->w.ext_addr, sizeof(a));
 
 	/* served: still there until the tick, which is due now */
 	assert_non_null(ap_probe_mapping(probe.internal_port));
 	assert_int_equal(addr_probe_next_deadline(x->ap), 0);
-	addr_probe_tick(x->ap, x->now);
+	addr_probe_tick(x->ap, x->w.now);
 	END_TURN();
 	assert_null(ap_probe_mapping(probe.internal_port));
-	assert_int_equal(table_count(x->t), 0);
-	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(table_count(x->w.t), 0);
+	assert_int_equal(backend_fake_rule_count(x->w.be), 0);
 	assert_int_equal(srv_probe_deletes(1, &probe), 1);
 	assert_int_equal(addr_probe_next_deadline(x->ap), UINT64_MAX);
 
@@ -454,12 +322,12 @@ test_failure_retry(void **state)
 
 	(void)state;
 	assert_false(ap_get(&a, &waiting));
-	srv_decode(0, &probe);
+	scn_decode_sent(&x->w, 0, &probe);
 	TIME_PASSES(ADDR_PROBE_WAIT_MS - 1);
 	ap_assert_heard(0, false);
 	TIME_PASSES(1);
 	ap_assert_heard(1, false);
-	failed_at = x->now;
+	failed_at = x->w.now;
 	assert_int_equal(x->heard[1].at, failed_at);
 	assert_int_equal(addr_probe_stats(x->ap)->failures, 1);
 	TIME_PASSES(1);
@@ -468,23 +336,23 @@ test_failure_retry(void **state)
 
 	/* (the engine may still resend the delete meanwhile) */
 	TIME_PASSES(ADDR_PROBE_RETRY_MS - 2);
-	nsent = x->wire.nsent;
+	nsent = x->w.wire.nsent;
 	assert_false(ap_get(&a, &waiting));
 	assert_false(waiting);
 	addr_probe_start(x->ap);
 	END_TURN();
 	assert_int_equal(addr_probe_stats(x->ap)->probes, 1);
-	assert_int_equal(x->wire.nsent, nsent);
+	assert_int_equal(x->w.wire.nsent, nsent);
 	ap_assert_heard(1, false);
 
 	TIME_PASSES(1);
-	assert_int_equal(x->now - failed_at, ADDR_PROBE_RETRY_MS);
-	nsent = x->wire.nsent;
+	assert_int_equal(x->w.now - failed_at, ADDR_PROBE_RETRY_MS);
+	nsent = x->w.wire.nsent;
 	assert_false(ap_get(&a, &waiting));
 	assert_true(waiting);
 	assert_int_equal(addr_probe_stats(x->ap)->probes, 2);
-	assert_int_equal(x->wire.nsent, nsent + 1);
-	srv_decode(nsent, &probe);
+	assert_int_equal(x->w.wire.nsent, nsent + 1);
+	scn_decode_sent(&x->w, nsent, &probe);
 	assert_int_equal(probe.lifetime, ADDR_PROBE_LIFETIME);
 	srv_answer(nsent, PCP_SUCCESS, ADDR_PROBE_LIFETIME, 61000);
 	ap_assert_heard(2, true);
@@ -504,7 +372,7 @@ test_refusal_retry(void **state)
 	assert_false(ap_get(&a, &waiting));
 	TIME_PASSES(2000);
 	srv_answer(0, PCP_NOT_AUTHORIZED, 30, 0);
-	refused_at = x->now;
+	refused_at = x->w.now;
 	ap_assert_heard(1, false);
 	assert_int_equal(addr_probe_stats(x->ap)->failures, 1);
 	TIME_PASSES(ADDR_PROBE_RETRY_MS - 1);
@@ -512,7 +380,7 @@ test_refusal_retry(void **state)
 	assert_false(waiting);
 	assert_int_equal(addr_probe_stats(x->ap)->probes, 1);
 	TIME_PASSES(1);
-	assert_int_equal(x->now - refused_at, ADDR_PROBE_RETRY_MS);
+	assert_int_equal(x->w.now - refused_at, ADDR_PROBE_RETRY_MS);
 	addr_probe_start(x->ap);
 	END_TURN();
 	assert_int_equal(addr_probe_stats(x->ap)->probes, 2);
@@ -523,7 +391,7 @@ test_refusal_retry(void **state)
 static void
 test_not_wanted(void **state)
 {
-	struct in6_addr a, wan = scn_addr(AP_WAN);
+	struct in6_addr a, wan = scn_addr(SCN_WAN);
 	bool waiting = true;
 
 	(void)state;
@@ -532,7 +400,7 @@ test_not_wanted(void **state)
 	assert_memory_equal(&a, &wan, sizeof(a));
 	addr_probe_start(x->ap);
 	assert_int_equal(addr_probe_stats(x->ap)->probes, 0);
-	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(table_count(x->w.t), 0);
 	assert_int_equal(addr_probe_next_deadline(x->ap), UINT64_MAX);
 }
 
@@ -554,7 +422,7 @@ test_no_probe_addr(void **state)
 	assert_false(waiting);
 	addr_probe_start(x->ap);
 	END_TURN();
-	assert_int_equal(x->wire.nsent, 0);
+	assert_int_equal(x->w.wire.nsent, 0);
 	assert_int_equal(addr_probe_stats(x->ap)->probes, 0);
 }
 
@@ -570,7 +438,7 @@ test_owns(void **state)
 
 	(void)state;
 	assert_false(ap_get(&a, &waiting));
-	srv_decode(0, &probe);
+	scn_decode_sent(&x->w, 0, &probe);
 	assert_non_null(mp = ap_probe_mapping(probe.internal_port));
 	assert_true(addr_probe_owns(x->ap, mp));
 	m = *mp;

@@ -33,19 +33,13 @@
 #include "table.h"
 #include "upstream.h"
 
-#define NT_T0		1000000u
-#define NT_EPOCH0	7000u		/* the carrier's epoch at NT_T0 */
-#define NT_LAN		"192.0.2.0"
 #define NT_GW_LAN	"192.0.2.1"
-#define NT_WAN		"100.64.0.2"
-#define NT_SERVER	"198.51.100.1"
-#define NT_EXT		"203.0.113.1"
 #define NT_EXT2		"203.0.113.2"
 #define NT_HOST		"192.0.2.10"
 #define NT_HOST2	"192.0.2.11"
 #define NT_MAX_OUT	256
 #define NT_MS		1000u
-#define NT_OUR_EPOCH_OFFSET 40u	/* our SSSoE = seconds since NT_T0 + 40 */
+#define NT_OUR_EPOCH_OFFSET 40u	/* our SSSoE = seconds since SCN_T0 + 40 */
 
 struct nt_out {
 	struct in6_addr	 to;		/* IPv4-mapped; :: for multicast */
@@ -64,65 +58,20 @@ struct nt_wait {
 #define NT_WAITS	8
 
 struct nt {
-	uint64_t	 now;
-	struct policy_prefix lan;
-	struct policy	 pol;
-	struct table	*t;
-	struct backend	*be;
-	struct upstream	*u;
-	struct proxy	*p;
+	struct scn_world w;		/* the proxy, its engine, the carrier */
 	struct addr_probe *probe;
 	struct natpmp	*n;
-	struct scn_wire	 wire;
-	struct in6_addr	 ext_addr;	/* what the carrier grants */
-	bool		 kicked;
 	size_t		 nout;
 	struct nt_out	 out[NT_MAX_OUT];
 	size_t		 nmc;		/* multicast copies */
 	uint64_t	 mc_at[NT_MAX_OUT];
 	struct natpmp_response mc[NT_MAX_OUT];
-	uint8_t		 key[IWF_NONCE_KEY_SIZE];
 	struct nt_wait	 waits[NT_WAITS];
 };
 
 static struct nt *x;
 
 /* ---- glue (iwfd.c) ---- */
-
-static void
-nt_up_done(void *arg, struct upstream_txn *t, enum upstream_outcome o,
-    const struct pcp_msg *resp)
-{
-	(void)arg;
-	proxy_upstream_done(x->p, t, (int)o, resp, x->now);
-}
-
-static void
-nt_up_lost(void *arg, unsigned int server)
-{
-	(void)arg;
-	proxy_upstream_lost_state(x->p, server, x->now);
-}
-
-static void
-nt_up_update(void *arg, unsigned int server, const struct pcp_msg *m)
-{
-	(void)arg;
-	proxy_upstream_mapping_update(x->p, server, m, x->now);
-}
-
-static const struct upstream_cb nt_up_cb = {
-	.done = nt_up_done,
-	.lost_state = nt_up_lost,
-	.mapping_update = nt_up_update,
-};
-
-static void
-nt_kick(void *arg)
-{
-	(void)arg;
-	x->kicked = true;
-}
 
 static void
 nt_ext_changed(void *arg, const struct in6_addr *addr)
@@ -136,14 +85,14 @@ static uint32_t
 nt_epoch(void *arg)
 {
 	(void)arg;
-	return NT_OUR_EPOCH_OFFSET + (uint32_t)((x->now - NT_T0) / NT_MS);
+	return NT_OUR_EPOCH_OFFSET + (uint32_t)((x->w.now - SCN_T0) / NT_MS);
 }
 
 static uint64_t
 nt_now(void *arg)
 {
 	(void)arg;
-	return x->now;
+	return x->w.now;
 }
 
 static bool
@@ -160,7 +109,7 @@ nt_send(void *arg, const struct pcp_frontend_peer *peer, const uint8_t *buf,
 	o = &x->out[x->nout++];
 	pcp_addr_from_v4(&o->to, &sin->sin_addr);
 	o->to_port = ntohs(sin->sin_port);
-	o->at = x->now;
+	o->at = x->w.now;
 	o->len = len;
 	memcpy(o->pkt, buf, len);
 	return true;
@@ -173,132 +122,90 @@ nt_multicast(void *arg, const uint8_t *buf, size_t len)
 	assert_true(x->nmc < NT_MAX_OUT);
 	assert_int_equal(len, NATPMP_ADDR_RESP_SIZE);
 	assert_true(natpmp_decode_response(buf, len, &x->mc[x->nmc]));
-	x->mc_at[x->nmc] = x->now;
+	x->mc_at[x->nmc] = x->w.now;
 	x->nmc++;
 	return 1;
 }
 
-/* The end of a loop turn. */
-static void
-nt_end_turn(void)
+/* The front-ends' timers: the probe's, then natpmp's. */
+static uint64_t
+nt_probe_deadline(void *arg)
 {
-	unsigned int guard = 0;
-
-	while (x->kicked) {
-		x->kicked = false;
-		proxy_commit(x->p, x->now);
-		assert_true(++guard < 8);
-	}
+	(void)arg;
+	return addr_probe_next_deadline(x->probe);
 }
-#define END_TURN()	nt_end_turn()
+
+static void
+nt_probe_tick(void *arg, uint64_t now)
+{
+	(void)arg;
+	addr_probe_tick(x->probe, now);
+}
 
 static uint64_t
-nt_min(uint64_t a, uint64_t b)
+nt_natpmp_deadline(void *arg)
 {
-	return a < b ? a : b;
+	(void)arg;
+	return natpmp_next_deadline(x->n);
 }
 
 static void
-nt_time_passes(uint64_t ms)
+nt_natpmp_tick(void *arg, uint64_t now)
 {
-	uint64_t target = x->now + ms, un, pn, an, nn, next;
-	unsigned int guard = 0;
-
-	END_TURN();
-	for (;;) {
-		un = x->u != NULL ? upstream_next_deadline(x->u) : UINT64_MAX;
-		pn = proxy_next_deadline(x->p);
-		an = addr_probe_next_deadline(x->probe);
-		nn = natpmp_next_deadline(x->n);
-		next = nt_min(nt_min(un, pn), nt_min(an, nn));
-		if (next > target)
-			break;
-		if (next > x->now)
-			x->now = next;
-		if (un <= x->now)
-			upstream_tick(x->u, x->now);
-		if (pn <= x->now)
-			proxy_tick(x->p, x->now);
-		if (an <= x->now)
-			addr_probe_tick(x->probe, x->now);
-		if (nn <= x->now)
-			natpmp_tick(x->n, x->now);
-		END_TURN();
-		assert_true(++guard < 100000);
-	}
-	x->now = target;
+	(void)arg;
+	natpmp_tick(x->n, now);
 }
-#define TIME_PASSES(ms)	nt_time_passes(ms)
+
+static const struct scn_timer nt_timers[] = {
+	{ nt_probe_deadline, nt_probe_tick },
+	{ nt_natpmp_deadline, nt_natpmp_tick },
+};
+
+/* The end of a loop turn. */
+#define END_TURN()	scn_end_turn(&x->w)
+/* The daemon ends its turn before the clock moves. */
+#define TIME_PASSES(ms)	do {						\
+	END_TURN();							\
+	scn_time_passes(&x->w, (ms));					\
+} while (0)
 
 /* ---- setup ---- */
 
 static int
 nt_setup(bool upstream)
 {
-	struct proxy_params pp;
+	const struct scn_world_conf conf = {
+		.upstream = upstream,
+		.backend_new = backend_fake_new,
+		.ext_addr_changed = nt_ext_changed,
+		.timers = nt_timers,
+		.ntimers = sizeof(nt_timers) / sizeof(nt_timers[0]),
+	};
 	struct addr_probe_params ap;
 	struct natpmp_params np;
-	struct in6_addr srv, wan;
-	uint16_t port = PCP_SERVER_PORT;
-	size_t i;
 
 	x = calloc(1, sizeof(*x));
 	assert_non_null(x);
-	x->now = NT_T0;
-	x->wire.now = &x->now;
-	x->ext_addr = scn_addr(NT_EXT);
-	x->lan.addr = scn_addr(NT_LAN);
-	x->lan.prefix_len = 96 + 24;
-	x->pol.lan_prefixes = &x->lan;
-	x->pol.n_lan_prefixes = 1;
-	x->pol.min_lifetime = 120;
-	x->pol.max_lifetime = 86400;
-	assert_non_null(x->t = table_new());
-	table_set_seed(x->t, 42);
-	assert_non_null(x->be = backend_fake_new());
-	wan = scn_addr(NT_WAN);
-	if (upstream) {
-		assert_non_null(x->u = upstream_new(&nt_up_cb, x, 4711));
-		upstream_set_transport(x->u, scn_send, &x->wire);
-		srv = scn_addr(NT_SERVER);
-		assert_int_equal(upstream_set_servers(x->u, &srv, &port, 1),
-		    0);
-		upstream_set_local(x->u, 0, &wan);
-	}
-	memset(&pp, 0, sizeof(pp));
-	pp.nat = PROXY_NAT_LOCAL;
-	pp.table = x->t;
-	pp.policy = &x->pol;
-	pp.backend = x->be;
-	pp.upstream = x->u;
-	pp.random_seed = 99;
-	pp.wan_addr = wan;
-	pp.wan_addr_known = true;
-	pp.ext_addr_changed = nt_ext_changed;
-	pp.kick = nt_kick;
-	pp.cb_arg = x;
-	assert_non_null(x->p = proxy_new(&pp));
-	for (i = 0; i < sizeof(x->key); i++)
-		x->key[i] = (uint8_t)(0xa0 + i);
+	assert_int_equal(scn_world_init(&x->w, &conf), 0);
 	memset(&ap, 0, sizeof(ap));
-	ap.proxy = x->p;
-	ap.table = x->t;
-	memcpy(ap.nonce_key, x->key, sizeof(x->key));
+	ap.proxy = x->w.p;
+	ap.table = x->w.t;
+	memcpy(ap.nonce_key, x->w.key, sizeof(x->w.key));
 	ap.upstream = upstream;
 	ap.probe_addr = scn_addr(NT_GW_LAN);
 	ap.random_seed = 5;
-	ap.now = nt_now;
-	ap.clock_arg = x;
+	ap.now = scn_world_now;
+	ap.clock_arg = &x->w;
 	assert_non_null(x->probe = addr_probe_new(&ap));
 	memset(&np, 0, sizeof(np));
-	np.proxy = x->p;
-	np.table = x->t;
+	np.proxy = x->w.p;
+	np.table = x->w.t;
 	np.epoch = nt_epoch;
 	np.now = nt_now;
 	np.send = nt_send;
 	np.multicast = nt_multicast;
 	np.io_arg = x;
-	memcpy(np.nonce_key, x->key, sizeof(x->key));
+	memcpy(np.nonce_key, x->w.key, sizeof(x->w.key));
 	np.probe = x->probe;
 	assert_non_null(x->n = natpmp_new(&np));
 	return 0;
@@ -325,10 +232,7 @@ nt_teardown(void **state)
 	END_TURN();
 	natpmp_free(x->n);
 	addr_probe_free(x->probe);
-	proxy_free(x->p);
-	upstream_free(x->u);
-	x->be->ops->close(x->be);
-	table_free(x->t);
+	scn_world_free(&x->w);
 	free(x);
 	x = NULL;
 	return 0;
@@ -408,41 +312,18 @@ nt_last_reply(struct natpmp_response *r)
 
 /* ---- the scripted carrier ---- */
 
-static uint32_t
-srv_epoch(void)
-{
-	return NT_EPOCH0 + (uint32_t)((x->now - NT_T0) / NT_MS);
-}
-
-static void
-srv_decode(size_t i, struct pcp_msg *m)
-{
-	const struct scn_sent *s = scn_sent_at(&x->wire, i);
-
-	scn_decode(s->pkt, s->len, m);
-}
-
 static void
 srv_answer(size_t i, uint8_t result, uint32_t lifetime, uint16_t ext_port)
 {
-	const struct scn_sent *s = scn_sent_at(&x->wire, i);
-	struct pcp_msg req, resp;
-
-	scn_decode(s->pkt, s->len, &req);
-	scn_reply_to(&req, result, lifetime, srv_epoch(), &resp);
-	if (result == PCP_SUCCESS && req.lifetime != 0) {
-		resp.ext_addr = x->ext_addr;
-		resp.ext_port = ext_port;
-	}
-	scn_input(x->u, s->server, &resp, x->now);
+	scn_answer(&x->w, i, result, lifetime, ext_port);
 	END_TURN();
 }
 
 static void
 srv_answer_last(uint8_t result, uint32_t lifetime, uint16_t ext_port)
 {
-	assert_true(x->wire.nsent > 0);
-	srv_answer(x->wire.nsent - 1, result, lifetime, ext_port);
+	scn_answer_last(&x->w, result, lifetime, ext_port);
+	END_TURN();
 }
 
 static struct mapping *
@@ -450,7 +331,7 @@ nt_find(const char *host, uint8_t proto, uint16_t port)
 {
 	struct in6_addr a = scn_addr(host);
 
-	return table_find_internal(x->t, proto, &a, port);
+	return table_find_internal(x->w.t, proto, &a, port);
 }
 
 /* Learn the carrier's address through the probe, answered at once. */
@@ -490,7 +371,7 @@ nt_wait_done(void *arg, const struct map_req *req,
 	(void)req;
 	assert_false(w->done);
 	w->done = true;
-	w->at = x->now;
+	w->at = x->w.now;
 	w->err = res->err;
 }
 
@@ -514,7 +395,7 @@ nt_pcp_submit(size_t slot, uint16_t internal, uint32_t wait_ms)
 	req.wait_ms = wait_ms;
 	pcp_addr_from_v4(&req.ext_addr, &any);
 	memset(req.nonce, (int)(0x70 + slot), sizeof(req.nonce));
-	assert_false(proxy_submit(x->p, &req, x->now, nt_wait_done,
+	assert_false(proxy_submit(x->w.p, &req, x->w.now, nt_wait_done,
 	    &x->waits[slot], &res));
 	END_TURN();
 }
@@ -526,8 +407,8 @@ srv_last_for(uint16_t internal_port)
 	struct pcp_msg m;
 	size_t i;
 
-	for (i = x->wire.nsent; i-- > 0;) {
-		srv_decode(i, &m);
+	for (i = x->w.wire.nsent; i-- > 0;) {
+		scn_decode_sent(&x->w, i, &m);
 		if (m.opcode == PCP_OP_MAP && m.internal_port == internal_port)
 			return i;
 	}
@@ -551,16 +432,16 @@ test_address_probe(void **state)
 	size_t i;
 
 	(void)state;
-	assert_false(proxy_external_addr(x->p, &ext));
+	assert_false(proxy_external_addr(x->w.p, &ext));
 	nt_addr_req(NT_HOST);
 	assert_int_equal(x->nout, 0);
-	assert_int_equal(x->wire.nsent, 1);
-	srv_decode(0, &m);
+	assert_int_equal(x->w.wire.nsent, 1);
+	scn_decode_sent(&x->w, 0, &m);
 	assert_int_equal(m.opcode, PCP_OP_MAP);
 	assert_int_equal(m.protocol, MAP_PROTO_UDP);
 	assert_true(m.internal_port >= ADDR_PROBE_PORT_MIN);
 	assert_int_equal(m.lifetime, ADDR_PROBE_LIFETIME);
-	mp = table_host_first(x->t, &gw);
+	mp = table_host_first(x->w.t, &gw);
 	assert_non_null(mp);
 	assert_int_equal(mp->origin, MAP_ORIGIN_NATPMP);
 
@@ -570,7 +451,7 @@ test_address_probe(void **state)
 	TIME_PASSES(500);
 	nt_addr_req(NT_HOST);
 	assert_int_equal(x->nout, 0);
-	assert_int_equal(x->wire.nsent, 1);
+	assert_int_equal(x->w.wire.nsent, 1);
 	assert_int_equal(natpmp_stats(x->n)->addr_waiting, 1);
 	assert_int_equal(addr_probe_stats(x->probe)->probes, 1);
 
@@ -582,12 +463,12 @@ test_address_probe(void **state)
 	assert_int_equal(r.epoch, NT_OUR_EPOCH_OFFSET);
 	assert_int_equal(x->out[0].to_port, 40001);
 	pcp_addr_from_v4(&ext, &r.ext_addr);
-	assert_memory_equal(&ext, &x->ext_addr, sizeof(ext));
+	assert_memory_equal(&ext, &x->w.ext_addr, sizeof(ext));
 
 	/* next tick: the probe mapping is deleted locally and upstream */
 	TIME_PASSES(1);
-	assert_null(table_host_first(x->t, &gw));
-	srv_decode(x->wire.nsent - 1, &m);
+	assert_null(table_host_first(x->w.t, &gw));
+	scn_decode_sent(&x->w, x->w.wire.nsent - 1, &m);
 	assert_int_equal(m.lifetime, 0);
 
 	/* RFC 6886 §3.2.1: 10 announcements, 250 ms doubling */
@@ -597,7 +478,7 @@ test_address_probe(void **state)
 		assert_int_equal(x->mc[i].result, 0);
 		assert_memory_equal(&x->mc[i].ext_addr, &r.ext_addr, 4);
 		assert_int_equal(x->mc[i].epoch, nt_epoch(NULL) -
-		    (uint32_t)((x->now - x->mc_at[i]) / NT_MS));
+		    (uint32_t)((x->w.now - x->mc_at[i]) / NT_MS));
 		if (i >= 1)
 			assert_int_equal(x->mc_at[i] - x->mc_at[i - 1],
 			    (uint64_t)NATPMP_ANNOUNCE_FIRST_GAP_MS << (i - 1));
@@ -632,29 +513,29 @@ test_address_probe_fails(void **state)
 	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
 	assert_memory_equal(&r.ext_addr, zero, 4);
 	assert_memory_equal(x->out[0].pkt + 8, zero, 4);
-	assert_null(table_host_first(x->t, &gw));
-	srv_decode(x->wire.nsent - 1, &m);
+	assert_null(table_host_first(x->w.t, &gw));
+	scn_decode_sent(&x->w, x->w.wire.nsent - 1, &m);
 	assert_int_equal(m.opcode, PCP_OP_MAP);
 	assert_int_equal(m.lifetime, 0);
-	nsent = x->wire.nsent;
+	nsent = x->w.wire.nsent;
 	nt_addr_req(NT_HOST);
 	assert_int_equal(x->nout, 2);
 	nt_last_reply(&r);
 	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
 	assert_int_equal(addr_probe_stats(x->probe)->probes, 1);
-	assert_int_equal(x->wire.nsent, nsent);
+	assert_int_equal(x->w.wire.nsent, nsent);
 	/* ADDR_PROBE_RETRY_MS counts from the failure */
 	TIME_PASSES(ADDR_PROBE_RETRY_MS - 1);
 	nt_addr_req(NT_HOST);
 	assert_int_equal(x->nout, 3);
 	assert_int_equal(addr_probe_stats(x->probe)->probes, 1);
 	TIME_PASSES(1);
-	nsent = x->wire.nsent;
+	nsent = x->w.wire.nsent;
 	nt_addr_req(NT_HOST);
 	assert_int_equal(addr_probe_stats(x->probe)->probes, 2);
 	assert_int_equal(x->nout, 3);
-	assert_int_equal(x->wire.nsent, nsent + 1);
-	srv_decode(nsent, &m);
+	assert_int_equal(x->w.wire.nsent, nsent + 1);
+	scn_decode_sent(&x->w, nsent, &m);
 	assert_int_equal(m.lifetime, ADDR_PROBE_LIFETIME);
 	srv_answer_last(PCP_SUCCESS, 120, 61000);
 	nt_last_reply(&r);
@@ -683,15 +564,15 @@ test_map_udp_retransmissions(void **state)
 
 	(void)state;
 	nt_learn_address();
-	nsent = x->wire.nsent;
+	nsent = x->w.wire.nsent;
 	nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 6000, 3600);
-	assert_int_equal(x->wire.nsent, nsent + 1);
-	srv_decode(nsent, &m);
+	assert_int_equal(x->w.wire.nsent, nsent + 1);
+	scn_decode_sent(&x->w, nsent, &m);
 	assert_int_equal(m.protocol, MAP_PROTO_UDP);
 	assert_int_equal(m.ext_port, 6000);
 	assert_int_equal(m.lifetime, 3600);
 	assert_false(m.prefer_failure);
-	iwf_nonce(x->key, MAP_ORIGIN_NATPMP, &host, MAP_PROTO_UDP, 5000,
+	iwf_nonce(x->w.key, MAP_ORIGIN_NATPMP, &host, MAP_PROTO_UDP, 5000,
 	    nonce);
 	assert_memory_equal(m.nonce, nonce, sizeof(nonce));
 	/* libnatpmp's retransmissions: 250, 500, 1000 ms */
@@ -705,8 +586,8 @@ test_map_udp_retransmissions(void **state)
 	assert_int_equal(natpmp_stats(x->n)->pending, 2);
 	assert_int_equal(x->nout, 1);	/* only the probe's answer */
 	/* the engine's own retransmission is of the same request */
-	for (i = nsent; i < x->wire.nsent; i++) {
-		srv_decode(i, &m);
+	for (i = nsent; i < x->w.wire.nsent; i++) {
+		scn_decode_sent(&x->w, i, &m);
 		assert_memory_equal(m.nonce, nonce, sizeof(nonce));
 	}
 	srv_answer(nsent, PCP_SUCCESS, 1800, 40404);
@@ -727,7 +608,7 @@ test_map_udp_retransmissions(void **state)
 	assert_non_null(mp);
 	assert_int_equal(mp->origin, MAP_ORIGIN_NATPMP);
 	assert_int_equal(mp->outer_port, 40404);
-	assert_non_null(backend_fake_lookup(x->be, MAP_PROTO_UDP,
+	assert_non_null(backend_fake_lookup(x->w.be, MAP_PROTO_UDP,
 	    mp->ext_port));
 	assert_int_equal(natpmp_stats(x->n)->pending, 0);
 }
@@ -742,9 +623,9 @@ test_map_tcp_no_suggestion(void **state)
 
 	(void)state;
 	nt_learn_address();
-	nsent = x->wire.nsent;
+	nsent = x->w.wire.nsent;
 	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 8080, 0, 7200);
-	srv_decode(nsent, &m);
+	scn_decode_sent(&x->w, nsent, &m);
 	assert_int_equal(m.protocol, MAP_PROTO_TCP);
 	assert_int_equal(m.ext_port, 8080);
 	srv_answer_last(PCP_SUCCESS, 7200, 18080);
@@ -772,7 +653,7 @@ test_delete(void **state)
 	    sizeof(nonce));
 	local = nt_find(NT_HOST, MAP_PROTO_UDP, 5000)->ext_port;
 	for (k = 0; k < 2; k++) {
-		nsent = x->wire.nsent;
+		nsent = x->w.wire.nsent;
 		nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 40404, 0);
 		nt_last_reply(&r);
 		assert_int_equal(r.result, NATPMP_RESULT_SUCCESS);
@@ -780,15 +661,15 @@ test_delete(void **state)
 		assert_int_equal(r.ext_port, 0);
 		assert_int_equal(r.lifetime, 0);
 		assert_null(nt_find(NT_HOST, MAP_PROTO_UDP, 5000));
-		assert_null(backend_fake_lookup(x->be, MAP_PROTO_UDP, local));
+		assert_null(backend_fake_lookup(x->w.be, MAP_PROTO_UDP, local));
 		if (k == 0) {
-			assert_int_equal(x->wire.nsent, nsent + 1);
-			srv_decode(nsent, &m);
+			assert_int_equal(x->w.wire.nsent, nsent + 1);
+			scn_decode_sent(&x->w, nsent, &m);
 			assert_int_equal(m.lifetime, 0);
 			assert_int_equal(m.ext_port, 0);
 			assert_memory_equal(m.nonce, nonce, sizeof(nonce));
 		} else
-			assert_int_equal(x->wire.nsent, nsent);
+			assert_int_equal(x->w.wire.nsent, nsent);
 	}
 }
 
@@ -819,10 +700,10 @@ test_delete_all(void **state)
 	req.lifetime = 3600;
 	pcp_addr_from_v4(&req.ext_addr, &any);
 	memset(req.nonce, 7, sizeof(req.nonce));
-	assert_false(proxy_submit(x->p, &req, x->now, NULL, NULL, &res));
+	assert_false(proxy_submit(x->w.p, &req, x->w.now, NULL, NULL, &res));
 	END_TURN();
 	srv_answer_last(PCP_SUCCESS, 3600, 40005);
-	assert_int_equal(table_count(x->t), 5);
+	assert_int_equal(table_count(x->w.t), 5);
 
 	nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 0, 0, 0);
 	nt_last_reply(&r);
@@ -836,7 +717,7 @@ test_delete_all(void **state)
 	assert_non_null(nt_find(NT_HOST, MAP_PROTO_TCP, 5000));
 	assert_non_null(nt_find(NT_HOST2, MAP_PROTO_UDP, 5000));
 	assert_non_null(nt_find(NT_HOST, MAP_PROTO_UDP, 5002));
-	assert_int_equal(table_count(x->t), 3);
+	assert_int_equal(table_count(x->w.t), 3);
 
 	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 0, 0, 3600);
 	nt_last_reply(&r);
@@ -869,7 +750,7 @@ test_one_table(void **state)
 	req.lifetime = 3600;
 	pcp_addr_from_v4(&req.ext_addr, &any);
 	memset(req.nonce, 7, sizeof(req.nonce));
-	assert_false(proxy_submit(x->p, &req, x->now, NULL, NULL, &res));
+	assert_false(proxy_submit(x->w.p, &req, x->w.now, NULL, NULL, &res));
 	END_TURN();
 	srv_answer_last(PCP_SUCCESS, 3600, 47000);
 	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 7000, 7000, 3600);
@@ -963,7 +844,7 @@ test_policy_refusal(void **state)
 	nt_map("10.9.9.9", NATPMP_OP_MAP_TCP, 80, 80, 3600);
 	nt_last_reply(&r);
 	assert_int_equal(r.result, NATPMP_RESULT_NOT_AUTHORIZED);
-	assert_int_equal(table_count(x->t), 0);
+	assert_int_equal(table_count(x->w.t), 0);
 }
 
 /* RFC 6886 §3.5 over the front-end: short and response packets dropped,
@@ -1003,8 +884,8 @@ test_malformed_input(void **state)
 	peer.src_len = sizeof(*sin6);
 	natpmp_input(x->n, NULL, &peer, buf, sizeof(buf));
 	assert_int_equal(x->nout, 2);
-	assert_int_equal(table_count(x->t), 0);
-	assert_int_equal(x->wire.nsent, 0);
+	assert_int_equal(table_count(x->w.t), 0);
+	assert_int_equal(x->w.wire.nsent, 0);
 }
 
 /* No upstream: the gateway's WAN address at once, announced at start;
@@ -1013,7 +894,7 @@ static void
 test_last_nat(void **state)
 {
 	struct natpmp_response r;
-	struct in6_addr a, wan = scn_addr(NT_WAN);
+	struct in6_addr a, wan = scn_addr(SCN_WAN);
 
 	(void)state;
 	natpmp_start(x->n);
@@ -1051,12 +932,12 @@ test_address_change_announced(void **state)
 	TIME_PASSES(300000);
 	nmc = x->nmc;
 	assert_int_equal(nmc, NATPMP_ANNOUNCE_COUNT);
-	x->ext_addr = scn_addr(NT_EXT2);
+	x->w.ext_addr = scn_addr(NT_EXT2);
 	nt_grant(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 40001, 3600, &r);
 	TIME_PASSES(300000);
 	assert_int_equal(x->nmc, 2 * NATPMP_ANNOUNCE_COUNT);
 	pcp_addr_from_v4(&a, &x->mc[nmc].ext_addr);
-	assert_memory_equal(&a, &x->ext_addr, sizeof(a));
+	assert_memory_equal(&a, &x->w.ext_addr, sizeof(a));
 }
 
 /* The synthesized nonce: SipHash-2-4's reference vector, stability, and
@@ -1108,7 +989,7 @@ test_free_pending(void **state)
 	assert_int_equal(x->nout, 0);
 	/* teardown frees nothing twice */
 	assert_non_null(x->n = natpmp_new(&(struct natpmp_params){
-	    .proxy = x->p, .table = x->t, .epoch = nt_epoch, .now = nt_now,
+	    .proxy = x->w.p, .table = x->w.t, .epoch = nt_epoch, .now = nt_now,
 	    .send = nt_send, .multicast = nt_multicast, .io_arg = x }));
 }
 
@@ -1126,13 +1007,13 @@ test_one_host_flood(void **state)
 
 	(void)state;
 	nt_learn_address();
-	nsent = x->wire.nsent;
+	nsent = x->w.wire.nsent;
 	nout = x->nout;
 	for (i = 0; i < NATPMP_MAX_PENDING; i++)
 		nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 5000, 3600);
 	assert_int_equal(natpmp_stats(x->n)->pending, 1);
 	assert_int_equal(natpmp_stats(x->n)->joined, NATPMP_MAX_PENDING - 1);
-	assert_int_equal(x->wire.nsent, nsent + 1);
+	assert_int_equal(x->w.wire.nsent, nsent + 1);
 	assert_int_equal(x->nout, nout);
 
 	/* different requests: up to the host's share, then 4 at once */
@@ -1195,7 +1076,7 @@ test_delete_while_waiting(void **state)
 	(void)state;
 	nt_learn_address();
 	x->nout = 0;
-	first = x->wire.nsent;
+	first = x->w.wire.nsent;
 	nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 5000, 3600);
 	assert_int_equal(x->nout, 0);
 	nt_map(NT_HOST, NATPMP_OP_MAP_UDP, 5000, 0, 0);
@@ -1228,8 +1109,8 @@ test_delete_while_waiting(void **state)
 	srv_answer(first, PCP_SUCCESS, 3600, 45000);
 	TIME_PASSES(1000);
 	assert_int_equal(x->nout, 4);
-	assert_int_equal(table_count(x->t), 0);
-	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(table_count(x->w.t), 0);
+	assert_int_equal(backend_fake_rule_count(x->w.be), 0);
 }
 
 /* Issue 5: the carrier answers the probe only after the probe's wait ran
@@ -1246,15 +1127,15 @@ test_probe_late_grant(void **state)
 
 	(void)state;
 	nt_addr_req(NT_HOST);
-	srv_decode(0, &probe);
-	assert_non_null(table_host_first(x->t, &gw));
+	scn_decode_sent(&x->w, 0, &probe);
+	assert_non_null(table_host_first(x->w.t, &gw));
 	TIME_PASSES(NATPMP_CLIENT_WAIT_MS);
 	assert_int_equal(x->nout, 1);
 	nt_reply(0, &r);
 	assert_int_equal(r.result, NATPMP_RESULT_NETWORK_FAILURE);
-	assert_null(table_host_first(x->t, &gw));
-	for (i = 0; i < x->wire.nsent; i++) {
-		srv_decode(i, &m);
+	assert_null(table_host_first(x->w.t, &gw));
+	for (i = 0; i < x->w.wire.nsent; i++) {
+		scn_decode_sent(&x->w, i, &m);
 		if (m.internal_port != probe.internal_port ||
 		    memcmp(m.nonce, probe.nonce, sizeof(m.nonce)) != 0)
 			continue;
@@ -1268,12 +1149,12 @@ test_probe_late_grant(void **state)
 	/* the carrier's grant of the probe MAP's last copy arrives now */
 	srv_answer(last_map, PCP_SUCCESS, 120, 61000);
 	TIME_PASSES(1000);
-	assert_null(table_host_first(x->t, &gw));
-	assert_int_equal(table_count(x->t), 0);
-	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_null(table_host_first(x->w.t, &gw));
+	assert_int_equal(table_count(x->w.t), 0);
+	assert_int_equal(backend_fake_rule_count(x->w.be), 0);
 	TIME_PASSES(121000);
-	assert_int_equal(table_count(x->t), 0);
-	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(table_count(x->w.t), 0);
+	assert_int_equal(backend_fake_rule_count(x->w.be), 0);
 	assert_int_equal(x->nout, 1);
 }
 
@@ -1291,14 +1172,14 @@ test_natpmp_long_wait(void **state)
 	(void)state;
 	nt_learn_address();
 	nout = x->nout;
-	nsent = x->wire.nsent;
+	nsent = x->w.wire.nsent;
 	nt_map(NT_HOST, NATPMP_OP_MAP_TCP, 8000, 8000, 3600);
 	TIME_PASSES(100);
 	nt_pcp_submit(0, 9000, 0);
 	TIME_PASSES(PROXY_CLIENT_WAIT_MS);
 	assert_true(x->waits[0].done);
 	assert_int_equal(x->waits[0].err, MAP_ERR_NETWORK_FAILURE);
-	assert_int_equal(x->waits[0].at, x->now);
+	assert_int_equal(x->waits[0].at, x->w.now);
 	assert_int_equal(x->nout, nout);
 	TIME_PASSES(20000 - 100 - PROXY_CLIENT_WAIT_MS);
 	/* the engine retransmitted meanwhile (RFC 6887 §8.1.1) */
@@ -1329,10 +1210,10 @@ test_wait_classes(void **state)
 
 	(void)state;
 	nt_learn_address();
-	t0 = x->now;
+	t0 = x->w.now;
 	for (i = 0; i < sizeof(waits) / sizeof(waits[0]); i++)
 		nt_pcp_submit(i, (uint16_t)(9000 + i), waits[i]);
-	proxy_cancel(x->p, &x->waits[7]);
+	proxy_cancel(x->w.p, &x->waits[7]);
 	TIME_PASSES(NATPMP_CLIENT_WAIT_MS);
 	for (i = 0; i < sizeof(waits) / sizeof(waits[0]) - 1; i++) {
 		want = t0 + (waits[i] != 0 ? waits[i] : PROXY_CLIENT_WAIT_MS);

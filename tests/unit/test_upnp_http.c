@@ -51,14 +51,10 @@
 #include "upnp_soap.h"
 #include "upstream.h"
 
-#define UT_T0		1000000u
-#define UT_EPOCH0	7000u
 #define UT_LAN		"127.0.0.0"
+#define UT_LAN_PREFIX_LEN (96 + 8)	/* 127/8, IPv4-mapped */
 #define UT_HOST		"127.0.0.1"
 #define UT_OTHER	"127.0.0.2"
-#define UT_WAN		"100.64.0.2"
-#define UT_SERVER	"198.51.100.1"
-#define UT_EXT		"203.0.113.1"
 #define UT_MAX_LIFETIME	86400u
 #define UT_MS		1000u
 #define UT_UDN		"uuid:11111111-2222-4333-8444-555555555555"
@@ -80,20 +76,10 @@
 #define UT_ENV_E	"</s:Body></s:Envelope>\r\n"
 
 struct ut {
-	uint64_t	 now;
+	struct scn_world w;		/* the proxy, its engine, the carrier */
 	unsigned int	 version;
-	struct policy_prefix lan;
-	struct policy	 pol;
-	struct table	*t;
-	struct backend	*be;
-	struct upstream	*u;
-	struct proxy	*p;
 	struct upnp_soap *s;
-	struct scn_wire	 wire;
-	struct in6_addr	 ext_addr;
-	bool		 kicked;
 	unsigned int	 http_kicks;
-	uint8_t		 key[IWF_NONCE_KEY_SIZE];
 	struct event_base *base;
 	struct upnp_http *h;
 	uint16_t	 port;
@@ -121,46 +107,11 @@ struct ut_resp {
 /* ---- glue ---- */
 
 static void
-ut_up_done(void *arg, struct upstream_txn *t, enum upstream_outcome o,
-    const struct pcp_msg *resp)
-{
-	(void)arg;
-	proxy_upstream_done(x->p, t, (int)o, resp, x->now);
-}
-
-static void
-ut_up_lost(void *arg, unsigned int server)
-{
-	(void)arg;
-	proxy_upstream_lost_state(x->p, server, x->now);
-}
-
-static void
-ut_up_update(void *arg, unsigned int server, const struct pcp_msg *m)
-{
-	(void)arg;
-	proxy_upstream_mapping_update(x->p, server, m, x->now);
-}
-
-static const struct upstream_cb ut_up_cb = {
-	.done = ut_up_done,
-	.lost_state = ut_up_lost,
-	.mapping_update = ut_up_update,
-};
-
-static void
-ut_kick(void *arg)
-{
-	(void)arg;
-	x->kicked = true;
-}
-
-static void
 ut_http_kick(void *arg)
 {
 	(void)arg;
 	x->http_kicks++;
-	x->kicked = true;
+	x->w.kicked = true;
 }
 
 static bool
@@ -174,69 +125,43 @@ static bool
 ut_ext_addr(void *arg, struct in6_addr *a)
 {
 	(void)arg;
-	return proxy_external_addr(x->p, a);
+	return proxy_external_addr(x->w.p, a);
 }
 
 static uint32_t
 ut_uptime(void *arg)
 {
 	(void)arg;
-	return (uint32_t)((x->now - UT_T0) / UT_MS);
+	return (uint32_t)((x->w.now - SCN_T0) / UT_MS);
 }
 
+/* upnp_soap's timer: ticked at the end of every turn. */
 static uint64_t
-ut_now(void *arg)
+ut_soap_deadline(void *arg)
 {
 	(void)arg;
-	return x->now;
+	return upnp_soap_next_deadline(x->s);
 }
+
+static const struct scn_timer ut_timers[] = {
+	{ ut_soap_deadline, NULL },
+};
 
 /* The end of a loop turn: the daemon commits and ticks upnp_soap. */
 static void
-ut_end_turn(void)
+ut_turn_end(void *arg, uint64_t now)
 {
-	unsigned int guard = 0;
-
-	while (x->kicked) {
-		x->kicked = false;
-		proxy_commit(x->p, x->now);
-		assert_true(++guard < 8);
-	}
-	upnp_soap_tick(x->s, x->now);
-}
-
-static uint64_t
-ut_min(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
+	(void)arg;
+	upnp_soap_tick(x->s, now);
 }
 
 /* The fake clock moves (the action layer's and the engine's timers). */
 static void
 ut_time_passes(uint64_t ms)
 {
-	uint64_t target = x->now + ms, un, pn, sn, next;
-	unsigned int guard = 0;
-
-	ut_end_turn();
-	for (;;) {
-		un = x->u != NULL ? upstream_next_deadline(x->u) : UINT64_MAX;
-		pn = proxy_next_deadline(x->p);
-		sn = upnp_soap_next_deadline(x->s);
-		next = ut_min(un, ut_min(pn, sn));
-		if (next > target)
-			break;
-		if (next > x->now)
-			x->now = next;
-		if (un <= x->now)
-			upstream_tick(x->u, x->now);
-		if (pn <= x->now)
-			proxy_tick(x->p, x->now);
-		ut_end_turn();
-		assert_true(++guard < 100000);
-	}
-	x->now = target;
-	ut_end_turn();
+	scn_end_turn(&x->w);
+	scn_time_passes(&x->w, ms);
+	scn_end_turn(&x->w);
 }
 
 /* ---- setup ---- */
@@ -253,8 +178,8 @@ ut_open_http(unsigned int timeout_ms, unsigned int max_conns)
 	hp.port = 0;
 	hp.version = x->version;
 	hp.soap = x->s;
-	hp.now = ut_now;
-	hp.clock_arg = x;
+	hp.now = scn_world_now;
+	hp.clock_arg = &x->w;
 	hp.kick = ut_http_kick;
 	hp.kick_arg = x;
 	hp.timeout_ms = timeout_ms;
@@ -267,56 +192,28 @@ ut_open_http(unsigned int timeout_ms, unsigned int max_conns)
 static int
 ut_setup(unsigned int version, bool upstream)
 {
-	struct proxy_params pp;
+	/* the last NAT without local rules answers at once (proxy.h) */
+	const struct scn_world_conf conf = {
+		.upstream = upstream,
+		.backend_new = upstream ? backend_fake_new : NULL,
+		.lan = UT_LAN,
+		.lan_prefix_len = UT_LAN_PREFIX_LEN,
+		.max_lifetime = UT_MAX_LIFETIME,
+		.timers = ut_timers,
+		.ntimers = sizeof(ut_timers) / sizeof(ut_timers[0]),
+		.turn_end = ut_turn_end,
+	};
 	struct upnp_soap_params sp;
-	struct in6_addr srv, wan;
-	uint16_t port = PCP_SERVER_PORT;
-	size_t i;
 
 	x = calloc(1, sizeof(*x));
 	assert_non_null(x);
-	x->now = UT_T0;
 	x->version = version;
-	x->wire.now = &x->now;
-	x->ext_addr = scn_addr(UT_EXT);
-	x->lan.addr = scn_addr(UT_LAN);
-	x->lan.prefix_len = 96 + 8;
-	x->pol.lan_prefixes = &x->lan;
-	x->pol.n_lan_prefixes = 1;
-	x->pol.min_lifetime = 120;
-	x->pol.max_lifetime = UT_MAX_LIFETIME;
-	assert_non_null(x->t = table_new());
-	table_set_seed(x->t, 42);
-	assert_non_null(x->be = backend_fake_new());
-	wan = scn_addr(UT_WAN);
-	if (upstream) {
-		assert_non_null(x->u = upstream_new(&ut_up_cb, x, 4711));
-		upstream_set_transport(x->u, scn_send, &x->wire);
-		srv = scn_addr(UT_SERVER);
-		assert_int_equal(upstream_set_servers(x->u, &srv, &port, 1),
-		    0);
-		upstream_set_local(x->u, 0, &wan);
-	}
-	memset(&pp, 0, sizeof(pp));
-	pp.nat = PROXY_NAT_LOCAL;
-	pp.table = x->t;
-	pp.policy = &x->pol;
-	/* the last NAT without local rules answers at once (proxy.h) */
-	pp.backend = upstream ? x->be : NULL;
-	pp.upstream = x->u;
-	pp.random_seed = 99;
-	pp.wan_addr = wan;
-	pp.wan_addr_known = true;
-	pp.kick = ut_kick;
-	pp.cb_arg = x;
-	assert_non_null(x->p = proxy_new(&pp));
-	for (i = 0; i < sizeof(x->key); i++)
-		x->key[i] = (uint8_t)(0xa0 + i);
+	assert_int_equal(scn_world_init(&x->w, &conf), 0);
 	memset(&sp, 0, sizeof(sp));
 	sp.version = version;
-	sp.proxy = x->p;
-	sp.table = x->t;
-	memcpy(sp.nonce_key, x->key, sizeof(x->key));
+	sp.proxy = x->w.p;
+	sp.table = x->w.t;
+	memcpy(sp.nonce_key, x->w.key, sizeof(x->w.key));
 	sp.connected = ut_connected;
 	sp.ext_addr = ut_ext_addr;
 	sp.uptime = ut_uptime;
@@ -360,14 +257,11 @@ ut_teardown(void **state)
 	   cap's count comes back to 0 */
 	if (!x->pending_at_close)
 		ut_wait_no_conns();
-	ut_end_turn();
+	scn_end_turn(&x->w);
 	/* before the action layer: it cancels what is pending there */
 	upnp_http_close(x->h);
 	upnp_soap_free(x->s);
-	proxy_free(x->p);
-	upstream_free(x->u);
-	x->be->ops->close(x->be);
-	table_free(x->t);
+	scn_world_free(&x->w);
 	event_base_free(x->base);
 	free(x);
 	x = NULL;
@@ -392,7 +286,7 @@ ut_pump(int fd)
 	struct pollfd pfd;
 
 	event_base_loop(x->base, EVLOOP_NONBLOCK);
-	ut_end_turn();
+	scn_end_turn(&x->w);
 	if (fd >= 0) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
@@ -855,7 +749,7 @@ test_response_format(void **state)
 	assert_string_equal(r.body, "<?xml version=\"1.0\"?>\r\n"
 	    "<s:Envelope xmlns:s=\"" UT_ENV_NS "\" s:encodingStyle=\""
 	    UT_ENC_NS "\"><s:Body><u:GetExternalIPAddressResponse xmlns:u=\""
-	    UT_NS1 "\"><NewExternalIPAddress>" UT_WAN "</NewExternalIPAddress>"
+	    UT_NS1 "\"><NewExternalIPAddress>" SCN_WAN "</NewExternalIPAddress>"
 	    "</u:GetExternalIPAddressResponse></s:Body></s:Envelope>\r\n");
 	assert_string_equal(ut_header(&r, "Content-Type"),
 	    "text/xml; charset=\"utf-8\"");
@@ -895,7 +789,7 @@ test_no_soapaction(void **state)
 	ut_call(UT_CTL, "", UT_ENV_S "<u:GetExternalIPAddress xmlns:u=\""
 	    UT_NS1 "\"/>" UT_ENV_E, &r);
 	assert_int_equal(r.status, 200);
-	assert_string_equal(ut_out(&r, "NewExternalIPAddress"), UT_WAN);
+	assert_string_equal(ut_out(&r, "NewExternalIPAddress"), SCN_WAN);
 	assert_non_null(strstr(r.body, "xmlns:u=\"" UT_NS1 "\""));
 	/* WANCommonInterfaceConfig at its own controlURL */
 	ut_call(upnp_service_info(1, UPNP_SVC_WANCIC)->control_path,
@@ -1204,26 +1098,11 @@ test_connection_cap(void **state)
 
 /* ---- with the carrier: answers that come later ---- */
 
-static uint32_t
-srv_epoch(void)
-{
-	return UT_EPOCH0 + (uint32_t)((x->now - UT_T0) / UT_MS);
-}
-
 static void
 srv_answer_last(uint8_t result, uint32_t lifetime, uint16_t ext_port)
 {
-	const struct scn_sent *s = scn_last_sent(&x->wire);
-	struct pcp_msg req, resp;
-
-	scn_decode(s->pkt, s->len, &req);
-	scn_reply_to(&req, result, lifetime, srv_epoch(), &resp);
-	if (result == PCP_SUCCESS && req.lifetime != 0) {
-		resp.ext_addr = x->ext_addr;
-		resp.ext_port = ext_port;
-	}
-	scn_input(x->u, s->server, &resp, x->now);
-	ut_end_turn();
+	scn_answer_last(&x->w, result, lifetime, ext_port);
+	scn_end_turn(&x->w);
 }
 
 /* Send an AddPortMapping on c and pump until the carrier was asked. */
@@ -1231,7 +1110,7 @@ static void
 ut_add_pending(struct ut_conn *c, unsigned int port)
 {
 	char body[2048], req[4096];
-	size_t sent = x->wire.nsent;
+	size_t sent = x->w.wire.nsent;
 	uint64_t end;
 
 	ut_body_add(body, sizeof(body), "AddPortMapping", port, port, "TCP",
@@ -1241,7 +1120,7 @@ ut_add_pending(struct ut_conn *c, unsigned int port)
 	ut_connect(c);
 	ut_sends(c, req);
 	end = ut_clock_ms() + UT_WAIT_MS;
-	while (x->wire.nsent == sent) {
+	while (x->w.wire.nsent == sent) {
 		assert_true(ut_clock_ms() < end);
 		ut_pump(c->fd);
 	}

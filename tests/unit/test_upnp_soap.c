@@ -35,13 +35,7 @@
 #include "upnp_soap.h"
 #include "upstream.h"
 
-#define UT_T0		1000000u
-#define UT_EPOCH0	7000u
-#define UT_LAN		"192.0.2.0"
 #define UT_GW_LAN	"192.0.2.1"
-#define UT_WAN		"100.64.0.2"
-#define UT_SERVER	"198.51.100.1"
-#define UT_EXT		"203.0.113.1"
 #define UT_HOST		"192.0.2.10"
 #define UT_HOST2	"192.0.2.11"
 #define UT_MAX_LIFETIME	86400u
@@ -59,19 +53,9 @@ struct ut_done {
 };
 
 struct ut {
-	uint64_t	 now;
+	struct scn_world w;		/* the proxy, its engine, the carrier */
 	unsigned int	 version;
-	struct policy_prefix lan;
-	struct policy	 pol;
-	struct table	*t;
-	struct backend	*be;
-	struct upstream	*u;
-	struct proxy	*p;
 	struct upnp_soap *s;
-	struct scn_wire	 wire;
-	struct in6_addr	 ext_addr;
-	bool		 kicked;
-	uint8_t		 key[IWF_NONCE_KEY_SIZE];
 	bool		 connected;
 	struct upnp_wan_counters counters;
 	struct ut_done	 done[4];
@@ -82,41 +66,6 @@ struct ut {
 static struct ut *x;
 
 /* ---- glue ---- */
-
-static void
-ut_up_done(void *arg, struct upstream_txn *t, enum upstream_outcome o,
-    const struct pcp_msg *resp)
-{
-	(void)arg;
-	proxy_upstream_done(x->p, t, (int)o, resp, x->now);
-}
-
-static void
-ut_up_lost(void *arg, unsigned int server)
-{
-	(void)arg;
-	proxy_upstream_lost_state(x->p, server, x->now);
-}
-
-static void
-ut_up_update(void *arg, unsigned int server, const struct pcp_msg *m)
-{
-	(void)arg;
-	proxy_upstream_mapping_update(x->p, server, m, x->now);
-}
-
-static const struct upstream_cb ut_up_cb = {
-	.done = ut_up_done,
-	.lost_state = ut_up_lost,
-	.mapping_update = ut_up_update,
-};
-
-static void
-ut_kick(void *arg)
-{
-	(void)arg;
-	x->kicked = true;
-}
 
 static bool
 ut_connected(void *arg)
@@ -129,7 +78,7 @@ static bool
 ut_ext_addr(void *arg, struct in6_addr *a)
 {
 	(void)arg;
-	return proxy_external_addr(x->p, a);
+	return proxy_external_addr(x->w.p, a);
 }
 
 static bool
@@ -144,7 +93,7 @@ static uint32_t
 ut_uptime(void *arg)
 {
 	(void)arg;
-	return (uint32_t)((x->now - UT_T0) / UT_MS);
+	return (uint32_t)((x->w.now - SCN_T0) / UT_MS);
 }
 
 /* The address probe's mapping is the gateway's own: hidden. */
@@ -157,112 +106,61 @@ ut_hidden(void *arg, const struct mapping *m)
 	return IN6_ARE_ADDR_EQUAL(&m->internal_addr, &gw);
 }
 
-/* The end of a loop turn: the daemon commits and ticks upnp_soap. */
-static void
-ut_end_turn(void)
-{
-	unsigned int guard = 0;
-
-	while (x->kicked) {
-		x->kicked = false;
-		proxy_commit(x->p, x->now);
-		assert_true(++guard < 8);
-	}
-	upnp_soap_tick(x->s, x->now);
-}
-#define END_TURN()	ut_end_turn()
-
+/* upnp_soap's timer: ticked at the end of every turn. */
 static uint64_t
-ut_min(uint64_t a, uint64_t b)
+ut_soap_deadline(void *arg)
 {
-	return a < b ? a : b;
+	(void)arg;
+	return upnp_soap_next_deadline(x->s);
 }
+
+static const struct scn_timer ut_timers[] = {
+	{ ut_soap_deadline, NULL },
+};
 
 static void
-ut_time_passes(uint64_t ms)
+ut_turn_end(void *arg, uint64_t now)
 {
-	uint64_t target = x->now + ms, un, pn, sn, next;
-	unsigned int guard = 0;
-
-	END_TURN();
-	for (;;) {
-		un = x->u != NULL ? upstream_next_deadline(x->u) : UINT64_MAX;
-		pn = proxy_next_deadline(x->p);
-		sn = upnp_soap_next_deadline(x->s);
-		next = ut_min(un, ut_min(pn, sn));
-		if (next > target)
-			break;
-		if (next > x->now)
-			x->now = next;
-		if (un <= x->now)
-			upstream_tick(x->u, x->now);
-		if (pn <= x->now)
-			proxy_tick(x->p, x->now);
-		END_TURN();
-		assert_true(++guard < 100000);
-	}
-	x->now = target;
-	END_TURN();
+	(void)arg;
+	upnp_soap_tick(x->s, now);
 }
-#define TIME_PASSES(ms)	ut_time_passes(ms)
+
+/* The end of a loop turn: the daemon commits and ticks upnp_soap. */
+#define END_TURN()	scn_end_turn(&x->w)
+/* The daemon ends its turn before the clock moves, and at the end. */
+#define TIME_PASSES(ms)	do {						\
+	END_TURN();							\
+	scn_time_passes(&x->w, (ms));					\
+	END_TURN();							\
+} while (0)
 
 /* ---- setup ---- */
 
 static int
 ut_setup(unsigned int version, bool upstream)
 {
-	struct proxy_params pp;
+	/* the last NAT without local rules answers at once (proxy.h);
+	   with an upstream, local rules go through the fake backend */
+	const struct scn_world_conf conf = {
+		.upstream = upstream,
+		.backend_new = upstream ? backend_fake_new : NULL,
+		.max_lifetime = UT_MAX_LIFETIME,
+		.timers = ut_timers,
+		.ntimers = sizeof(ut_timers) / sizeof(ut_timers[0]),
+		.turn_end = ut_turn_end,
+	};
 	struct upnp_soap_params sp;
-	struct in6_addr srv, wan;
-	uint16_t port = PCP_SERVER_PORT;
-	size_t i;
 
 	x = calloc(1, sizeof(*x));
 	assert_non_null(x);
-	x->now = UT_T0;
 	x->version = version;
-	x->wire.now = &x->now;
-	x->ext_addr = scn_addr(UT_EXT);
 	x->connected = true;
-	x->lan.addr = scn_addr(UT_LAN);
-	x->lan.prefix_len = 96 + 24;
-	x->pol.lan_prefixes = &x->lan;
-	x->pol.n_lan_prefixes = 1;
-	x->pol.min_lifetime = 120;
-	x->pol.max_lifetime = UT_MAX_LIFETIME;
-	assert_non_null(x->t = table_new());
-	table_set_seed(x->t, 42);
-	assert_non_null(x->be = backend_fake_new());
-	wan = scn_addr(UT_WAN);
-	if (upstream) {
-		assert_non_null(x->u = upstream_new(&ut_up_cb, x, 4711));
-		upstream_set_transport(x->u, scn_send, &x->wire);
-		srv = scn_addr(UT_SERVER);
-		assert_int_equal(upstream_set_servers(x->u, &srv, &port, 1),
-		    0);
-		upstream_set_local(x->u, 0, &wan);
-	}
-	memset(&pp, 0, sizeof(pp));
-	pp.nat = PROXY_NAT_LOCAL;
-	pp.table = x->t;
-	pp.policy = &x->pol;
-	/* the last NAT without local rules answers at once (proxy.h);
-	   with an upstream, local rules go through the fake backend */
-	pp.backend = upstream ? x->be : NULL;
-	pp.upstream = x->u;
-	pp.random_seed = 99;
-	pp.wan_addr = wan;
-	pp.wan_addr_known = true;
-	pp.kick = ut_kick;
-	pp.cb_arg = x;
-	assert_non_null(x->p = proxy_new(&pp));
-	for (i = 0; i < sizeof(x->key); i++)
-		x->key[i] = (uint8_t)(0xa0 + i);
+	assert_int_equal(scn_world_init(&x->w, &conf), 0);
 	memset(&sp, 0, sizeof(sp));
 	sp.version = version;
-	sp.proxy = x->p;
-	sp.table = x->t;
-	memcpy(sp.nonce_key, x->key, sizeof(x->key));
+	sp.proxy = x->w.p;
+	sp.table = x->w.t;
+	memcpy(sp.nonce_key, x->w.key, sizeof(x->w.key));
 	sp.connected = ut_connected;
 	sp.ext_addr = ut_ext_addr;
 	sp.wan_counters = ut_counters;
@@ -310,10 +208,7 @@ ut_teardown(void **state)
 	END_TURN();
 	upnp_reply_free(&x->reply);
 	upnp_soap_free(x->s);
-	proxy_free(x->p);
-	upstream_free(x->u);
-	x->be->ops->close(x->be);
-	table_free(x->t);
+	scn_world_free(&x->w);
 	free(x);
 	x = NULL;
 	return 0;
@@ -377,7 +272,7 @@ ut_run_svc(size_t slot, enum upnp_service svc, const char *host,
 	ut_action(&a, svc, host, name, args);
 	upnp_reply_free(&x->reply);
 	memset(&x->done[slot], 0, sizeof(x->done[slot]));
-	x->answered = upnp_soap_run(x->s, &a, x->now, ut_done_fn,
+	x->answered = upnp_soap_run(x->s, &a, x->w.now, ut_done_fn,
 	    &x->done[slot], &x->reply);
 	END_TURN();
 	return x->answered ? x->reply.err : -1;
@@ -461,38 +356,15 @@ ut_find(const char *host, uint8_t proto, uint16_t port)
 {
 	struct in6_addr a = scn_addr(host);
 
-	return table_find_internal(x->t, proto, &a, port);
+	return table_find_internal(x->w.t, proto, &a, port);
 }
 
 /* ---- the scripted carrier ---- */
 
-static uint32_t
-srv_epoch(void)
-{
-	return UT_EPOCH0 + (uint32_t)((x->now - UT_T0) / UT_MS);
-}
-
-static void
-srv_last(struct pcp_msg *m)
-{
-	const struct scn_sent *s = scn_last_sent(&x->wire);
-
-	scn_decode(s->pkt, s->len, m);
-}
-
 static void
 srv_answer_last(uint8_t result, uint32_t lifetime, uint16_t ext_port)
 {
-	const struct scn_sent *s = scn_last_sent(&x->wire);
-	struct pcp_msg req, resp;
-
-	scn_decode(s->pkt, s->len, &req);
-	scn_reply_to(&req, result, lifetime, srv_epoch(), &resp);
-	if (result == PCP_SUCCESS && req.lifetime != 0) {
-		resp.ext_addr = x->ext_addr;
-		resp.ext_port = ext_port;
-	}
-	scn_input(x->u, s->server, &resp, x->now);
+	scn_answer_last(&x->w, result, lifetime, ext_port);
 	END_TURN();
 }
 
@@ -842,9 +714,9 @@ ut_rows_run(unsigned int version)
 		}
 	}
 	/* only the three successes made mappings */
-	assert_int_equal(table_count(x->t), 3);
+	assert_int_equal(table_count(x->w.t), 3);
 	/* no upstream here: nothing went anywhere */
-	assert_int_equal(x->wire.nsent, 0);
+	assert_int_equal(x->w.wire.nsent, 0);
 }
 
 static void
@@ -871,7 +743,7 @@ test_malformed_and_service(void **state)
 	(void)state;
 	ut_action(&a, UPNP_SVC_WANIPC, UT_HOST, "GetStatusInfo", NULL);
 	a.malformed = true;
-	assert_true(upnp_soap_run(x->s, &a, x->now, ut_done_fn, &x->done[0],
+	assert_true(upnp_soap_run(x->s, &a, x->w.now, ut_done_fn, &x->done[0],
 	    &r));
 	assert_int_equal(r.err, 402);
 	assert_string_equal(r.err_desc, "Invalid Args");
@@ -900,15 +772,15 @@ test_add_carrier(void **state)
 	(void)state;
 	assert_int_equal(ut_add(1, UT_HOST, "AddPortMapping", 5000, 5000,
 	    "TCP", 0), -1);
-	assert_int_equal(x->wire.nsent, 1);
-	srv_last(&m);
+	assert_int_equal(x->w.wire.nsent, 1);
+	scn_decode_last(&x->w, &m);
 	assert_int_equal(m.opcode, PCP_OP_MAP);
 	assert_true(m.prefer_failure);
 	assert_int_equal(m.protocol, MAP_PROTO_TCP);
 	assert_int_equal(m.ext_port, 5000);
 	/* lease 0: the longest lifetime the policy grants */
 	assert_int_equal(m.lifetime, UT_MAX_LIFETIME);
-	iwf_nonce(x->key, MAP_ORIGIN_UPNP, &host, MAP_PROTO_TCP, 5000, nonce);
+	iwf_nonce(x->w.key, MAP_ORIGIN_UPNP, &host, MAP_PROTO_TCP, 5000, nonce);
 	assert_memory_equal(m.nonce, nonce, MAP_NONCE_SIZE);
 	assert_true(m.has_description);
 	assert_string_equal(m.description, "test");
@@ -936,23 +808,23 @@ test_add_carrier(void **state)
 	/* a finite lease is the requested lifetime */
 	assert_int_equal(ut_add(1, UT_HOST, "AddPortMapping", 5001, 5001,
 	    "UDP", 3600), -1);
-	srv_last(&m);
+	scn_decode_last(&x->w, &m);
 	assert_int_equal(m.lifetime, 3600);
 	srv_answer_last(PCP_SUCCESS, 3600, 5001);
 	mp = ut_find(UT_HOST, MAP_PROTO_UDP, 5001);
 	assert_non_null(mp);
-	assert_int_equal(mapping_lease_remaining(mp, x->now), 3600);
+	assert_int_equal(mapping_lease_remaining(mp, x->w.now), 3600);
 }
 
 /* §4.3: the carrier's refusals through the one table (U-13, I-08). */
 static void
 ut_refusal(uint8_t result, int want)
 {
-	size_t sent = x->wire.nsent;
+	size_t sent = x->w.wire.nsent;
 
 	assert_int_equal(ut_add(1, UT_HOST, "AddPortMapping", 5000, 5000,
 	    "TCP", 3600), -1);
-	assert_int_equal(x->wire.nsent, sent + 1);
+	assert_int_equal(x->w.wire.nsent, sent + 1);
 	srv_answer_last(result, 30, 5000);
 	assert_true(x->done[1].called);
 	assert_int_equal(x->done[1].err, want);
@@ -1021,7 +893,7 @@ test_add_any(void **state)
 	(void)state;
 	assert_int_equal(ut_add(1, UT_HOST, "AddAnyPortMapping", 5000, 5000,
 	    "TCP", 3600), -1);
-	srv_last(&m);
+	scn_decode_last(&x->w, &m);
 	assert_false(m.prefer_failure);
 	assert_int_equal(m.ext_port, 5000);
 	srv_answer_last(PCP_SUCCESS, 3600, 40123);
@@ -1032,18 +904,18 @@ test_add_any(void **state)
 	assert_int_equal(ut_add(1, UT_HOST, "AddAnyPortMapping", 6000, 5000,
 	    "TCP", 3600), 0);
 	assert_string_equal(ut_out("NewReservedPort"), "40123");
-	assert_int_equal(table_count(x->t), 1);
+	assert_int_equal(table_count(x->w.t), 1);
 	/* external port 0 is a mere hint in AddAny: the internal port */
 	assert_int_equal(ut_add(1, UT_HOST, "AddAnyPortMapping", 0, 5100,
 	    "UDP", 0), -1);
-	srv_last(&m);
+	scn_decode_last(&x->w, &m);
 	assert_int_equal(m.ext_port, 5100);
 	/* IGD:2 lease 0 -> 604800, clamped by the policy */
 	assert_int_equal(m.lifetime, UT_MAX_LIFETIME);
 	srv_answer_last(PCP_SUCCESS, UT_MAX_LIFETIME, 5100);
 	assert_string_equal(ut_done_out(1, "NewReservedPort"), "5100");
 	assert_int_equal(ut_find(UT_HOST, MAP_PROTO_UDP, 5100)->lease_end,
-	    (uint32_t)((x->now + UT_MS - 1) / UT_MS) + UPNP_V2_LEASE_MAX);
+	    (uint32_t)((x->w.now + UT_MS - 1) / UT_MS) + UPNP_V2_LEASE_MAX);
 }
 
 /* Issue 6: a repeated AddPortMapping refreshes the mapping (same nonce:
@@ -1063,7 +935,7 @@ test_repeat_add_refreshes(void **state)
 	/* within the 3/4 rule: answered from the table */
 	assert_int_equal(ut_add(1, UT_HOST, "AddPortMapping", 5000, 5000,
 	    "TCP", 3600), 0);
-	assert_int_equal(table_count(x->t), 1);
+	assert_int_equal(table_count(x->w.t), 1);
 	m = ut_find(UT_HOST, MAP_PROTO_TCP, 5000);
 	assert_non_null(m);
 	assert_int_equal(m->lease_end, end + 600);
@@ -1074,7 +946,7 @@ test_repeat_add_refreshes(void **state)
 	/* the same mapping asked for another external port: 718 */
 	assert_int_equal(ut_add(1, UT_HOST, "AddPortMapping", 5005, 5000,
 	    "TCP", 3600), 718);
-	assert_int_equal(table_count(x->t), 1);
+	assert_int_equal(table_count(x->w.t), 1);
 }
 
 /* U-07: two hosts, the same external port: 718 for the second, at once,
@@ -1086,11 +958,11 @@ test_two_hosts_same_port(void **state)
 
 	(void)state;
 	ut_grant(UT_HOST, "AddPortMapping", 5000, 5000, "TCP", 3600, 5000);
-	sent = x->wire.nsent;
+	sent = x->w.wire.nsent;
 	assert_int_equal(ut_add(1, UT_HOST2, "AddPortMapping", 5000, 5000,
 	    "TCP", 3600), 718);
 	assert_string_equal(x->reply.err_desc, "ConflictInMappingEntry");
-	assert_int_equal(x->wire.nsent, sent);
+	assert_int_equal(x->w.wire.nsent, sent);
 	assert_null(ut_find(UT_HOST2, MAP_PROTO_TCP, 5000));
 	assert_non_null(ut_find(UT_HOST, MAP_PROTO_TCP, 5000));
 }
@@ -1113,9 +985,9 @@ ut_natpmp_map(const char *host, uint16_t internal, uint16_t ext)
 	req.ext_port = ext;
 	req.lifetime = 3600;
 	pcp_addr_from_v4(&req.ext_addr, &any);
-	iwf_nonce(x->key, MAP_ORIGIN_NATPMP, &req.internal_addr,
+	iwf_nonce(x->w.key, MAP_ORIGIN_NATPMP, &req.internal_addr,
 	    MAP_PROTO_TCP, internal, req.nonce);
-	assert_true(proxy_submit(x->p, &req, x->now, NULL, NULL, &res));
+	assert_true(proxy_submit(x->w.p, &req, x->w.now, NULL, NULL, &res));
 	assert_int_equal(res.err, MAP_OK);
 	END_TURN();
 }
@@ -1132,11 +1004,11 @@ ut_other_mechanism(int want, int want_delete)
 	/* the same external port, another internal endpoint */
 	assert_int_equal(ut_add(1, UT_HOST2, "AddPortMapping", 6000, 6002,
 	    "TCP", 3600), want);
-	assert_int_equal(table_count(x->t), 1);
+	assert_int_equal(table_count(x->w.t), 1);
 	assert_int_equal(ut_run(UT_HOST, "DeletePortMapping",
 	    (const char *const[]){ "NewRemoteHost=", "NewExternalPort=6000",
 	    "NewProtocol=TCP", NULL }), want_delete);
-	assert_int_equal(table_count(x->t), 1);
+	assert_int_equal(table_count(x->w.t), 1);
 	/* but it is listed */
 	assert_int_equal(ut_run(UT_HOST, "GetGenericPortMappingEntry",
 	    (const char *const[]){ "NewPortMappingIndex=0", NULL }), 0);
@@ -1175,23 +1047,23 @@ ut_delete(int other)
 	m = ut_find(UT_HOST, MAP_PROTO_TCP, 5000);
 	assert_non_null(m);
 	memcpy(nonce, m->nonce, sizeof(nonce));
-	sent = x->wire.nsent;
+	sent = x->w.wire.nsent;
 	assert_int_equal(ut_run(UT_HOST2, "DeletePortMapping", del), other);
-	assert_int_equal(x->wire.nsent, sent);
-	assert_int_equal(table_count(x->t), 1);
+	assert_int_equal(x->w.wire.nsent, sent);
+	assert_int_equal(table_count(x->w.t), 1);
 	assert_int_equal(ut_run(UT_HOST, "DeletePortMapping", del), 0);
-	assert_int_equal(table_count(x->t), 0);
-	assert_int_equal(x->wire.nsent, sent + 1);
-	srv_last(&msg);
+	assert_int_equal(table_count(x->w.t), 0);
+	assert_int_equal(x->w.wire.nsent, sent + 1);
+	scn_decode_last(&x->w, &msg);
 	assert_int_equal(msg.opcode, PCP_OP_MAP);
 	assert_int_equal(msg.lifetime, 0);
 	assert_memory_equal(msg.nonce, nonce, MAP_NONCE_SIZE);
-	assert_int_equal(backend_fake_rule_count(x->be), 0);
+	assert_int_equal(backend_fake_rule_count(x->w.be), 0);
 	/* gone: 714, nothing sent */
-	sent = x->wire.nsent;
+	sent = x->w.wire.nsent;
 	assert_int_equal(ut_run(UT_HOST, "DeletePortMapping", del), 714);
 	assert_string_equal(x->reply.err_desc, "NoSuchEntryInArray");
-	assert_int_equal(x->wire.nsent, sent);
+	assert_int_equal(x->w.wire.nsent, sent);
 }
 
 static void
@@ -1228,9 +1100,9 @@ test_delete_range(void **state)
 	    "UDP", 0), 0);
 	assert_int_equal(ut_run(UT_HOST2, "AddPortMapping",
 	    ut_add_args(&b, UT_HOST2, 5003, 5003, "TCP", 0, "h2")), 0);
-	assert_int_equal(table_count(x->t), 5);
+	assert_int_equal(table_count(x->w.t), 5);
 	assert_int_equal(ut_run(UT_HOST, "DeletePortMappingRange", range), 0);
-	assert_int_equal(table_count(x->t), 3);
+	assert_int_equal(table_count(x->w.t), 3);
 	assert_null(ut_find(UT_HOST, MAP_PROTO_TCP, 5000));
 	assert_null(ut_find(UT_HOST, MAP_PROTO_TCP, 5001));
 	assert_non_null(ut_find(UT_HOST, MAP_PROTO_TCP, 5004));
@@ -1262,7 +1134,7 @@ ut_peer(const char *host, uint16_t internal)
 	req.peer_port = 4000;
 	pcp_addr_from_v4(&req.ext_addr, &any);
 	memset(req.nonce, 0x55, sizeof(req.nonce));
-	assert_true(proxy_submit(x->p, &req, x->now, NULL, NULL, &res));
+	assert_true(proxy_submit(x->w.p, &req, x->w.now, NULL, NULL, &res));
 	assert_int_equal(res.err, MAP_OK);
 	END_TURN();
 }
@@ -1295,7 +1167,7 @@ test_generic(void **state)
 	ut_peer(UT_HOST2, 7001);
 	assert_int_equal(ut_add(1, UT_HOST2, "AddPortMapping", 5003, 5003,
 	    "TCP", 0), 0);
-	assert_int_equal(table_count(x->t), 6);
+	assert_int_equal(table_count(x->w.t), 6);
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(ut_generic(i), 0);
 		assert_string_equal(ut_out("NewRemoteHost"), "");
@@ -1332,7 +1204,7 @@ test_generic(void **state)
 	assert_int_equal(ut_generic(2), 713);
 	/* PortMappingNumberOfEntries: the listed ones */
 	TIME_PASSES(UPNP_COUNT_INTERVAL_MS);
-	upnp_soap_event_vars(x->s, x->now, &ev);
+	upnp_soap_event_vars(x->s, x->w.now, &ev);
 	assert_int_equal(ev.port_mapping_entries, 2);
 }
 
@@ -1345,7 +1217,7 @@ test_generic_many(void **state)
 	unsigned long port;
 
 	(void)state;
-	x->pol.max_mappings_per_host = 0;
+	x->w.pol.max_mappings_per_host = 0;
 	for (i = 0; i < n; i++) {
 		assert_int_equal(ut_add(1, UT_HOST, "AddPortMapping",
 		    10000 + i, 10000 + i, i % 2 ? "UDP" : "TCP", 0), 0);
@@ -1465,10 +1337,10 @@ test_ext_addr_wait(void **state)
 	    "GetExternalIPAddress", NULL), -1);
 	ut_grant(UT_HOST, "AddPortMapping", 5000, 5000, "TCP", 3600, 5000);
 	assert_true(x->done[2].called);
-	assert_string_equal(ut_done_out(2, "NewExternalIPAddress"), UT_EXT);
+	assert_string_equal(ut_done_out(2, "NewExternalIPAddress"), SCN_EXT);
 	/* known: at once */
 	assert_int_equal(ut_run(UT_HOST, "GetExternalIPAddress", NULL), 0);
-	assert_string_equal(ut_out("NewExternalIPAddress"), UT_EXT);
+	assert_string_equal(ut_out("NewExternalIPAddress"), SCN_EXT);
 }
 
 /* Without an upstream: the WAN address, at once. */
@@ -1477,7 +1349,7 @@ test_ext_addr_last(void **state)
 {
 	(void)state;
 	assert_int_equal(ut_run(UT_HOST, "GetExternalIPAddress", NULL), 0);
-	assert_string_equal(ut_out("NewExternalIPAddress"), UT_WAN);
+	assert_string_equal(ut_out("NewExternalIPAddress"), SCN_WAN);
 }
 
 /* upnp_soap_cancel: done is never called for a cancelled arg. */
@@ -1570,23 +1442,23 @@ test_event_vars(void **state)
 	struct upnp_event_vars ev;
 
 	(void)state;
-	upnp_soap_event_vars(x->s, x->now, &ev);
-	assert_string_equal(ev.external_ip, UT_WAN);
+	upnp_soap_event_vars(x->s, x->w.now, &ev);
+	assert_string_equal(ev.external_ip, SCN_WAN);
 	assert_string_equal(ev.connection_status, "Connected");
 	assert_int_equal(ev.port_mapping_entries, 0);
 	assert_int_equal(ut_add(1, UT_HOST, "AddPortMapping", 5000, 5000,
 	    "TCP", 0), 0);
 	ut_natpmp_map(UT_GW_LAN, 60000, 60000);		/* hidden */
-	upnp_soap_event_vars(x->s, x->now, &ev);
+	upnp_soap_event_vars(x->s, x->w.now, &ev);
 	assert_int_equal(ev.port_mapping_entries, 0);	/* not yet */
 	assert_int_equal(upnp_soap_next_deadline(x->s),
-	    UT_T0 + UPNP_COUNT_INTERVAL_MS);
+	    SCN_T0 + UPNP_COUNT_INTERVAL_MS);
 	TIME_PASSES(UPNP_COUNT_INTERVAL_MS);
-	upnp_soap_event_vars(x->s, x->now, &ev);
+	upnp_soap_event_vars(x->s, x->w.now, &ev);
 	assert_int_equal(ev.port_mapping_entries, 1);
 	assert_int_equal(upnp_soap_next_deadline(x->s), UINT64_MAX);
 	x->connected = false;
-	upnp_soap_event_vars(x->s, x->now, &ev);
+	upnp_soap_event_vars(x->s, x->w.now, &ev);
 	assert_string_equal(ev.connection_status, "Disconnected");
 }
 
@@ -1622,7 +1494,7 @@ test_description_cut(void **state)
 				snprintf(a.args[i].value,
 				    sizeof(a.args[i].value), "%s", desc);
 		upnp_reply_free(&x->reply);
-		assert_true(upnp_soap_run(x->s, &a, x->now, ut_done_fn,
+		assert_true(upnp_soap_run(x->s, &a, x->w.now, ut_done_fn,
 		    &x->done[0], &x->reply));
 		assert_int_equal(x->reply.err, 0);
 	}
