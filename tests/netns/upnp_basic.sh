@@ -107,15 +107,8 @@ control_socket = $LAB_TMP/ctl.sock
 EOF
 lab_say "pcp-iwfd on the gateway with UPnP IGD:$version only"
 sed 's/^/    /' "$conf"
-# An IWFD_SANITIZE build: one leak is pupnp 1.8.4's own, not ours: the node freelist of a
-# subscription's event queue (gena_device.c genaInitNotifyCommon -> ListAddTail) is never
-# destroyed when the subscription goes (service_table.c freeSubscription), 24 bytes per
-# subscription (docs/upnp.md). Full stacks, so that the suppression can see the caller.
-printf 'leak:UpnpAcceptSubscription\n' >"$LAB_TMP/lsan.supp"
-lab_bg gw "$LAB_TMP/pcp-iwfd.log" env \
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0" \
-	LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$LAB_TMP/lsan.supp:print_suppressions=1" \
-	"$daemon" -f -vv -c "$conf"
+# shellcheck disable=SC2046 # lab_upnp_env: pupnp's own leak suppressed in an ASan build
+lab_bg gw "$LAB_TMP/pcp-iwfd.log" env $(lab_upnp_env) "$daemon" -f -vv -c "$conf"
 daemon_pid=$LAB_LAST_PID
 lab_wait_for "grep -q 'upnp: IGD:$version on' '$LAB_TMP/pcp-iwfd.log'" 15 || {
 	cat "$LAB_TMP/pcp-iwfd.log"

@@ -130,7 +130,8 @@ control_socket = $LAB_TMP/ctl.sock
 EOF
 lab_say "pcp-iwfd on the gateway, UPnP IGDv$version"
 sed 's/^/    /' "$conf"
-lab_bg gw "$LAB_TMP/pcp-iwfd.log" "$daemon" -f -vv -c "$conf"
+# shellcheck disable=SC2046 # lab_upnp_env: pupnp's own leak suppressed in an ASan build
+lab_bg gw "$LAB_TMP/pcp-iwfd.log" env $(lab_upnp_env) "$daemon" -f -vv -c "$conf"
 daemon_pid=$LAB_LAST_PID
 lab_wait_for "[ -S '$LAB_TMP/ctl.sock' ]" 10 || {
 	cat "$LAB_TMP/pcp-iwfd.log"
