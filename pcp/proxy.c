@@ -49,6 +49,8 @@
 #define PROXY_RECREATE_GAP_MS	20
 #define PROXY_RECREATE_WINDOW	512
 #define PROXY_RECREATE_SCAN	4096
+/* A re-creation that met a transient error is tried again after this. */
+#define PROXY_RECREATE_RETRY_MS	30000
 /*
  * Client leases (map_req.lease, RFC 6970 §5.9): a lease that outlasts the
  * grant by more than this is renewed upstream halfway through each grant
@@ -117,7 +119,7 @@ struct proxy {
 	struct proxy_fifo	 fifo[PROXY_WAIT_CLASSES];
 	struct in6_addr		 ext_addr;	/* outermost, learned */
 	uint64_t		 recreate_at[UPSTREAM_MAX_SERVERS]; /* 0: none */
-	/* a re-creation under way: its mappings carry MAPPING_F_RECREATE
+	/* a re-creation under way: its mappings carry MAPPING_M_RECREATE
 	   and are started from the cursor on, a batch at a time */
 	bool			 recreate_marked[UPSTREAM_MAX_SERVERS];
 	size_t			 recreate_cursor[UPSTREAM_MAX_SERVERS];
@@ -125,6 +127,9 @@ struct proxy {
 	   worth of them (over as many steps as it takes) ends the walk */
 	size_t			 recreate_clean[UPSTREAM_MAX_SERVERS];
 	size_t			 n_recreating;	/* RECREATE pendings */
+	/* the next pass over re-creations that met a transient error
+	   (MAPPING_M_RETRY); 0: none */
+	uint64_t		 retry_at[UPSTREAM_MAX_SERVERS];
 	uint64_t		 rng;
 	bool			 ext_addr_known;
 	size_t			 n_pending;
@@ -138,6 +143,9 @@ struct proxy {
 
 static void	proxy_finish(struct proxy *, struct proxy_pending *,
 		    const struct map_result *);
+static struct backend_rule proxy_rule(const struct proxy *,
+		    const struct mapping *, uint32_t);
+static bool	proxy_has_rule(const struct proxy *, const struct mapping *);
 
 static void
 proxy_kick(struct proxy *p)
@@ -169,8 +177,33 @@ proxy_new(const struct proxy_params *params)
 void
 proxy_set_wan_addr(struct proxy *p, const struct in6_addr *addr)
 {
+	struct backend_rule r;
+	struct mapping *m;
+	size_t i;
+	bool changed = p->p.wan_addr_known &&
+	    !IN6_ARE_ADDR_EQUAL(&p->p.wan_addr, addr);
+
 	p->p.wan_addr = *addr;
 	p->p.wan_addr_known = true;
+	if (!changed)
+		return;
+	/* The mappings the gateway holds alone name its WAN address as their
+	   external one, and a PEER's SNAT rule translates to it: both move
+	   with it (upstream mappings are re-created by the caller: their
+	   server has to learn the new address). */
+	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++) {
+		if (m->upstream != UPSTREAM_NO_SERVER)
+			continue;
+		m->outer_addr = *addr;
+		if (mapping_peer(m) != NULL && proxy_has_rule(p, m)) {
+			r = proxy_rule(p, m, mapping_remaining(m, p->now));
+			if (p->p.backend->ops->refresh(p->p.backend, &r, NULL,
+			    NULL) == -1)
+				log_warnx("proxy: cannot queue the new source "
+				    "address of port %u", m->ext_port);
+		}
+	}
+	proxy_kick(p);
 }
 
 bool
@@ -1236,6 +1269,22 @@ proxy_upstream_failed(struct proxy *p, struct proxy_pending *pend,
 	    pend->work == PROXY_WORK_RENEW;
 
 	proxy_answer_all(p, pend, res);
+	/* A re-creation that met no answer or a transient error (a server
+	   busy re-making thousands of mappings, our address just changed):
+	   the server may well take it later; keep the mapping and its rule
+	   and try again (fix, faults.sh wan_change: a slow carrier made 157
+	   of 200 re-creations time out and the mappings were removed). */
+	if (pend->work == PROXY_WORK_RECREATE && proxy_err_transient(res->err) &&
+	    m->upstream < UPSTREAM_MAX_SERVERS) {
+		unsigned int server = m->upstream;
+
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+		proxy_pending_free(p, pend);
+		m->proxy_marks |= MAPPING_M_RETRY;
+		if (p->retry_at[server] == 0)
+			p->retry_at[server] = now + PROXY_RECREATE_RETRY_MS;
+		return;
+	}
 	if (renewal && proxy_err_transient(res->err)) {
 		(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
 		proxy_pending_free(p, pend);
@@ -1384,8 +1433,13 @@ proxy_upstream_lost_state(struct proxy *p, unsigned int server, uint64_t now)
 	if (server >= UPSTREAM_MAX_SERVERS)
 		return;
 	/* RFC 6887 §14.1.3 (C-05): wait a uniform 0-5 s, then re-request
-	   everything; a second report meanwhile changes nothing. */
-	if (p->recreate_at[server] == 0)
+	   everything. A second report before the re-creation began changes
+	   nothing; one while it runs (the server lost state again, or our
+	   address changed) makes it start over: the mappings re-made so far
+	   are marked again. */
+	if (p->recreate_marked[server])
+		p->recreate_marked[server] = false;
+	else if (p->recreate_at[server] == 0)
 		p->recreate_at[server] = now + 1 +
 		    proxy_random(p) % PROXY_RECREATE_JITTER_MS;
 	log_info("upstream server %u lost state: re-creating its mappings in "
@@ -1436,7 +1490,8 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 	if (!p->recreate_marked[server]) {
 		for (n = 0; (m = table_at(p->p.table, n)) != NULL; n++)
 			if (proxy_recreate_wanted(m, server)) {
-				m->flags |= MAPPING_F_RECREATE;
+				m->proxy_marks = (uint8_t)((m->proxy_marks &
+				    ~MAPPING_M_RETRY) | MAPPING_M_RECREATE);
 				started++;
 			}
 		log_info("upstream server %u: re-creating %zu mapping(s)",
@@ -1453,20 +1508,20 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 			p->recreate_cursor[server] = 0;
 		m = table_at(p->p.table, p->recreate_cursor[server]++);
 		scanned++;
-		if ((m->flags & MAPPING_F_RECREATE) == 0) {
+		if ((m->proxy_marks & MAPPING_M_RECREATE) == 0) {
 			p->recreate_clean[server]++;
 			continue;
 		}
 		p->recreate_clean[server] = 0;
 		if (m->upstream != server)
 			continue;	/* another server's mark */
-		m->flags &= (uint8_t)~MAPPING_F_RECREATE;
+		m->proxy_marks &= (uint8_t)~MAPPING_M_RECREATE;
 		/* a mapping with work in flight gets the new epoch's answer
 		   from that work */
 		if (!proxy_recreate_wanted(m, server))
 			continue;
 		if (!proxy_recreate_one(p, m, now)) {
-			m->flags |= MAPPING_F_RECREATE;	/* next step */
+			m->proxy_marks |= MAPPING_M_RECREATE; /* next step */
 			break;
 		}
 		started++;
@@ -1479,6 +1534,42 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 		return;
 	}
 	p->recreate_at[server] = now + PROXY_RECREATE_GAP_MS;
+}
+
+/*
+ * The retry pass (retry_at): the re-creations of server that met a
+ * transient error since the last pass go into the paced walk again,
+ * joining one under way. A mapping that keeps failing is tried every
+ * PROXY_RECREATE_RETRY_MS until its own lifetime ends; the walk never
+ * waits for it.
+ */
+static void
+proxy_recreate_retry(struct proxy *p, unsigned int server, uint64_t now)
+{
+	struct mapping *m;
+	size_t i, n = 0;
+
+	p->retry_at[server] = 0;
+	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++) {
+		if ((m->proxy_marks & MAPPING_M_RETRY) == 0 ||
+		    m->upstream != server)
+			continue;
+		m->proxy_marks &= (uint8_t)~MAPPING_M_RETRY;
+		if (!proxy_recreate_wanted(m, server))
+			continue;
+		m->proxy_marks |= MAPPING_M_RECREATE;
+		n++;
+	}
+	if (n == 0)
+		return;
+	log_info("upstream server %u: trying %zu re-creation(s) again", server,
+	    n);
+	p->recreate_clean[server] = 0;
+	if (p->recreate_at[server] == 0) {
+		p->recreate_marked[server] = true;
+		p->recreate_cursor[server] = 0;
+		p->recreate_at[server] = now;
+	}
 }
 
 /*
@@ -1626,9 +1717,12 @@ proxy_tick(struct proxy *p, uint64_t now)
 		proxy_result_err(&res, MAP_ERR_NETWORK_FAILURE);
 		proxy_answer(p, w, &res);
 	}
-	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++) {
+		if (p->retry_at[i] != 0 && p->retry_at[i] <= now)
+			proxy_recreate_retry(p, i, now);
 		if (p->recreate_at[i] != 0 && p->recreate_at[i] <= now)
 			proxy_recreate(p, i, now);
+	}
 	/* Renewals first: table_expire() stops at a mapping due for one. */
 	for (;;) {
 		struct mapping *m;
@@ -1647,7 +1741,7 @@ proxy_recreating(const struct proxy *p)
 	unsigned int i;
 
 	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
-		if (p->recreate_at[i] != 0)
+		if (p->recreate_at[i] != 0 || p->retry_at[i] != 0)
 			return true;
 	return false;
 }
@@ -1661,9 +1755,12 @@ proxy_next_deadline(const struct proxy *p)
 
 	if (w != NULL && w->deadline < next)
 		next = w->deadline;
-	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++) {
 		if (p->recreate_at[i] != 0 && p->recreate_at[i] < next)
 			next = p->recreate_at[i];
+		if (p->retry_at[i] != 0 && p->retry_at[i] < next)
+			next = p->retry_at[i];
+	}
 	return next;
 }
 

@@ -1415,7 +1415,7 @@ state_record_from_mapping(const struct mapping *m, uint64_t now_ms,
 	/* the table's own note, meaningless in a file (expiry above is the
 	   real end); a restored mapping comes back without it */
 	/* the table's own working notes are not state */
-	r->flags = m->flags & ~(MAPPING_F_RENEW | MAPPING_F_RECREATE);
+	r->flags = m->flags & ~MAPPING_F_RENEW;
 	r->upstream = m->upstream;
 	if ((peer = mapping_peer(m)) != NULL) {
 		r->peer_addr = peer->addr;

@@ -1735,6 +1735,7 @@ mapping_fill(struct mapping *m, const struct map_req *req, uint16_t port,
 	m->lifetime = lifetime;
 	m->requested_lifetime = req->lifetime;
 	m->lease_end = lease_end_from(req, now);
+	m->proxy_marks = 0;
 }
 
 /* Link a filled mapping into every index; nothing here can fail. */

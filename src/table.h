@@ -78,9 +78,13 @@ enum map_state {
 					   point, grant_end the real end
 					   (table_set_renewal); never
 					   saved */
-#define MAPPING_F_RECREATE	0x80	/* the proxy's paced re-creation
-					   has yet to start it; never
-					   saved */
+
+/* struct mapping proxy_marks: the proxy's own working marks, never saved. */
+#define MAPPING_M_RECREATE	0x01	/* the paced re-creation has yet to
+					   start it */
+#define MAPPING_M_RETRY		0x02	/* its re-creation met a transient
+					   error: again at the next retry
+					   pass */
 
 /*
  * One mapping. Fields are ordered by size so that nothing is wasted on
@@ -123,6 +127,7 @@ struct mapping {
 	uint8_t		 state;		/* enum map_state */
 	uint8_t		 flags;		/* MAPPING_F_* */
 	uint8_t		 upstream;	/* upstream server index */
+	uint8_t		 proxy_marks;	/* MAPPING_M_*: the proxy's */
 };
 
 /*

@@ -1683,11 +1683,13 @@ test_success_without_grant(void **state)
 	px_assert_addr(&ext, SCN_EXT);
 }
 
-/* A re-creation after the server lost state that fails, even for a
-   transient reason, takes the mapping away with its local rule: local
-   rule and upstream mapping live and die together. The server refused,
-   so it holds nothing: no delete. (Fix: the rule stayed, GRANTED, with
-   nothing upstream.) */
+/* A re-creation after the server lost state that the server refuses for
+   good takes the mapping away with its local rule: local rule and
+   upstream mapping live and die together. The server refused, so it
+   holds nothing: no delete. (Fix: the rule stayed, GRANTED, with nothing
+   upstream.) A transient refusal (NO_RESOURCES: a server busy re-making
+   thousands of mappings) keeps the mapping and tries again after
+   PROXY_RECREATE_RETRY_MS (30 s): a UPnP client would never ask again. */
 static void
 test_recreate_fails(void **state)
 {
@@ -1709,15 +1711,31 @@ test_recreate_fails(void **state)
 	srv_answer(first, PCP_NOT_AUTHORIZED, PCP_LIFETIME_LONG_ERR, 0);
 	srv_answer(first + 1, PCP_NO_RESOURCES, PCP_LIFETIME_SHORT_ERR, 0);
 	END_TURN();
-	assert_int_equal(table_count(x->w.t), 0);
-	assert_int_equal(backend_fake_rule_count(x->w.be), 0);
+	assert_int_equal(table_count(x->w.t), 1);
+	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	assert_non_null(ms[1] = px_find(PX_HOST2, MAP_PROTO_UDP, 8081));
+	assert_int_equal(ms[1]->state, MAP_STATE_GRANTED);
+	assert_int_equal(backend_fake_rule_count(x->w.be), 1);
 	assert_int_equal(x->w.wire.nsent, nsent);
 	assert_int_equal(upstream_in_flight(x->w.u), 0);
 	assert_int_equal(x->ndone, 2);
+	/* 30 s on, the same re-creation once more; granted this time */
+	TIME_PASSES(30 * PX_MS - 1);
+	assert_int_equal(x->w.wire.nsent, nsent);
+	TIME_PASSES(1);
+	assert_int_equal(x->w.wire.nsent, nsent + 1);
+	(void)px_assert_recreate(x->w.wire.nsent - 1, &ms[1], 1);
+	srv_answer(x->w.wire.nsent - 1, PCP_SUCCESS, PX_LIFETIME, 40081);
+	END_TURN();
+	assert_int_equal(ms[1]->state, MAP_STATE_GRANTED);
+	assert_int_equal(ms[1]->outer_port, 40081);
+	TIME_PASSES(1000);	/* the paced walk's last step */
+	assert_false(proxy_recreating(x->w.p));
 }
 
-/* A re-creation nobody answers: the mapping goes, and the server, which
-   may have made it after all, gets a delete. */
+/* A re-creation nobody answers: the server may be busy or gone for a
+   while; the mapping keeps its rule and the re-creation is tried again
+   30 s later, until the mapping's own lifetime ends. */
 static void
 test_recreate_times_out(void **state)
 {
@@ -1734,9 +1752,19 @@ test_recreate_times_out(void **state)
 	proxy_upstream_lost_state(x->w.p, 0, x->w.now);
 	(void)px_recreate(lost_at, 1);
 	TIME_PASSES(PROXY_UPSTREAM_TRY_MS);
-	assert_null(px_find(PX_HOST, MAP_PROTO_TCP, 8080));
-	assert_int_equal(backend_fake_rule_count(x->w.be), 0);
-	px_assert_delete_sent(nonce, local_port);
+	assert_ptr_equal(px_find(PX_HOST, MAP_PROTO_TCP, 8080), mp);
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	assert_int_equal(mp->ext_port, local_port);
+	assert_int_equal(backend_fake_rule_count(x->w.be), 1);
+	assert_true(proxy_recreating(x->w.p));
+	TIME_PASSES(30 * PX_MS);
+	assert_int_equal(mp->state, MAP_STATE_RENEWING);
+	srv_answer_last(PCP_SUCCESS, PX_LIFETIME, 40080);
+	END_TURN();
+	assert_int_equal(mp->state, MAP_STATE_GRANTED);
+	assert_memory_equal(mp->nonce, nonce, sizeof(nonce));
+	TIME_PASSES(1000);	/* the paced walk's last step */
+	assert_false(proxy_recreating(x->w.p));
 }
 
 /* RFC 6887 §14.2 / C-09: a PREFER_FAILURE mapping the server re-creates
@@ -2247,7 +2275,7 @@ test_recreate_paced(void **state)
 		assert_int_equal(m->state, MAP_STATE_GRANTED);
 		assert_int_equal(m->outer_port, 30000 + (m->internal_port -
 		    2000));
-		assert_int_equal(m->flags & MAPPING_F_RECREATE, 0);
+		assert_int_equal(m->proxy_marks, 0);
 	}
 	assert_int_equal(table_count(x->w.t), PX_PACE_N);
 	assert_int_equal(upstream_in_flight(x->w.u), 0);
@@ -2264,6 +2292,42 @@ test_recreate_window(void **state)
 	TIME_PASSES(10 * PX_PACE_GAP_MS);
 	assert_int_equal(upstream_in_flight(x->w.u), PX_PACE_WINDOW);
 	assert_true(x->w.wire.nsent - sent0 >= PX_PACE_WINDOW);
+}
+
+/* The gateway is the last NAT and its WAN address changes (a DHCP renew
+   with a new address): the mappings it holds alone name the new one, and
+   a PEER's SNAT rule is re-queued to translate to it. */
+static void
+test_last_nat_wan_change(void **state)
+{
+	struct map_req r;
+	struct map_result res;
+	struct in6_addr host = scn_addr(PX_HOST), peer = scn_addr(PX_PEER);
+	struct in6_addr wan2 = scn_addr("100.64.0.9");
+	const struct backend_rule *rule;
+	struct mapping *m;
+
+	(void)state;
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, 600, 1);
+	(void)px_submit(&r, &tag_a, &res);
+	END_TURN();
+	px_peer_req(&r, PX_HOST, 7100, 600, 5);
+	(void)px_submit(&r, &tag_b, &res);
+	END_TURN();
+	proxy_set_wan_addr(x->w.p, &wan2);
+	END_TURN();
+	assert_non_null(m = px_find(PX_HOST, MAP_PROTO_TCP, 8080));
+	px_assert_addr(&m->outer_addr, "100.64.0.9");
+	assert_non_null(m = px_find_peer(PX_HOST, 7100));
+	px_assert_addr(&m->outer_addr, "100.64.0.9");
+	rule = backend_fake_lookup_peer(x->w.be, MAP_PROTO_UDP, &host, 7100,
+	    &peer, 7200);
+	assert_non_null(rule);
+	px_assert_addr(&rule->ext_addr, "100.64.0.9");
+	/* a refresh answered from the table tells the new address */
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, 600, 1);
+	assert_true(px_submit(&r, &tag_a, &res));
+	px_assert_addr(&res.ext_addr, "100.64.0.9");
 }
 
 int
@@ -2286,6 +2350,7 @@ main(void)
 		PX_TEST(test_ext_addr_change, setup_local),
 		PX_TEST(test_nat_none, setup_none),
 		PX_TEST(test_last_nat, setup_last),
+		PX_TEST(test_last_nat_wan_change, setup_last),
 		PX_TEST(test_last_nat_none, setup_last_none),
 		PX_TEST(test_policy_refusals, setup_local),
 		PX_TEST(test_policy_quota, setup_local),
