@@ -1195,7 +1195,8 @@ proxy_renew_later(struct proxy *p, struct mapping *m, uint64_t now)
 /*
  * m came due (table_renewal_due): its client lease outlasts the grant, so
  * ask for more ourselves - upstream with the stored nonce, suggesting the
- * last grant (RFC 6887 §11.2), no longer than the lease has left. The
+ * last grant (RFC 6887 §11.2), for what the client asked (bounded by the
+ * policy), no longer than the lease has left. The
  * answer reaches no client (RFC 6970 §5.9); proxy_granted() re-arms the
  * local rule and the next renewal. m is due no more when this returns.
  */
@@ -1204,7 +1205,11 @@ proxy_renew(struct proxy *p, struct mapping *m, uint64_t now)
 {
 	struct proxy_pending *pend;
 	uint64_t end = m->grant_end;
-	uint32_t ask = m->lifetime, left;
+	/* what the client asked, within our bounds (IGD:1 lease 0: the
+	   maximum, as RFC 6970 §5.9 asks), no longer than its lease has left;
+	   the server may grant less again */
+	uint32_t ask = policy_clamp_lifetime(p->p.policy, m->requested_lifetime);
+	uint32_t left;
 
 	table_set_expiry(p->p.table, m, end);
 	if (end <= now || m->owner_data != NULL ||
