@@ -81,6 +81,7 @@
 
 #include "log.h"
 #include "map_err.h"
+#include "outbox.h"
 #include "upnp.h"
 #include "upnp_guard.h"
 #include "upnp_http.h"
@@ -112,6 +113,8 @@ struct upnp_job {
 	struct upnp_job		*next;		/* queue, then in_flight */
 	struct upnp_action	 act;
 	struct upnp_reply	 reply;		/* loop -> worker */
+	struct upnp_reply	 held;		/* loop only: the answer
+						   waiting for the commit */
 	unsigned int		 refs;		/* under u->lock */
 	bool			 answered;	/* under u->lock */
 	bool			 abandoned;	/* under u->lock */
@@ -156,6 +159,10 @@ struct upnp {
 	uint32_t		 system_update_id;	/* IGD:2 */
 
 	struct upnp_job		*in_flight;	/* loop only */
+	/* answers held until the turn's state commit (outbox.h), through
+	   job->next; loop only */
+	struct outbox		*outbox;
+	struct upnp_job		*held;
 };
 
 static void
@@ -210,7 +217,8 @@ upnp_in_flight_remove(struct upnp *u, struct upnp_job *job)
 /* The answer is known: hand it to the worker (reply's long values move
    into the job) unless it gave up; drop the loop's reference. */
 static void
-upnp_job_finish(struct upnp *u, struct upnp_job *job, struct upnp_reply *reply)
+upnp_job_hand_over(struct upnp *u, struct upnp_job *job,
+    struct upnp_reply *reply)
 {
 	pthread_mutex_lock(&u->lock);
 	if (!job->abandoned) {
@@ -222,6 +230,62 @@ upnp_job_finish(struct upnp *u, struct upnp_job *job, struct upnp_reply *reply)
 	pthread_mutex_unlock(&u->lock);
 	upnp_reply_free(reply);		/* what was not moved */
 	upnp_job_unref(u, job);
+}
+
+/* outbox_release_fn: the turn's commit is over; the worker may answer. */
+static void
+upnp_job_release(void *arg, enum outbox_fate fate, const void *data,
+    size_t len)
+{
+	struct upnp_job *job = arg, **pp;
+	struct upnp *u = job->u;
+	struct upnp_reply failed;
+
+	(void)data;
+	(void)len;
+	for (pp = &u->held; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == job) {
+			*pp = job->next;
+			break;
+		}
+	job->next = NULL;
+	switch (fate) {
+	case OUTBOX_SEND:
+		upnp_job_hand_over(u, job, &job->held);
+		break;
+	case OUTBOX_NOT_DURABLE:
+		/* as upnp_http_release: 501 rather than a success a
+		   restart could take back */
+		upnp_reply_free(&job->held);
+		upnp_reply_error(&failed, MAP_ERR_INTERNAL, u->version);
+		upnp_job_hand_over(u, job, &failed);
+		break;
+	case OUTBOX_DISCARD:
+		upnp_reply_free(&job->held);
+		upnp_job_unref(u, job);
+		break;
+	}
+}
+
+/*
+ * DESIGN.md "State and durability": the worker is woken only after the
+ * turn's state commit (the outbox), so that a success reaches the
+ * client only once its mapping is durable.
+ */
+static void
+upnp_job_finish(struct upnp *u, struct upnp_job *job, struct upnp_reply *reply)
+{
+	if (u->outbox == NULL) {
+		upnp_job_hand_over(u, job, reply);
+		return;
+	}
+	job->held = *reply;
+	memset(reply, 0, sizeof(*reply));
+	job->next = u->held;
+	u->held = job;
+	(void)outbox_hold(u->outbox, upnp_job_release, job,
+	    job->held.err == 0 && upnp_http_action_changes(job->act.name),
+	    NULL, 0);
 }
 
 /* A deep copy: the action layer keeps its own reply (upnp_soap.h). */
@@ -1042,6 +1106,7 @@ upnp_http_start(struct upnp *u, const struct upnp_params *p,
 	hp.clock_arg = p->clock_arg;
 	hp.kick = p->kick;
 	hp.kick_arg = p->kick_arg;
+	hp.outbox = p->outbox;
 	if ((u->http = upnp_http_open(&hp)) == NULL)
 		return -1;
 	snprintf(control_base, size, "http://%s:%u", ip,
@@ -1106,6 +1171,7 @@ upnp_open(const struct upnp_params *p)
 	u->clock_arg = p->clock_arg;
 	u->kick = p->kick;
 	u->kick_arg = p->kick_arg;
+	u->outbox = p->outbox;
 	u->started = time(NULL);
 	u->queue_tail = &u->queue;
 	u->system_update_id = 1;
@@ -1185,6 +1251,9 @@ upnp_close(struct upnp *u)
 	   layer (upnp_http.h) */
 	upnp_http_close(u->http);
 	u->http = NULL;
+	/* answers held for workers: dropped (the workers leave below) */
+	while (u->held != NULL)
+		outbox_forget(u->outbox, u->held);
 	if (u->sync_ready) {
 		upnp_release_workers(u);
 		upnp_drop_jobs(u);
@@ -1226,6 +1295,14 @@ uint16_t
 upnp_port(const struct upnp *u)
 {
 	return u->port;
+}
+
+void
+upnp_ports(const struct upnp *u, uint16_t *desc_port,
+    uint16_t *control_port)
+{
+	*desc_port = u->port;
+	*control_port = u->http != NULL ? upnp_http_port(u->http) : 0;
 }
 
 const char *

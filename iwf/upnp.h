@@ -47,6 +47,9 @@ struct upnp_params {
 	   layer's deadline in the timer); the daemon's iwfd_kick. */
 	void		(*kick)(void *);
 	void		*kick_arg;
+	/* Answers held until the turn's state commit (outbox.h), on our
+	   HTTP server and to pupnp's workers; NULL: at once. */
+	struct outbox	*outbox;
 };
 
 struct upnp;
@@ -64,6 +67,10 @@ void		 upnp_tick(struct upnp *, uint64_t now);
 uint64_t	 upnp_next_deadline(const struct upnp *);
 /* The HTTP port pupnp listens on, and the description URL. */
 uint16_t	 upnp_port(const struct upnp *);
+/* Both HTTP ports the IGD listens on: pupnp's (description, SCPDs,
+   GENA) and the SOAP control server's (the guard: backend.h). */
+void		 upnp_ports(const struct upnp *, uint16_t *desc_port,
+		    uint16_t *control_port);
 const char	*upnp_desc_url(const struct upnp *);
 
 #endif

@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -133,9 +134,15 @@ upnp_guard_dest(const struct sockaddr *sa, socklen_t len, struct in6_addr *a)
 		memcpy(&a->s6_addr[12], &sin.sin_addr, sizeof(sin.sin_addr));
 		return true;
 	case AF_INET6:
-		if (len < (socklen_t)sizeof(sin6))
+		/* the kernel takes an address without sin6_scope_id too
+		   (SIN6_LEN_RFC2133, 24 bytes): judge that one as well (fix,
+		   review: it passed unjudged) */
+		if (len < (socklen_t)offsetof(struct sockaddr_in6,
+		    sin6_scope_id))
 			return false;
-		memcpy(&sin6, sa, sizeof(sin6));
+		memset(&sin6, 0, sizeof(sin6));
+		memcpy(&sin6, sa, len < (socklen_t)sizeof(sin6) ? (size_t)len :
+		    sizeof(sin6));
 		*a = sin6.sin6_addr;
 		return true;
 	default:

@@ -96,6 +96,7 @@
 
 #include "log.h"
 #include "map_err.h"
+#include "outbox.h"
 #include "upnp.h"
 #include "upnp_http.h"
 
@@ -156,6 +157,18 @@ struct upnp_http_job {
 	char			 action[UPNP_NAME_MAX + 1];
 };
 
+/* A SOAP answer held until the turn's commit (outbox.h). evhttp does
+   not read a connection while its request waits for us (see above), so
+   req stays valid until we answer or evhttp_free. */
+struct upnp_http_held {
+	TAILQ_ENTRY(upnp_http_held) entry;
+	struct upnp_http	*h;
+	struct evhttp_request	*req;
+	struct evbuffer		*body;
+	int			 code;
+	const char		*reason;	/* static text */
+};
+
 struct upnp_http {
 	struct upnp_http_params	 p;
 	struct evhttp		*http;
@@ -166,6 +179,7 @@ struct upnp_http {
 	bool			 paused;
 	TAILQ_HEAD(, upnp_http_conn) conns;
 	TAILQ_HEAD(, upnp_http_job) jobs;
+	TAILQ_HEAD(, upnp_http_held) held;
 	char			 server[UPNP_HTTP_SERVER_MAX];
 };
 
@@ -521,7 +535,7 @@ upnp_http_add_out(struct evbuffer *b, const struct upnp_out *o)
 }
 
 static void
-upnp_http_send(const struct upnp_http *h, struct evhttp_request *req,
+upnp_http_send_now(const struct upnp_http *h, struct evhttp_request *req,
     int code, const char *reason, struct evbuffer *b)
 {
 	upnp_http_headers(h, req, UPNP_HTTP_CONTENT_TYPE,
@@ -529,10 +543,10 @@ upnp_http_send(const struct upnp_http *h, struct evhttp_request *req,
 	evhttp_send_reply(req, code, reason, b);
 }
 
-/* HTTP 500 with the UPnP fault (spec/iwf.md §5.3; U-13). */
-static void
-upnp_http_fault(const struct upnp_http *h, struct evhttp_request *req,
-    int code, const char *desc)
+/* HTTP 500 with the UPnP fault (spec/iwf.md §5.3; U-13); NULL on
+   memory. */
+static struct evbuffer *
+upnp_http_fault_body(int code, const char *desc)
 {
 	struct evbuffer *b;
 
@@ -544,25 +558,127 @@ upnp_http_fault(const struct upnp_http *h, struct evhttp_request *req,
 	if ((b = evbuffer_new()) == NULL ||
 	    evbuffer_add_printf(b, UPNP_HTTP_FAULT_FMT, code, desc) == -1) {
 		evbuffer_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+static int
+upnp_http_err_code(const struct upnp_http *h, enum map_err err)
+{
+	const struct map_err_row *row = map_err_row(err);
+
+	return h->p.version >= 2 ? row->upnp_v2 : row->upnp_v1;
+}
+
+/* outbox_release_fn: the turn's commit is over. */
+static void
+upnp_http_release(void *arg, enum outbox_fate fate, const void *data,
+    size_t len)
+{
+	struct upnp_http_held *held = arg;
+	struct upnp_http *h = held->h;
+	struct evbuffer *b;
+
+	(void)data;
+	(void)len;
+	TAILQ_REMOVE(&h->held, held, entry);
+	if (fate == OUTBOX_SEND)
+		upnp_http_send_now(h, held->req, held->code, held->reason,
+		    held->body);
+	else if (fate == OUTBOX_NOT_DURABLE) {
+		/* RFC 6970 §5.1: 501 ActionFailed; the mapping is in the
+		   table, a retry of the same host refreshes it */
+		log_info("upnp http: the state could not be saved: answering "
+		    "501 instead of success");
+		if ((b = upnp_http_fault_body(upnp_http_err_code(h,
+		    MAP_ERR_INTERNAL), NULL)) == NULL)
+			evhttp_send_error(held->req, HTTP_INTERNAL, NULL);
+		else {
+			upnp_http_send_now(h, held->req, HTTP_INTERNAL,
+			    "Internal Server Error", b);
+			evbuffer_free(b);
+		}
+	}
+	/* OUTBOX_DISCARD: closing; the request goes with its connection */
+	evbuffer_free(held->body);
+	free(held);
+}
+
+/*
+ * Answer now, or (with an outbox) after the turn's state commit; the
+ * body is taken (b is left empty). promise: a success that changed
+ * mappings (docs/state.md "Replies wait for the commit").
+ */
+static void
+upnp_http_send(struct upnp_http *h, struct evhttp_request *req, int code,
+    const char *reason, struct evbuffer *b, bool promise)
+{
+	struct upnp_http_held *held;
+
+	if (h->p.outbox == NULL) {
+		upnp_http_send_now(h, req, code, reason, b);
+		return;
+	}
+	if ((held = calloc(1, sizeof(*held))) == NULL ||
+	    (held->body = evbuffer_new()) == NULL ||
+	    evbuffer_add_buffer(held->body, b) == -1) {
+		log_warn("upnp http: holding an answer");
+		if (held != NULL)
+			evbuffer_free(held->body);
+		free(held);
+		/* nothing promised if nothing is said */
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
 	}
-	upnp_http_send(h, req, HTTP_INTERNAL, "Internal Server Error", b);
+	held->h = h;
+	held->req = req;
+	held->code = code;
+	held->reason = reason;
+	TAILQ_INSERT_TAIL(&h->held, held, entry);
+	(void)outbox_hold(h->p.outbox, upnp_http_release, held, promise, NULL,
+	    0);
+}
+
+static void
+upnp_http_fault(struct upnp_http *h, struct evhttp_request *req, int code,
+    const char *desc)
+{
+	struct evbuffer *b;
+
+	if ((b = upnp_http_fault_body(code, desc)) == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	upnp_http_send(h, req, HTTP_INTERNAL, "Internal Server Error", b,
+	    false);
 	evbuffer_free(b);
 }
 
 static void
-upnp_http_fault_err(const struct upnp_http *h, struct evhttp_request *req,
+upnp_http_fault_err(struct upnp_http *h, struct evhttp_request *req,
     enum map_err err)
 {
-	const struct map_err_row *row = map_err_row(err);
+	upnp_http_fault(h, req, upnp_http_err_code(h, err), NULL);
+}
 
-	upnp_http_fault(h, req, h->p.version >= 2 ? row->upnp_v2 :
-	    row->upnp_v1, NULL);
+bool
+upnp_http_action_changes(const char *name)
+{
+	static const char *const changes[] = {
+		"AddPortMapping", "AddAnyPortMapping", "DeletePortMapping",
+		"DeletePortMappingRange",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(changes) / sizeof(changes[0]); i++)
+		if (strcmp(name, changes[i]) == 0)
+			return true;
+	return false;
 }
 
 static void
-upnp_http_answer(const struct upnp_http *h, const struct upnp_http_job *job,
+upnp_http_answer(struct upnp_http *h, const struct upnp_http_job *job,
     const struct upnp_reply *r)
 {
 	struct evbuffer *b;
@@ -583,7 +699,8 @@ upnp_http_answer(const struct upnp_http *h, const struct upnp_http_job *job,
 	if (evbuffer_add_printf(b, "</u:%sResponse>" UPNP_HTTP_RESP_TAIL,
 	    job->action) == -1)
 		goto fail;
-	upnp_http_send(h, job->req, HTTP_OK, "OK", b);
+	upnp_http_send(h, job->req, HTTP_OK, "OK", b,
+	    upnp_http_action_changes(job->action));
 	evbuffer_free(b);
 	return;
 fail:
@@ -842,6 +959,7 @@ upnp_http_open(const struct upnp_http_params *p)
 		h->p.max_conns = UPNP_HTTP_MAX_CONNS;
 	TAILQ_INIT(&h->conns);
 	TAILQ_INIT(&h->jobs);
+	TAILQ_INIT(&h->held);
 	upnp_http_server_name(h);
 	if ((fd = upnp_http_listen(&p->bind_addr, p->port, &h->port)) == -1 ||
 	    !upnp_http_setup(h, fd)) {
@@ -867,6 +985,9 @@ upnp_http_close(struct upnp_http *h)
 		upnp_soap_cancel(h->p.soap, job);
 		free(job);
 	}
+	/* held answers: their requests go in evhttp_free too */
+	while (!TAILQ_EMPTY(&h->held))
+		outbox_forget(h->p.outbox, TAILQ_FIRST(&h->held));
 	if (h->sweep != NULL)
 		event_free(h->sweep);
 	if (h->http != NULL)

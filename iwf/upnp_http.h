@@ -18,10 +18,12 @@
 #define IWFD_UPNP_HTTP_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
+struct outbox;
 struct upnp_soap;
 
 /* Inactivity timeout of a connection (a read or a write that makes no
@@ -48,6 +50,16 @@ struct upnp_http_params {
 	void		*kick_arg;
 	unsigned int	 timeout_ms;	/* 0: UPNP_HTTP_TIMEOUT_MS */
 	unsigned int	 max_conns;	/* 0: UPNP_HTTP_MAX_CONNS */
+	/*
+	 * DESIGN.md "State and durability": SOAP answers are held here
+	 * until the turn's state commit (outbox.h). A successful answer to
+	 * an action that changes mappings (upnp_http_action_changes) is
+	 * replaced by 501 ActionFailed when the commit failed: the client
+	 * was not told of a mapping that a restart could lose (asked
+	 * again, the same host's AddPortMapping is a refresh). NULL: at
+	 * once.
+	 */
+	struct outbox	*outbox;
 };
 
 struct upnp_http;
@@ -61,5 +73,8 @@ void		 upnp_http_close(struct upnp_http *);
 uint16_t	 upnp_http_port(const struct upnp_http *);
 /* Connections open now (counted against max_conns; for logs and tests). */
 size_t		 upnp_http_connections(const struct upnp_http *);
+/* Does a successful action of this name make, change or delete mappings
+   (so its answer waits until that is durable)? */
+bool		 upnp_http_action_changes(const char *name);
 
 #endif

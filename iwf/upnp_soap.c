@@ -735,6 +735,11 @@ upnp_add_req(struct upnp_ctx *c, bool any_port, struct map_req *req)
 		return MAP_ERR_WILDCARD_INT_PORT;
 	/* U-04, X-03: an IPv4 literal (no name is ever resolved) equal to
 	   the TCP peer; else 606 (v2) / 718 (v1) */
+	/* WANIPConnection maps IPv4 only: a control point that reached
+	   pupnp over IPv6 gets no (hidden, unlistable) IPv6 mapping (fix,
+	   review) */
+	if (!pcp_addr_is_v4(&a->requester))
+		return MAP_ERR_THIRD_PARTY_DENIED;
 	if (client == NULL || *client == '\0')
 		internal = a->requester;
 	else if (inet_pton(AF_INET, client, &v4) != 1)
@@ -1331,7 +1336,6 @@ upnp_get_link(struct upnp_ctx *c)
 	return true;
 }
 
-/* A ui4 counter: the 64-bit one modulo 2^32, wrapping as miniupnpd's. */
 /* The four traffic counters of WANCommonInterfaceConfig: ui4, wrapping
    modulo 2^32 as miniupnpd's do. */
 static const struct {

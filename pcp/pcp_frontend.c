@@ -26,6 +26,8 @@
 
 #include "log.h"
 #include "map_err.h"
+#include "natpmp_wire.h"
+#include "outbox.h"
 #include "pcp_frontend.h"
 #include "pcp_relay.h"
 #include "pcp_server.h"
@@ -75,6 +77,8 @@ struct pcp_frontend {
 	unsigned int		 announce_sent;
 	unsigned int		 announce_gap_ms;
 	struct pcp_frontend_stats stats;
+	struct outbox		*outbox;	/* NULL: send at once */
+	bool			 paused;	/* reads stopped (outbox) */
 	/* pcp_server_handle()'s output, kept here rather than on the stack
 	   (it holds a 1100-octet reply); used by the read path only. */
 	struct pcp_server_req	 scratch;
@@ -220,17 +224,71 @@ pcp_frontend_sendmsg(struct pcp_frontend *fe, const struct sockaddr *to,
 	return true;
 }
 
-bool
-pcp_frontend_send(struct pcp_frontend *fe,
+static bool
+pcp_frontend_send_now(struct pcp_frontend *fe,
     const struct pcp_frontend_peer *peer, const uint8_t *buf, size_t len)
 {
-	if (len == 0)
-		return false;
 	if (!pcp_frontend_sendmsg(fe, (const struct sockaddr *)&peer->src,
 	    peer->src_len, &peer->dst, peer->ifindex, buf, len))
 		return false;
 	fe->stats.replied++;
 	return true;
+}
+
+bool
+pcp_frontend_reply_promises(const uint8_t *buf, size_t len)
+{
+	uint8_t op;
+
+	if (len < NATPMP_HDR_SIZE)
+		return false;
+	op = buf[1];
+	if (buf[0] == PCP_VERSION)
+		/* §7.2: the result code is octet 3 */
+		return (op & PCP_R_BIT) != 0 && len >= PCP_HDR_SIZE &&
+		    ((op & PCP_OPCODE_MASK) == PCP_OP_MAP ||
+		    (op & PCP_OPCODE_MASK) == PCP_OP_PEER) &&
+		    buf[3] == PCP_SUCCESS;
+	/* RFC 6886 §3.5: opcode 128 + n, result code in octets 2-3 */
+	return buf[0] == NATPMP_VERSION &&
+	    (op == (NATPMP_OP_RESPONSE | NATPMP_OP_MAP_UDP) ||
+	    op == (NATPMP_OP_RESPONSE | NATPMP_OP_MAP_TCP)) &&
+	    buf[2] == 0 && buf[3] == NATPMP_RESULT_SUCCESS;
+}
+
+/* outbox_release_fn of a held datagram: the peer, then the bytes. */
+static void
+pcp_frontend_release(void *arg, enum outbox_fate fate, const void *data,
+    size_t len)
+{
+	struct pcp_frontend *fe = arg;
+	struct pcp_frontend_peer peer;
+
+	if (fate == OUTBOX_NOT_DURABLE)
+		fe->stats.not_durable++;
+	if (fate != OUTBOX_SEND || len <= sizeof(peer))
+		return;
+	memcpy(&peer, data, sizeof(peer));
+	(void)pcp_frontend_send_now(fe, &peer, (const uint8_t *)data +
+	    sizeof(peer), len - sizeof(peer));
+}
+
+bool
+pcp_frontend_send(struct pcp_frontend *fe,
+    const struct pcp_frontend_peer *peer, const uint8_t *buf, size_t len)
+{
+	uint8_t held[sizeof(*peer) + PCP_MAX_SIZE];
+
+	if (len == 0)
+		return false;
+	if (fe->outbox == NULL || len > PCP_MAX_SIZE)
+		return pcp_frontend_send_now(fe, peer, buf, len);
+	/* DESIGN.md "State and durability": out after the turn's commit */
+	memcpy(held, peer, sizeof(*peer));
+	memcpy(held + sizeof(*peer), buf, len);
+	return outbox_hold(fe->outbox, pcp_frontend_release, fe,
+	    pcp_frontend_reply_promises(buf, len), held,
+	    sizeof(*peer) + len) == 0;
 }
 
 /* One copy from one LAN address to its family's all-hosts group. */
@@ -546,6 +604,40 @@ pcp_frontend_recv_one(struct pcp_frontend *fe, int fd)
 	return true;
 }
 
+/* outbox_release_fn: the turn ended, read again. */
+static void
+pcp_frontend_resume(void *arg, enum outbox_fate fate, const void *data,
+    size_t len)
+{
+	struct pcp_frontend *fe = arg;
+	int i;
+
+	(void)data;
+	(void)len;
+	if (fate == OUTBOX_DISCARD || !fe->paused)
+		return;
+	fe->paused = false;
+	for (i = 0; i < PCP_FRONTEND_NSOCK; i++)
+		if (fe->sock[i].ev != NULL)
+			(void)event_add(fe->sock[i].ev, NULL);
+}
+
+/* The outbox is full of this turn's replies: stop reading until it is
+   released (the datagrams wait in the socket buffer), so the turn ends. */
+static void
+pcp_frontend_pause(struct pcp_frontend *fe)
+{
+	int i;
+
+	for (i = 0; i < PCP_FRONTEND_NSOCK; i++)
+		if (fe->sock[i].ev != NULL)
+			(void)event_del(fe->sock[i].ev);
+	fe->paused = true;
+	fe->stats.paused++;
+	(void)outbox_hold(fe->outbox, pcp_frontend_resume, fe, false, NULL,
+	    0);
+}
+
 static void
 pcp_frontend_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -553,9 +645,14 @@ pcp_frontend_read(evutil_socket_t fd, short what, void *arg)
 	int i;
 
 	(void)what;
-	for (i = 0; i < PCP_FRONTEND_RECV_BURST; i++)
+	for (i = 0; i < PCP_FRONTEND_RECV_BURST; i++) {
+		if (fe->outbox != NULL && outbox_busy(fe->outbox)) {
+			pcp_frontend_pause(fe);
+			break;
+		}
 		if (!pcp_frontend_recv_one(fe, fd))
 			break;
+	}
 }
 
 /* ---- open and close ---- */
@@ -687,6 +784,7 @@ pcp_frontend_init(struct pcp_frontend *fe, struct event_base *base,
 	fe->clock_arg = p->clock_arg;
 	fe->natpmp_input = p->natpmp_input;
 	fe->natpmp_arg = p->natpmp_arg;
+	fe->outbox = p->outbox;
 	fe->conf.third_party_allowed = p->third_party_allowed;
 	fe->conf.natpmp = p->natpmp_input != NULL;
 	fe->conf.pcp_off = p->pcp_off && fe->conf.natpmp;
@@ -758,6 +856,8 @@ pcp_frontend_close(struct pcp_frontend *fe)
 	}
 	/* its transactions end unanswered: nothing is sent while closing */
 	pcp_relay_free(fe->relay);
+	/* held replies point at fe */
+	outbox_forget(fe->outbox, fe);
 	for (i = 0; i < PCP_FRONTEND_NSOCK; i++) {
 		if (fe->sock[i].ev != NULL)
 			event_free(fe->sock[i].ev);

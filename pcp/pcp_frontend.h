@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct outbox;
 struct proxy;
 struct pcp_frontend;
 struct pcp_relay_stats;
@@ -81,6 +82,15 @@ struct pcp_frontend_params {
 	/* 0: PCP_RELAY_MAX_ACTIVE, PCP_RELAY_TIMEOUT_MS; tests pick others. */
 	size_t			  relay_max_active;
 	unsigned int		  relay_timeout_ms;
+	/*
+	 * DESIGN.md "State and durability": every reply (PCP and, through
+	 * pcp_frontend_send, NAT-PMP) is held here until the end of the
+	 * loop turn, released after the state commit (outbox.h); a SUCCESS
+	 * of a MAP or PEER (PCP) or of a port mapping (NAT-PMP) is dropped
+	 * when the commit failed. While the outbox is busy the sockets are
+	 * not read. NULL: replies go out at once (tests of the wire).
+	 */
+	struct outbox		 *outbox;
 };
 
 struct pcp_frontend_stats {
@@ -95,6 +105,10 @@ struct pcp_frontend_stats {
 	uint64_t	 relay_refused;	/* relay full or upstream unreachable:
 					   NO_RESOURCES / NETWORK_FAILURE */
 	uint64_t	 send_errors;
+	uint64_t	 not_durable;	/* SUCCESS replies not sent: the
+					   state commit failed (the client
+					   asks again) */
+	uint64_t	 paused;	/* reads stopped: the outbox busy */
 	size_t		 pending;	/* waiting for the core now */
 };
 
@@ -112,9 +126,15 @@ void		 pcp_frontend_close(struct pcp_frontend *);
 void		 pcp_frontend_announce(struct pcp_frontend *);
 
 /* Send a reply to peer->src from peer->dst (for the NAT-PMP front-end;
-   also used for PCP's own replies). */
+   also used for PCP's own replies); with an outbox, held until the turn's
+   commit (true: held). */
 bool		 pcp_frontend_send(struct pcp_frontend *,
 		    const struct pcp_frontend_peer *, const uint8_t *, size_t);
+/* Does this reply (PCP or NAT-PMP) tell a client its mapping was made,
+   renewed or deleted, so that it may go out only once that is durable?
+   A SUCCESS response to MAP or PEER (RFC 6887 §7.2), or to a NAT-PMP port
+   mapping (RFC 6886 §3.3). */
+bool		 pcp_frontend_reply_promises(const uint8_t *, size_t);
 #define PCP_FRONTEND_MC_V4	0x01	/* 224.0.0.1:5350 */
 #define PCP_FRONTEND_MC_V6	0x02	/* [ff02::1]:5350 */
 /* Send one copy from every address of every LAN interface of the chosen

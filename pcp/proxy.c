@@ -195,6 +195,7 @@ proxy_set_wan_addr(struct proxy *p, const struct in6_addr *addr)
 		if (m->upstream != UPSTREAM_NO_SERVER)
 			continue;
 		m->outer_addr = *addr;
+		table_touch(p->p.table, m);	/* the journal keeps it */
 		if (mapping_peer(m) != NULL && proxy_has_rule(p, m)) {
 			r = proxy_rule(p, m, mapping_remaining(m, p->now));
 			if (p->p.backend->ops->refresh(p->p.backend, &r, NULL,
@@ -1102,8 +1103,14 @@ proxy_submit_one(struct proxy *p, const struct map_req *req, uint64_t now,
 		proxy_result_err(res, table_verdict_err(v));
 		return true;
 	}
-	/* A retransmission, or a refresh while work is in flight: join it. */
+	/* A retransmission, or a refresh while work is in flight: join it.
+	   A client lease it brings counts now: the work's grant is fitted
+	   to it when it ends (proxy_schedule) (fix, review: a repeated
+	   AddPortMapping with a longer lease during our own renewal kept
+	   the old lease). */
 	if ((pend = m->owner_data) != NULL) {
+		if (req->lease != MAP_LEASE_NONE)
+			table_set_lease(p->p.table, m, req->lease, now);
 		if (!proxy_wait(p, pend, req, now, fn, arg)) {
 			proxy_result_err(res, MAP_ERR_NO_RESOURCES);
 			return true;
@@ -1517,9 +1524,17 @@ proxy_recreate(struct proxy *p, unsigned int server, uint64_t now)
 			p->recreate_clean[server]++;
 			continue;
 		}
+		if (m->upstream != server) {
+			/* another server's mark: that server's walk takes
+			   it; one for no server any more goes (fix, review:
+			   a foreign mark kept this walk from ever ending) */
+			if (m->upstream >= UPSTREAM_MAX_SERVERS)
+				m->proxy_marks &=
+				    (uint8_t)~MAPPING_M_RECREATE;
+			p->recreate_clean[server]++;
+			continue;
+		}
 		p->recreate_clean[server] = 0;
-		if (m->upstream != server)
-			continue;	/* another server's mark */
 		m->proxy_marks &= (uint8_t)~MAPPING_M_RECREATE;
 		/* a mapping with work in flight gets the new epoch's answer
 		   from that work */
@@ -1617,6 +1632,14 @@ proxy_restored(struct proxy *p, uint64_t now)
 	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++) {
 		/* client leases go on being kept alive (RFC 6970 §5.9) */
 		proxy_schedule(p, m, now);
+		/* the gateway's own mappings name its WAN address as it is
+		   now: it may have changed while the daemon was down (fix,
+		   review) */
+		if (m->upstream == UPSTREAM_NO_SERVER && p->p.wan_addr_known &&
+		    !IN6_ARE_ADDR_EQUAL(&m->outer_addr, &p->p.wan_addr)) {
+			m->outer_addr = p->p.wan_addr;
+			table_touch(p->p.table, m);
+		}
 		if (m->upstream >= UPSTREAM_MAX_SERVERS ||
 		    !proxy_has_upstream(p))
 			continue;

@@ -14,6 +14,17 @@
  * mark them and make them due now; upstream_tick() then ends or moves them
  * one by one, so a done() that cancels or starts other transactions never
  * invalidates an iteration.
+ *
+ * The liveness probe (RFC 6887 §14.1.2) lives beside the transactions, one
+ * timer per server: a carrier whose restart ANNOUNCE (§14.1.3) never reached
+ * us, or a server we marked DOWN, is otherwise heard from again only when a
+ * renewal falls due, hours later for long grants. A probe is one ANNOUNCE
+ * datagram, never retransmitted on the §8.1.1 schedule: the next probe,
+ * an interval later, is its retransmission, so a dead server costs one
+ * datagram per interval and no storm. It is outside the match hash and a
+ * MAP or PEER answer never matches an ANNOUNCE (opcode first), so its reply
+ * is never taken for a transaction's; an ANNOUNCE transaction of the
+ * caller's, if any, gets the reply first.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +42,21 @@
 /* RFC 6887 §8.5: two seconds of slack and a 1/16 clock-rate tolerance. */
 #define UPSTREAM_EPOCH_SLACK_S	2u
 #define UPSTREAM_EPOCH_RATE_DIV	16u
+/* The probe's interval is drawn from [I - I/4, I + I/4]: after a carrier
+   outage every gateway starts probing at once, and a spread of half the
+   interval (not §8.1.1's +-10 %) breaks that wave up in a few rounds. */
+#define UPSTREAM_PROBE_JITTER_DIV	4u
+/* A DOWN server that holds our mappings is probed twice as often: it is
+   worth a datagram every 15 s (by default) to have them back soon. */
+#define UPSTREAM_PROBE_DOWN_DIV		2u
+/* A DOWN server without our mappings backs off, doubling, to RFC 7488
+   §3's retry of a failed server list every 15 minutes. */
+#define UPSTREAM_PROBE_RETRY_MAX_MS	(15u * 60u * UPSTREAM_MS_PER_S)
+#define UPSTREAM_PROBE_SHIFT_MAX	16u
+/* A server that has answered a probe and then leaves this many in a row
+   unanswered is DOWN (one lost datagram is no outage). One that never
+   answered ANNOUNCE is not judged by it: it may not implement §14.1.2. */
+#define UPSTREAM_PROBE_MISSES		3u
 
 /* A deferred event on a transaction, handled by upstream_tick(). */
 enum upstream_pending {
@@ -55,6 +81,15 @@ struct upstream_server {
 	/* The last UNSUPP_VERSION of another version (§9), handed to the
 	   transactions it ends. */
 	struct pcp_msg	 unsupp;
+	/* the liveness probe (see the top of the file) */
+	uint64_t	 probe_at;	/* ms; 0: arm at the next tick */
+	uint64_t	 last_heard;	/* ms of the last accepted response */
+	bool		 heard;
+	bool		 probe_out;	/* the last probe is unanswered */
+	bool		 probe_answered; /* it has answered one: it does
+					   solicited ANNOUNCE */
+	uint32_t	 probe_misses;	/* unanswered probes in a row */
+	uint64_t	 probes;
 };
 
 struct upstream {
@@ -71,6 +106,7 @@ struct upstream {
 	/* match hash, chained through txn->next */
 	struct upstream_txn	**bucket;
 	size_t			 nbuckets;
+	uint32_t		 probe_ms;	/* 0: no liveness probe */
 };
 
 static const char *const upstream_state_names[UPSTREAM_STATE_COUNT] = {
@@ -298,6 +334,9 @@ upstream_server_transition(struct upstream *u, unsigned int i,
 	if (old == new_state)
 		return;
 	u->srv[i].state = new_state;
+	/* its probe moves to the DOWN pace at the next tick */
+	if (new_state == UPSTREAM_DOWN)
+		u->srv[i].probe_at = 0;
 	log_debug("upstream server %u (%s): %s -> %s", i,
 	    upstream_server_name(u, i, name, sizeof(name)),
 	    upstream_state_name(old), upstream_state_name(new_state));
@@ -623,8 +662,155 @@ upstream_due(struct upstream *u, struct upstream_txn *t, uint64_t now)
 	upstream_send_and_queue(u, t, now);
 }
 
+/* ---- the liveness probe (RFC 6887 §14.1.2) ---- */
+
+static bool
+upstream_probe_armed(const struct upstream *u, unsigned int i)
+{
+	return u->probe_ms > 0 && upstream_server_usable(u, i);
+}
+
+static bool
+upstream_holds_mappings(struct upstream *u, unsigned int i)
+{
+	return u->cb.holds_mappings != NULL &&
+	    u->cb.holds_mappings(u->arg, i);
+}
+
+/* The interval before server i's next probe, before jitter. */
+static uint64_t
+upstream_probe_interval(struct upstream *u, unsigned int i, bool held)
+{
+	const struct upstream_server *s = &u->srv[i];
+	uint64_t base = u->probe_ms, cap = UPSTREAM_PROBE_RETRY_MAX_MS;
+	uint32_t shift;
+
+	if (s->state != UPSTREAM_DOWN)
+		return base;
+	base /= UPSTREAM_PROBE_DOWN_DIV;
+	if (base == 0)
+		base = 1;
+	if (held)
+		return base;
+	/* RFC 7488 §3: doubling up to the 15-minute retry */
+	shift = s->probe_misses < UPSTREAM_PROBE_SHIFT_MAX ?
+	    s->probe_misses : UPSTREAM_PROBE_SHIFT_MAX;
+	if (cap < base)
+		cap = base;
+	return (base << shift) < cap ? base << shift : cap;
+}
+
+/* interval +- 1/4, uniform (no synchronized gateways) */
+static uint64_t
+upstream_probe_jitter(struct upstream *u, uint64_t interval)
+{
+	uint64_t spread = interval / UPSTREAM_PROBE_JITTER_DIV;
+
+	return interval - spread + upstream_random(u) % (2 * spread + 1);
+}
+
+/* One ANNOUNCE request (§14.1.2: lifetime 0, no body) to server i. */
+static int
+upstream_probe_send(struct upstream *u, unsigned int i)
+{
+	struct pcp_msg m;
+	uint8_t buf[PCP_MAX_SIZE];
+	size_t len;
+
+	memset(&m, 0, sizeof(m));
+	m.version = PCP_VERSION;
+	m.opcode = PCP_OP_ANNOUNCE;
+	m.lifetime = 0;
+	m.client_addr = u->srv[i].local;	/* C-01 */
+	if ((len = pcp_encode(&m, buf, sizeof(buf))) == 0)
+		return EINVAL;
+	if (u->send == NULL)
+		return ENOTCONN;
+	return u->send(u->send_arg, i, buf, len);
+}
+
+/* Server i's probe time came. True when it failed hard (its transactions
+   then wait in the heap, due now). */
+static bool
+upstream_probe_due(struct upstream *u, unsigned int i, uint64_t now)
+{
+	struct upstream_server *s = &u->srv[i];
+	uint64_t min_quiet = u->probe_ms - u->probe_ms /
+	    UPSTREAM_PROBE_JITTER_DIV;
+	bool held = upstream_holds_mappings(u, i);
+	int error;
+
+	if (s->probe_out) {
+		s->probe_out = false;
+		s->probe_misses++;
+	}
+	if (s->state != UPSTREAM_DOWN) {
+		if (!held) {
+			/* nothing of ours to lose there: stay quiet */
+			s->probe_misses = 0;
+			s->probe_at = now + upstream_probe_jitter(u, u->probe_ms);
+			return false;
+		}
+		if (s->probe_answered &&
+		    s->probe_misses >= UPSTREAM_PROBE_MISSES) {
+			upstream_server_error(u, i, "no answer to ANNOUNCE");
+			upstream_server_transition(u, i, UPSTREAM_DOWN);
+		} else if (s->heard && now < s->last_heard + min_quiet) {
+			/* its replies show it alive (and their epochs
+			   were checked): wait for a whole silence */
+			s->probe_at = s->last_heard +
+			    upstream_probe_jitter(u, u->probe_ms);
+			return false;
+		}
+	}
+	s->probe_at = now + upstream_probe_jitter(u,
+	    upstream_probe_interval(u, i, held));
+	s->probes++;
+	s->probe_out = true;
+	log_debug("upstream server %u: probe (%s, %u unanswered)", i,
+	    upstream_state_name(s->state), s->probe_misses);
+	if ((error = upstream_probe_send(u, i)) != 0) {
+		log_debug("upstream server %u: probe: %s", i, strerror(error));
+		upstream_server_failed(u, i, error, now);
+		return true;
+	}
+	return false;
+}
+
+/* Arm or run the probes that are due; true when a server failed hard. */
+static bool
+upstream_probe_run(struct upstream *u, uint64_t now)
+{
+	struct upstream_server *s;
+	unsigned int i;
+	bool failed = false;
+
+	for (i = 0; i < u->nservers; i++) {
+		s = &u->srv[i];
+		if (!upstream_probe_armed(u, i) || s->probe_at > now)
+			continue;
+		if (s->probe_at == 0)
+			s->probe_at = now + upstream_probe_jitter(u,
+			    upstream_probe_interval(u, i,
+			    upstream_holds_mappings(u, i)));
+		else if (upstream_probe_due(u, i, now))
+			failed = true;
+	}
+	return failed;
+}
+
 void
-upstream_tick(struct upstream *u, uint64_t now)
+upstream_set_probe_interval(struct upstream *u, uint32_t interval_ms)
+{
+	size_t i;
+
+	u->probe_ms = interval_ms;
+	for (i = 0; i < u->nservers; i++)
+		u->srv[i].probe_at = 0;		/* re-armed at the next tick */
+}
+
+static void
+upstream_tick_heap(struct upstream *u, uint64_t now)
 {
 	struct upstream_txn *t;
 
@@ -636,10 +822,25 @@ upstream_tick(struct upstream *u, uint64_t now)
 	}
 }
 
+void
+upstream_tick(struct upstream *u, uint64_t now)
+{
+	upstream_tick_heap(u, now);
+	/* a probe that failed hard left that server's transactions due */
+	if (upstream_probe_run(u, now))
+		upstream_tick_heap(u, now);
+}
+
 uint64_t
 upstream_next_deadline(const struct upstream *u)
 {
-	return u->n > 0 ? u->heap[0]->due : UINT64_MAX;
+	uint64_t at = u->n > 0 ? u->heap[0]->due : UINT64_MAX;
+	unsigned int i;
+
+	for (i = 0; i < u->nservers; i++)
+		if (upstream_probe_armed(u, i) && u->srv[i].probe_at < at)
+			at = u->srv[i].probe_at;
+	return at;
 }
 
 size_t
@@ -825,7 +1026,14 @@ static bool
 upstream_accept(struct upstream *u, unsigned int i, const struct pcp_msg *r,
     uint64_t now)
 {
-	u->srv[i].replies++;
+	struct upstream_server *s = &u->srv[i];
+
+	s->replies++;
+	/* it is alive: the probe waits for another interval of silence */
+	s->heard = true;
+	s->last_heard = now;
+	s->probe_out = false;
+	s->probe_misses = 0;
 	upstream_server_transition(u, i, UPSTREAM_UP);
 	return upstream_epoch_check(u, i, r->epoch, now);
 }
@@ -853,6 +1061,23 @@ upstream_input_unsolicited(struct upstream *u, unsigned int i,
 		u->cb.lost_state(u->arg, i);
 }
 
+/*
+ * The answer to our probe (§14.1.2), whatever its result: any response
+ * shows the server alive and carries its Epoch (§8.5). An unsolicited
+ * ANNOUNCE that crosses the probe is taken the same way, to the same
+ * effect.
+ */
+static void
+upstream_input_probe(struct upstream *u, unsigned int i,
+    const struct pcp_msg *r, uint64_t now)
+{
+	log_debug("upstream server %u: probe answered (%s, epoch %u)", i,
+	    pcp_result_name(r->result), r->epoch);
+	u->srv[i].probe_answered = true;
+	if (!upstream_accept(u, i, r, now) && u->cb.lost_state != NULL)
+		u->cb.lost_state(u->arg, i);
+}
+
 void
 upstream_input(struct upstream *u, unsigned int server, const uint8_t *buf,
     size_t len, uint64_t now)
@@ -874,7 +1099,10 @@ upstream_input(struct upstream *u, unsigned int server, const uint8_t *buf,
 		return;
 	}
 	if ((t = upstream_match(u, server, &r)) == NULL) {
-		upstream_input_unsolicited(u, server, &r, now);
+		if (r.opcode == PCP_OP_ANNOUNCE && u->srv[server].probe_out)
+			upstream_input_probe(u, server, &r, now);
+		else
+			upstream_input_unsolicited(u, server, &r, now);
 		return;
 	}
 	epoch_ok = upstream_accept(u, server, &r, now);
@@ -1004,6 +1232,7 @@ upstream_set_local(struct upstream *u, unsigned int i,
 	if (i >= u->nservers)
 		return;
 	u->srv[i].local_known = local != NULL;
+	u->srv[i].probe_at = 0;		/* re-armed at the next tick */
 	if (local != NULL)
 		u->srv[i].local = *local;
 	else
@@ -1030,4 +1259,6 @@ upstream_server_info(const struct upstream *u, unsigned int i,
 	memcpy(info->last_error, s->last_error, sizeof(info->last_error));
 	info->replies = s->replies;
 	info->timeouts = s->timeouts;
+	info->probes = s->probes;
+	info->probe_misses = s->probe_misses;
 }

@@ -37,6 +37,18 @@
 #define UPSTREAM_MRC_PER_SERVER	4
 #define UPSTREAM_DESCRIPTION_MAX 128
 #define UPSTREAM_ERROR_MAX	96
+/*
+ * The liveness probe (RFC 6887 §14.1.2, a solicited ANNOUNCE), for the
+ * daemon's default of upstream_probe_interval: how long a server that
+ * holds our mappings may stay silent before we ask for its Epoch. It bounds
+ * how late a restart is seen whose unsolicited ANNOUNCE (§14.1.3) never
+ * arrived: 30 s, +-25 % jitter, keeps issue 7's "back within 60 s" with the
+ * 0-5 s wait and the re-creation, for one 24-octet datagram each way per
+ * half-minute of silence (nothing at all while real replies flow). A DOWN
+ * server is probed twice as often (see upstream.c).
+ */
+#define UPSTREAM_PROBE_INTERVAL_MS	30000u
+#define UPSTREAM_PROBE_MS_PER_S		1000u	/* upstream_probe_interval is in s */
 
 enum upstream_state {
 	UPSTREAM_UNKNOWN = 0,	/* nothing heard yet */
@@ -113,6 +125,8 @@ struct upstream_server_info {
 	/* the last error seen, kept when the server comes back up; "" none */
 	char		 last_error[UPSTREAM_ERROR_MAX];
 	uint64_t	 replies, timeouts;
+	uint64_t	 probes;	/* liveness probes sent */
+	uint32_t	 probe_misses;	/* unanswered probes in a row */
 };
 
 /*
@@ -144,6 +158,11 @@ struct upstream_cb {
 	/* Optional: a server changed state. */
 	void	(*state_changed)(void *arg, unsigned int server,
 		    enum upstream_state old, enum upstream_state new_state);
+	/* Optional: whether the caller holds mappings on server i (granted
+	   there; RFC 7488 keeps them there). Only then is a server that is
+	   not DOWN probed (upstream_set_probe_interval); NULL: never. It
+	   only looks, like state_changed. */
+	bool	(*holds_mappings)(void *arg, unsigned int server);
 };
 
 struct upstream;
@@ -170,6 +189,18 @@ size_t		 upstream_server_count(const struct upstream *);
    be used; NULL forgets it. Transactions already encoded keep theirs. */
 void		 upstream_set_local(struct upstream *, unsigned int server,
 		    const struct in6_addr *);
+/*
+ * The liveness probe (RFC 6887 §14.1.2): while the caller holds mappings
+ * on a server (cb.holds_mappings) and no reply came from it for about
+ * interval_ms, and while a server is DOWN (every interval_ms / 2), the
+ * engine sends it one ANNOUNCE request, jittered +-25 %. The answer goes
+ * through the Epoch check (§8.5): an Epoch that went back reports
+ * lost_state, and any answer brings a DOWN server up. 0 turns probing off
+ * (the default of upstream_new); upstream_next_deadline() includes the
+ * probes' times.
+ */
+void		 upstream_set_probe_interval(struct upstream *,
+		    uint32_t interval_ms);
 /* The server the engine would pick for a new mapping, or NO_SERVER. */
 unsigned int	 upstream_pick(const struct upstream *);
 

@@ -580,6 +580,45 @@ lab_secs_left() {
 	printf '%s\n' "$left"
 }
 
+# ---- the gateway's WAN address (tests/netns/faults.sh wan_change, issue 7) ---------------
+#   lab_gw_wan_readdress NEWIP   what a DHCP client does on a renew that brings another
+#                                lease: delete wan0's address, add NEWIP/24, put the default
+#                                route back (it goes with the old address); the carrier
+#                                routes the LAN to NEWIP from then on. LAB_GW_WAN_IP
+#                                follows. NEWIP may be the current address (the same lease).
+
+lab_gw_wan_readdress() {
+	local new="$1" old="$LAB_GW_WAN_IP"
+	lab_exec gw ip addr del "$old/24" dev "$LAB_GW_WAN_IF" &&
+	lab_exec gw ip addr add "$new/24" dev "$LAB_GW_WAN_IF" &&
+	lab_exec gw ip route replace default via "$LAB_CGN_IP" &&
+	lab_exec cgn ip route replace "$LAB_LAN_NET" via "$new" || return 1
+	LAB_GW_WAN_IP=$new
+	export LAB_GW_WAN_IP
+}
+
+#   lab_carrier_release ADDR     the carrier forgets the NAT state of an inside address, as
+#                                a BNG does when a subscriber's lease ends: every rule of
+#                                miniupnpd's chains that names ADDR is deleted (miniupnpd
+#                                keeps its mappings in the kernel: they are gone for it too);
+#                                its filter rules show the address as a raw payload match
+#                                (@nh,128,32 0xc6336402 in an inet table)
+
+lab_carrier_release() {
+	local addr="$1" chain handle re hex batch=""
+	# shellcheck disable=SC2086
+	hex=$(printf '0x%02x%02x%02x%02x' ${addr//./ })
+	re="(^|[^0-9.])(${addr//./\\.}|$hex)([^0-9a-f]|$)"
+	for chain in prerouting_miniupnpd miniupnpd postrouting_miniupnpd; do
+		for handle in $(lab_exec cgn nft -a list chain inet "$LAB_CGN_NFT_TABLE" "$chain" |
+			grep -E "$re" | sed -n 's/.*# handle \([0-9]*\)$/\1/p'); do
+			batch="${batch}delete rule inet $LAB_CGN_NFT_TABLE $chain handle $handle
+"
+		done
+	done
+	[ -z "$batch" ] || printf '%s' "$batch" | lab_exec cgn nft -f -
+}
+
 # lab_upnp_env: the environment assignments (for env) under which a daemon with the UPnP IGD
 # runs in an IWFD_SANITIZE build. One leak is pupnp 1.8.4's own, not ours: the node free list
 # of a subscription's event queue (gena_device.c genaInitNotifyCommon -> ListAddTail) is never

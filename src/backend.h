@@ -98,6 +98,28 @@ backend_rule_same_key(const struct backend_rule *a,
 #define BACKEND_CT_MARK		0x1f1f0000u
 #define BACKEND_CT_MARK_MASK	0x1f1f0000u
 
+/*
+ * The guard (spec/iwf.md X-01, X-06; docs/deployment.md "The guard"):
+ * the daemon's services listen on LAN interfaces only, but Linux accepts
+ * a packet for any local address on any interface (the weak host model),
+ * and pupnp binds SSDP to INADDR_ANY:1900. So packets to the daemon's own
+ * ports that do not arrive on a LAN interface (or lo) are dropped on the
+ * input hook, and new TCP connections to pupnp's HTTP port are limited
+ * per source host: pupnp's miniserver gives each connection one of its
+ * (at most 12) workers until the request is read or its 30 s timeout
+ * (docs/upnp.md), so one host must not hold them all. Deployed control
+ * points use one connection per action (upnpc, libminiupnpc, goupnp),
+ * consoles a few at once; 4 is what they need. Lower would refuse them;
+ * higher lets one host stall pupnp longer: its 1.8.4 thread pool often
+ * does not grow while its workers wait (docs/upnp.md), and 8 idle
+ * connections kept a description fetch by another host waiting more than
+ * 35 s in netns_wan_guard. (The SOAP server on the loop needs no limit:
+ * it drops a stalled client after 10 s and pins nothing.)
+ */
+#define BACKEND_GUARD_CONNS_PER_HOST	4
+/* Ports of each protocol one guard names (the daemon uses at most 2). */
+#define BACKEND_GUARD_MAX_PORTS		8
+
 struct backend_params {
 	const char	*table;		/* nft_table: the only table touched */
 	const char	*wan_interface;	/* DNAT only what arrives here */
@@ -140,6 +162,19 @@ struct backend_ops {
 	   first wins. 0, or -1 with the reason logged. */
 	int		 (*reconcile)(struct backend *,
 			    const struct backend_rule *, size_t);
+	/* The guard (above), applied by the next commit (pending() says
+	   so), replacing the one before: packets to these local TCP and UDP
+	   ports are dropped unless they arrive on one of these interfaces,
+	   and new TCP connections to the first n_limited tcp_ports are
+	   limited to BACKEND_GUARD_CONNS_PER_HOST per source and port. No
+	   ports at all: no guard. -1 (nothing changed) for a bad interface
+	   name, port 0, more than BACKEND_GUARD_MAX_PORTS ports,
+	   n_limited > n_tcp, or memory. */
+	int		 (*set_guard)(struct backend *,
+			    const char * const *lan_ifnames, size_t n_lan,
+			    const uint16_t *tcp_ports, size_t n_tcp,
+			    size_t n_limited,
+			    const uint16_t *udp_ports, size_t n_udp);
 };
 
 struct backend {

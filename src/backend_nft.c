@@ -15,6 +15,17 @@
  *           ct mark set ct mark & ~MASK | MARK
  *           dnat ip to meta l4proto . th dport map @dnat_ports
  *     }
+ *     set igd_conns {
+ *       type ipv4_addr . inet_service; size 65535; flags dynamic;
+ *     }
+ *     chain input {
+ *       type filter hook input priority filter - 1; policy accept;
+ *       iifname != { "lo", "lan0" } udp dport { 1900, 5351 } counter drop
+ *       iifname != { "lo", "lan0" } tcp dport { 49152, 40001 } counter drop
+ *       tcp dport 49152 ct state new
+ *           add @igd_conns { ip saddr . tcp dport ct count over 4 }
+ *           counter reject with tcp reset
+ *     }
  *   }
  *
  * One map element is one mapping: (protocol . gateway port) -> (internal
@@ -29,6 +40,19 @@
  * pre-DNAT `ct original proto-dst` in a concatenation.) The router then
  * lets our flows through its own forward chain with `ct status dnat
  * accept` or `ct mark & MASK == MARK accept` (docs/deployment.md).
+ *
+ * The input chain is the guard (backend.h; set_guard): the daemon's own
+ * ports answer on LAN interfaces only, whatever address a packet names
+ * (Linux's weak host model accepts a WAN packet for the LAN address), and
+ * one LAN host cannot hold pupnp's HTTP workers. Priority filter - 1:
+ * after conntrack (-200, which `ct state` and `ct count` read) and after
+ * dstnat (-100: a packet our map DNATs to the LAN never reaches input),
+ * and before the router's own input chains at filter (0), so that a WAN
+ * packet to these ports is dropped silently rather than answered by a
+ * router rule that rejects with an ICMP error or a reset. (A drop in any
+ * base chain is final whatever the order: the priority does not make the
+ * guard stronger, it makes it first.) The chain stays when the daemon
+ * stops, like the map; the next set_guard replaces its rules.
  *
  * Not done here, on purpose:
  * - `fib daddr type local` (DNAT only what is addressed to the gateway):
@@ -88,6 +112,13 @@
  */
 #define NFT_PEER_MAP_NAME	"peer_snat"
 #define NFT_PEER_CHAIN_NAME	"postrouting"
+/* The guard (backend.h): the input chain and the per-source connection
+   counts. */
+#define NFT_GUARD_CHAIN_NAME	"input"
+#define NFT_GUARD_SET_NAME	"igd_conns"
+/* Source . port pairs the count keeps at once: a full set stops adding
+   (the rule then does not match), so it is large. */
+#define NFT_GUARD_SET_SIZE	65535
 /* nft(8) prints and parses element timeouts in seconds up to this value
    (the kernel keeps milliseconds in 32 bits); longer lifetimes are
    clamped, the daemon re-arms long before. */
@@ -156,11 +187,26 @@ struct nft_peer_record {
 
 #define NFT_PEER_SLOTS_MIN	16
 
+/* What set_guard asked for. */
+struct nft_guard {
+	char			(*lans)[IFNAMSIZ];
+	size_t			 n_lan;
+	uint16_t		 tcp[BACKEND_GUARD_MAX_PORTS];
+	size_t			 n_tcp;
+	size_t			 n_limited;	/* the first of tcp */
+	uint16_t		 udp[BACKEND_GUARD_MAX_PORTS];
+	size_t			 n_udp;
+};
+
 struct nft_backend {
 	struct backend		 base;		/* first: the vtable */
 	struct nft_ctx		*ctx;
 	char			 table[NFT_TABLE_NAME_MAX + 1];
 	char			 wan[IFNAMSIZ];
+	struct nft_guard	 guard;
+	bool			 guard_known;	/* set_guard was called */
+	bool			 guard_dirty;	/* for the next commit */
+	bool			 guard_no_limit; /* the kernel has no ct count */
 	struct nft_portset	 installed;
 	struct nft_peer_record	 peers;
 	struct nft_change	*queue;
@@ -586,6 +632,224 @@ nft_valid_ifname(const char *s)
 	return true;
 }
 
+/* --- the guard (backend.h, X-01, X-06) --- */
+
+/* Priority filter - 1: see the comment at the top. */
+#define NFT_GUARD_HOOK \
+	"type filter hook input priority filter - 1; policy accept;"
+
+static void
+nft_guard_free(struct nft_guard *g)
+{
+	free(g->lans);
+	memset(g, 0, sizeof(*g));
+}
+
+/* "{ 1900, 5351 }" */
+static void
+nft_guard_ports(struct nft_buf *buf, const uint16_t *ports, size_t n)
+{
+	size_t i;
+
+	nft_buf_printf(buf, "{ ");
+	for (i = 0; i < n; i++)
+		nft_buf_printf(buf, "%s%u", i > 0 ? ", " : "", ports[i]);
+	nft_buf_printf(buf, " }");
+}
+
+/* "{ "lo", "lan0" }": lo, because the gateway's own programs reach its
+   LAN address through it (the kernel drops a packet with a local source
+   arriving anywhere else). The names were checked by set_guard. */
+static void
+nft_guard_ifnames(struct nft_buf *buf, const struct nft_guard *g)
+{
+	size_t i;
+
+	nft_buf_printf(buf, "{ \"lo\"");
+	for (i = 0; i < g->n_lan; i++)
+		if (strcmp(g->lans[i], "lo") != 0)
+			nft_buf_printf(buf, ", \"%s\"", g->lans[i]);
+	nft_buf_printf(buf, " }");
+}
+
+/* One guard rule: "iifname != LANS PROTO dport PORTS counter drop". */
+static void
+nft_guard_drop(struct nft_backend *nb, struct nft_buf *buf, const char *proto,
+    const uint16_t *ports, size_t n)
+{
+	nft_buf_printf(buf, "add rule ip %s " NFT_GUARD_CHAIN_NAME
+	    " iifname != ", nb->table);
+	nft_guard_ifnames(buf, &nb->guard);
+	nft_buf_printf(buf, " %s dport ", proto);
+	nft_guard_ports(buf, ports, n);
+	/* TCP: new connections only. The IGD's ports are in the ephemeral
+	   range (pupnp's 49152 and up, ours kernel-picked) and the chain
+	   outlives the daemon: an outbound connection of the router that
+	   later gets one of them as its local port must still receive its
+	   SYN-ACK (fix, review) */
+	nft_buf_printf(buf, "%s counter drop\n",
+	    strcmp(proto, "tcp") == 0 ? " ct state new" : "");
+}
+
+/*
+ * The input chain, rewritten whole. UDP: a datagram to one of our ports
+ * from outside the LAN is dropped; only the destination port is looked
+ * at, so the upstream PCP server's answers (from its port 5351 to our
+ * client socket's random port) and its ANNOUNCE (to port 5350, RFC 6887
+ * §14.1.3) pass: the client side of the daemon lives on the WAN. TCP: the
+ * same for the IGD's HTTP ports, then the per-source limit on new
+ * connections from the LAN to the first n_limited of them (limit: false
+ * when the kernel refused `ct count`, nft_connlimit).
+ */
+static void
+nft_emit_guard(struct nft_backend *nb, struct nft_buf *buf, bool limit)
+{
+	const struct nft_guard *g = &nb->guard;
+
+	nft_buf_printf(buf, "add chain ip %s " NFT_GUARD_CHAIN_NAME " { "
+	    NFT_GUARD_HOOK " }\n", nb->table);
+	nft_buf_printf(buf, "flush chain ip %s " NFT_GUARD_CHAIN_NAME "\n",
+	    nb->table);
+	if (g->n_udp > 0)
+		nft_guard_drop(nb, buf, "udp", g->udp, g->n_udp);
+	if (g->n_tcp == 0)
+		return;
+	nft_guard_drop(nb, buf, "tcp", g->tcp, g->n_tcp);
+	if (!limit || g->n_limited == 0)
+		return;
+	nft_buf_printf(buf, "add set ip %s " NFT_GUARD_SET_NAME " { type "
+	    "ipv4_addr . inet_service; size %u; flags dynamic; }\n",
+	    nb->table, NFT_GUARD_SET_SIZE);
+	nft_buf_printf(buf, "add rule ip %s " NFT_GUARD_CHAIN_NAME
+	    " tcp dport ", nb->table);
+	nft_guard_ports(buf, g->tcp, g->n_limited);
+	nft_buf_printf(buf, " ct state new add @" NFT_GUARD_SET_NAME
+	    " { ip saddr . tcp dport ct count over %u } counter reject with "
+	    "tcp reset\n", BACKEND_GUARD_CONNS_PER_HOST);
+}
+
+/* The guard's own transaction (commit, before the elements). A kernel
+   without nft_connlimit gets the drops without the limit, said once. */
+static void
+nft_apply_guard(struct nft_backend *nb)
+{
+	struct nft_buf buf = { 0 };
+	int error = 0;
+	bool limit = !nb->guard_no_limit;
+
+	nb->guard_dirty = false;
+	for (;;) {
+		nft_buf_reset(&buf);
+		nft_emit_guard(nb, &buf, limit);
+		if (buf.err) {
+			log_warnx("nft: guard: out of memory");
+			error = ENOMEM;
+			break;
+		}
+		error = nft_run(nb, buf.text, "guard", NULL, limit);
+		if (error == 0 || !limit) {
+			if (error != 0)
+				log_warnx("nft: guard: table ip %s has no "
+				    "input rules", nb->table);
+			break;
+		}
+		log_warnx("nft: guard: the kernel refused the per-source "
+		    "connection limit (%s; nft_connlimit?): dropping WAN "
+		    "packets without it", strerror(error));
+		nb->guard_no_limit = true;
+		limit = false;
+	}
+	nft_buf_free(&buf);
+	if (error == 0)
+		log_debug("nft: guard: %zu LAN interface(s), %zu TCP and %zu "
+		    "UDP port(s)", nb->guard.n_lan, nb->guard.n_tcp,
+		    nb->guard.n_udp);
+}
+
+/* Ports without 0, duplicates dropped; false when one is 0 or too many. */
+static bool
+nft_guard_copy_ports(uint16_t *dst, size_t *n_dst, const uint16_t *src,
+    size_t n)
+{
+	size_t i, j;
+
+	*n_dst = 0;
+	if (n > BACKEND_GUARD_MAX_PORTS)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (src[i] == 0)
+			return false;
+		for (j = 0; j < *n_dst && dst[j] != src[i]; j++)
+			;
+		if (j == *n_dst)
+			dst[(*n_dst)++] = src[i];
+	}
+	return true;
+}
+
+static bool
+nft_guard_equal(const struct nft_guard *a, const struct nft_guard *b)
+{
+	size_t i;
+
+	if (a->n_lan != b->n_lan || a->n_tcp != b->n_tcp ||
+	    a->n_limited != b->n_limited || a->n_udp != b->n_udp ||
+	    memcmp(a->tcp, b->tcp, a->n_tcp * sizeof(a->tcp[0])) != 0 ||
+	    memcmp(a->udp, b->udp, a->n_udp * sizeof(a->udp[0])) != 0)
+		return false;
+	for (i = 0; i < a->n_lan; i++)
+		if (strcmp(a->lans[i], b->lans[i]) != 0)
+			return false;
+	return true;
+}
+
+static int
+nft_set_guard(struct backend *b, const char * const *lan_ifnames,
+    size_t n_lan, const uint16_t *tcp_ports, size_t n_tcp, size_t n_limited,
+    const uint16_t *udp_ports, size_t n_udp)
+{
+	struct nft_backend *nb = nft_of(b);
+	struct nft_guard g = { 0 };
+	size_t i, j;
+
+	/* the limited ports first, deduplicated with the rest */
+	if (n_limited > n_tcp ||
+	    !nft_guard_copy_ports(g.tcp, &g.n_limited, tcp_ports, n_limited) ||
+	    !nft_guard_copy_ports(g.tcp, &g.n_tcp, tcp_ports, n_tcp) ||
+	    !nft_guard_copy_ports(g.udp, &g.n_udp, udp_ports, n_udp)) {
+		log_warnx("nft: guard: bad port list");
+		return -1;
+	}
+	if (n_lan > 0 && (g.lans = calloc(n_lan, sizeof(*g.lans))) == NULL) {
+		log_warn("nft: guard");
+		return -1;
+	}
+	for (i = 0; i < n_lan; i++) {
+		if (!nft_valid_ifname(lan_ifnames[i])) {
+			log_warnx("nft: guard: \"%s\" is not an interface "
+			    "name", lan_ifnames[i] != NULL ?
+			    lan_ifnames[i] : "");
+			nft_guard_free(&g);
+			return -1;
+		}
+		for (j = 0; j < g.n_lan && strcmp(g.lans[j],
+		    lan_ifnames[i]) != 0; j++)
+			;
+		if (j == g.n_lan)
+			snprintf(g.lans[g.n_lan++], IFNAMSIZ, "%s",
+			    lan_ifnames[i]);
+	}
+	if (nb->guard_known && nft_guard_equal(&g, &nb->guard)) {
+		nft_guard_free(&g);
+		return 0;
+	}
+	nft_guard_free(&nb->guard);
+	nb->guard = g;
+	nb->guard_known = true;
+	nb->guard_dirty = true;
+	return 0;
+}
+
 /* --- open, close, destroy --- */
 
 /*
@@ -631,6 +895,13 @@ nft_setup(struct nft_backend *nb)
 	    "@" NFT_PEER_MAP_NAME " counter snat ip to ip saddr . meta l4proto "
 	    ". th sport . ip daddr . th dport map @" NFT_PEER_MAP_NAME "\n",
 	    nb->table, nb->wan);
+	/* the guard: kept as a previous run left it until set_guard says
+	   what this run serves (no window without it at a restart) */
+	if (nb->guard_known)
+		nft_emit_guard(nb, &buf, !nb->guard_no_limit);
+	else
+		nft_buf_printf(&buf, "add chain ip %s " NFT_GUARD_CHAIN_NAME
+		    " { " NFT_GUARD_HOOK " }\n", nb->table);
 	if (buf.err) {
 		nft_buf_free(&buf);
 		log_warnx("nft: out of memory");
@@ -729,6 +1000,7 @@ nft_close(struct backend *b)
 	nft_ctx_free(nb->ctx);
 	nft_portset_free(&nb->installed);
 	nft_peer_free(&nb->peers);
+	nft_guard_free(&nb->guard);
 	free(nb);
 }
 
@@ -801,7 +1073,9 @@ nft_refresh(struct backend *b, const struct backend_rule *r,
 static bool
 nft_pending(const struct backend *b)
 {
-	return ((const struct nft_backend *)b)->n_queue > 0;
+	const struct nft_backend *nb = (const struct nft_backend *)b;
+
+	return nb->n_queue > 0 || nb->guard_dirty;
 }
 
 /* Why a change cannot be made as a DNAT element; 0 when it can. */
@@ -1021,6 +1295,8 @@ nft_commit(struct backend *b)
 	struct nft_change *q;
 	size_t n;
 
+	if (nb->guard_dirty)
+		nft_apply_guard(nb);
 	if ((q = nft_take_queue(nb, &n)) == NULL)
 		return;
 	nft_apply(nb, q, n, "commit");
@@ -1405,4 +1681,5 @@ const struct backend_ops backend_nft_ops = {
 	.commit = nft_commit,
 	.pending = nft_pending,
 	.reconcile = nft_reconcile,
+	.set_guard = nft_set_guard,
 };

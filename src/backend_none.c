@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "backend.h"
@@ -122,6 +123,24 @@ none_reconcile(struct backend *b, const struct backend_rule *rules, size_t n)
 	return 0;
 }
 
+/* Nothing is installed, so there is no guard either: with nat = none the
+   daemon's own sockets are the only filter (docs/deployment.md). */
+static int
+none_set_guard(struct backend *b, const char * const *lan_ifnames,
+    size_t n_lan, const uint16_t *tcp_ports, size_t n_tcp, size_t n_limited,
+    const uint16_t *udp_ports, size_t n_udp)
+{
+	(void)b;
+	(void)n_limited;
+	(void)lan_ifnames;
+	(void)n_lan;
+	(void)tcp_ports;
+	(void)n_tcp;
+	(void)udp_ports;
+	(void)n_udp;
+	return 0;
+}
+
 const struct backend_ops backend_none_ops = {
 	.name = "none",
 	.open = none_open,
@@ -133,4 +152,5 @@ const struct backend_ops backend_none_ops = {
 	.commit = none_commit,
 	.pending = none_pending,
 	.reconcile = none_reconcile,
+	.set_guard = none_set_guard,
 };

@@ -36,6 +36,9 @@ _Static_assert(sizeof(enum config_third_party) == sizeof(int), "enum size");
 #define CONFIG_MIN_LIFETIME_MAX	(7 * 86400)
 #define CONFIG_MAX_LIFETIME_MIN	120
 #define CONFIG_MAX_LIFETIME_MAX	(UINT32_MAX - 1)
+/* The liveness probe (pcp/upstream.h): no more than one ANNOUNCE a second,
+   no longer than an hour of not knowing (grants are hours long). */
+#define CONFIG_PROBE_INTERVAL_MAX	3600
 
 enum config_type {
 	CONFIG_T_IFNAME,	/* network interface name */
@@ -96,6 +99,14 @@ static const struct config_key config_schema[] = {
 	  .flags = CONFIG_F_LIST | CONFIG_F_UNIQUE,
 	  CONFIG_LIST(upstream_server, n_upstream_server),
 	  .plural = "servers" },
+	/* the default is UPSTREAM_PROBE_INTERVAL_MS */
+	{ .name = "upstream_probe_interval", .type = CONFIG_T_UINT,
+	  CONFIG_VALUE(upstream_probe_interval), .min = 1,
+	  .max = CONFIG_PROBE_INTERVAL_MAX, .def = "30" },
+	/* RFC 6887 §8.1: the WAN default router as the server when the
+	   DHCP client named none (upstream_server = dhcp only) */
+	{ .name = "upstream_default_router", .type = CONFIG_T_BOOL,
+	  CONFIG_VALUE(upstream_default_router), .def = "no" },
 	{ .name = "nat", .type = CONFIG_T_ENUM, CONFIG_VALUE(nat),
 	  .words = config_nat_words, .def = "local" },
 	{ .name = "upnp", .type = CONFIG_T_BOOL, CONFIG_VALUE(upnp),
@@ -163,8 +174,12 @@ struct config_parse {
 	const char		*name;
 	struct iwfd_config	*cfg;
 	struct config_errors	*errs;		/* NULL: applying defaults */
+	char			*msg;		/* or: the one message, here */
+	size_t			 msg_len;
 	unsigned int		 line;
 	unsigned int		 first_line[CONFIG_NKEYS];	/* 0: absent */
+	unsigned int		 dhcp_line;	/* upstream_server = dhcp */
+	unsigned int		 address_line;	/* first upstream address */
 	bool			 bad[CONFIG_NKEYS];	/* some value failed */
 };
 
@@ -206,6 +221,12 @@ config_error(struct config_parse *p, unsigned int line, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	if (p->msg != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(p->msg, p->msg_len, fmt, ap);
+		va_end(ap);
+		return;
+	}
 	if (p->errs == NULL)
 		return;
 	if (p->errs->count == CONFIG_ERRORS_MAX) {
@@ -810,6 +831,26 @@ config_list_count(struct iwfd_config *cfg, const struct config_key *k)
 	return (size_t *)(void *)((unsigned char *)cfg + k->count_offset);
 }
 
+/*
+ * upstream_server = dhcp: not an element of the list but a flag; the
+ * servers come from the DHCP client at run time (RFC 7291). The mix with
+ * addresses is checked after the whole file (config_check_dhcp).
+ */
+static void
+config_apply_dhcp(struct config_parse *p, size_t row)
+{
+	const struct config_key *k = &config_schema[row];
+
+	if (p->dhcp_line != 0) {
+		config_key_error(p, k, "\"%s\" is listed twice",
+		    CONFIG_UPSTREAM_DHCP);
+		p->bad[row] = true;
+		return;
+	}
+	p->dhcp_line = p->line;
+	p->cfg->upstream_dhcp = true;
+}
+
 /* Parse one value of schema row `row` into the configuration. */
 static void
 config_apply(struct config_parse *p, size_t row, const char *value)
@@ -819,6 +860,11 @@ config_apply(struct config_parse *p, size_t row, const char *value)
 	size_t *count, i;
 	char show[CONFIG_SHOW_SIZE];
 
+	if (k->type == CONFIG_T_UPSTREAM &&
+	    strcmp(value, CONFIG_UPSTREAM_DHCP) == 0) {
+		config_apply_dhcp(p, row);
+		return;
+	}
 	if (!(k->flags & CONFIG_F_LIST)) {
 		if (!config_types[k->type].parse(p, k, value, base + k->offset))
 			p->bad[row] = true;
@@ -848,6 +894,8 @@ config_apply(struct config_parse *p, size_t row, const char *value)
 			return;
 		}
 	(*count)++;
+	if (k->type == CONFIG_T_UPSTREAM && p->address_line == 0)
+		p->address_line = p->line;
 }
 
 static size_t
@@ -962,10 +1010,35 @@ config_check_nat(struct config_parse *p)
 	    strlen("upstream_server"));
 
 	if (p->bad[nat] || p->bad[up] || p->cfg->nat != CONFIG_NAT_NONE ||
-	    p->cfg->n_upstream_server > 0)
+	    config_has_upstream(p->cfg))
 		return;
 	config_error(p, p->first_line[nat],
 	    "nat = none needs an upstream_server");
+}
+
+/*
+ * upstream_server is either "dhcp" or a list of addresses: a fixed server
+ * next to discovered ones would leave the order (RFC 7488 §3) to chance.
+ * The error points at whichever of the two came last. The default router
+ * fallback (RFC 6887 §8.1) is for discovery only: with addresses there
+ * always is a configured server, without any the gateway is the last NAT.
+ */
+static void
+config_check_dhcp(struct config_parse *p)
+{
+	size_t dr = config_key_index("upstream_default_router",
+	    strlen("upstream_default_router"));
+
+	if (p->dhcp_line != 0 && p->address_line != 0)
+		config_error(p, p->dhcp_line > p->address_line ? p->dhcp_line :
+		    p->address_line, "upstream_server: \"%s\" and addresses "
+		    "do not mix (%s on line %u, an address on line %u)",
+		    CONFIG_UPSTREAM_DHCP, CONFIG_UPSTREAM_DHCP, p->dhcp_line,
+		    p->address_line);
+	if (!p->bad[dr] && p->cfg->upstream_default_router &&
+	    !p->cfg->upstream_dhcp)
+		config_error(p, p->first_line[dr], "upstream_default_router: "
+		    "yes needs upstream_server = %s", CONFIG_UPSTREAM_DHCP);
 }
 
 /* Split horizon: the WAN must never be served as a LAN. */
@@ -1040,6 +1113,7 @@ config_parse_buffer(const char *name, const char *text, size_t len,
 	}
 	config_check_lifetimes(&p);
 	config_check_nat(&p);
+	config_check_dhcp(&p);
 	config_check_interfaces(&p);
 	config_check_required(&p);
 	return errs->count > 0 || errs->dropped > 0 ? -1 : 0;
@@ -1086,6 +1160,34 @@ config_parse_file(const char *path, struct iwfd_config *cfg,
 	return rc;
 }
 
+bool
+config_parse_server(const char *text, struct config_upstream *out, char *err,
+    size_t errlen)
+{
+	size_t row = config_key_index("upstream_server",
+	    strlen("upstream_server"));
+	struct config_parse p;
+	struct config_upstream u;
+
+	memset(&p, 0, sizeof(p));
+	p.name = "";
+	p.msg = err;
+	p.msg_len = errlen;
+	if (errlen > 0)
+		err[0] = '\0';
+	memset(&u, 0, sizeof(u));	/* compared with memcmp by callers */
+	if (!config_parse_upstream(&p, &config_schema[row], text, &u))
+		return false;
+	*out = u;
+	return true;
+}
+
+bool
+config_has_upstream(const struct iwfd_config *cfg)
+{
+	return cfg->n_upstream_server > 0 || cfg->upstream_dhcp;
+}
+
 /* An empty list still shows in the output, as a comment naming its keys. */
 static void
 config_print_empty(size_t row, FILE *f)
@@ -1115,7 +1217,9 @@ config_print(const struct iwfd_config *cfg, FILE *f)
 			continue;
 		}
 		memcpy(&count, base + k->count_offset, sizeof(count));
-		if (count == 0)
+		if (k->type == CONFIG_T_UPSTREAM && cfg->upstream_dhcp)
+			fprintf(f, "%s = %s\n", k->name, CONFIG_UPSTREAM_DHCP);
+		else if (count == 0)
 			config_print_empty(i, f);
 		for (j = 0; j < count && j < k->max_count; j++)
 			config_types[k->type].print(k,

@@ -22,6 +22,8 @@
 
 #define CONFIG_MAX_LAN_INTERFACES	16
 #define CONFIG_MAX_UPSTREAM_SERVERS	8
+/* upstream_server's special value (RFC 7291 discovery) */
+#define CONFIG_UPSTREAM_DHCP		"dhcp"
 #define CONFIG_MAX_ACL_RULES		256
 /* The largest file read; a real one is a few hundred bytes. */
 #define CONFIG_FILE_MAX			(1024 * 1024)
@@ -58,6 +60,15 @@ struct iwfd_config {
 	char		 wan_interface[IFNAMSIZ];
 	struct config_upstream upstream_server[CONFIG_MAX_UPSTREAM_SERVERS];
 	size_t		 n_upstream_server;
+	/* seconds of silence before a server holding mappings is probed
+	   (RFC 6887 §14.1.2, pcp/upstream.h) */
+	uint32_t	 upstream_probe_interval;
+	/* upstream_server = dhcp: the servers come at run time from the DHCP
+	   client (RFC 7291, pcp-iwfctl set-upstream, src/discovery.h) */
+	bool		 upstream_dhcp;
+	/* RFC 6887 §8.1: with dhcp and no server handed over, ask the WAN
+	   default router */
+	bool		 upstream_default_router;
 	enum config_nat	 nat;
 	bool		 upnp;
 	uint8_t		 upnp_igd_version;	/* 1 or 2 */
@@ -110,6 +121,16 @@ int	config_parse_file(const char *path, struct iwfd_config *,
 	    struct config_errors *errs);
 int	config_parse_buffer(const char *name, const char *text, size_t len,
 	    struct iwfd_config *, struct config_errors *errs);
+
+/* Is there an upstream PCP server to proxy to, now or once the DHCP
+   client names one (upstream_server = dhcp)? false: the gateway is the
+   last NAT for good. */
+bool	config_has_upstream(const struct iwfd_config *);
+/* One server as upstream_server takes it ("192.0.2.1", "192.0.2.1:5351",
+   "2001:db8::1", "[2001:db8::1]:5351"; not "dhcp"), for the control
+   socket and pcp-iwfctl. false with "upstream_server: ..." in err. */
+bool	config_parse_server(const char *text, struct config_upstream *,
+	    char *err, size_t errlen);
 
 /* "key = value" for every key in schema order, defaults included; the
    output parses back to the same configuration. */

@@ -20,6 +20,7 @@
 #include <event2/listener.h>
 
 #include "control.h"
+#include "discovery.h"
 #include "iwfd.h"
 #include "json.h"
 #include "log.h"
@@ -32,7 +33,8 @@
 
 /* A client that sends nothing useful is dropped after this long. */
 #define CONTROL_TIMEOUT_SEC	10
-#define CONTROL_MAX_ARGS	4
+/* "set-upstream" and its servers, and one more to tell "too many" */
+#define CONTROL_MAX_ARGS	(CONFIG_MAX_UPSTREAM_SERVERS + 2)
 
 struct control {
 	struct iwfd		*iwfd;
@@ -53,6 +55,25 @@ static bool
 control_external_address(const struct iwfd *iwfd, struct in6_addr *addr)
 {
 	return proxy_external_addr(iwfd->proxy, addr);
+}
+
+/* The servers in use: the engine's (upstream_server = dhcp: learned at
+   run time), else the configured ones. */
+static size_t
+control_upstream_count(const struct iwfd *iwfd)
+{
+	if (iwfd->upstream != NULL)
+		return upstream_server_count(iwfd->upstream);
+	return iwfd->conf->n_upstream_server;
+}
+
+/* Where the servers come from: status's "upstream_source". */
+static const char *
+control_upstream_source(const struct iwfd *iwfd)
+{
+	if (!iwfd->conf->upstream_dhcp)
+		return iwfd->conf->n_upstream_server > 0 ? "config" : "none";
+	return iwfd->dhcp_router ? "default_router" : "dhcp";
 }
 
 static void
@@ -97,9 +118,10 @@ control_status_json(struct iwfd *iwfd, struct evbuffer *out)
 	for (i = 0; i < conf->n_lan_interface; i++)
 		json_string(&jw, conf->lan_interface[i]);
 	json_array_end(&jw);
+	json_kv_string(&jw, "upstream_source", control_upstream_source(iwfd));
 	json_key(&jw, "upstream");
 	json_array_begin(&jw);
-	for (i = 0; i < conf->n_upstream_server; i++) {
+	for (i = 0; i < control_upstream_count(iwfd); i++) {
 		control_upstream_info(iwfd, i, &info);
 		json_object_begin(&jw);
 		json_kv_string(&jw, "address", pcp_addr_ntop(&info.addr, buf,
@@ -143,10 +165,15 @@ control_status_text(struct iwfd *iwfd, struct evbuffer *out)
 	for (i = 0; i < conf->n_lan_interface; i++)
 		evbuffer_add_printf(out, " %s", conf->lan_interface[i]);
 	evbuffer_add_printf(out, "\n");
-	if (conf->n_upstream_server == 0)
-		evbuffer_add_printf(out, "upstream: none (this gateway is the "
-		    "last NAT)\n");
-	for (i = 0; i < conf->n_upstream_server; i++) {
+	if (control_upstream_count(iwfd) == 0)
+		evbuffer_add_printf(out, "upstream: none%s (this gateway is "
+		    "the last NAT)\n", conf->upstream_dhcp ?
+		    " known yet (upstream_server = dhcp)" : "");
+	else if (conf->upstream_dhcp)
+		evbuffer_add_printf(out, "upstream servers from %s:\n",
+		    iwfd->dhcp_router ? "the WAN default router (RFC 6887 "
+		    "§8.1)" : "the DHCP client (pcp-iwfctl set-upstream)");
+	for (i = 0; i < control_upstream_count(iwfd); i++) {
 		control_upstream_info(iwfd, i, &info);
 		evbuffer_add_printf(out, "upstream %s port %u: %s%s%s\n",
 		    pcp_addr_ntop(&info.addr, buf, sizeof(buf)), info.port,
@@ -309,6 +336,53 @@ control_delete(struct iwfd *iwfd, char **argv, int argc, struct evbuffer *out)
 	evbuffer_add_printf(out, "ok\n");
 }
 
+/*
+ * set-upstream [ADDR[:PORT]...]: the servers the DHCP client handed over
+ * (RFC 7291; contrib/dhcp/), in order of preference; none: it knows none.
+ * Only with upstream_server = dhcp: a configured list is the operator's.
+ */
+static void
+control_set_upstream(struct iwfd *iwfd, char **argv, int argc,
+    struct evbuffer *out)
+{
+	struct config_upstream s[CONFIG_MAX_UPSTREAM_SERVERS];
+	char err[CONFIG_ERROR_LEN];
+	size_t n = 0, j;
+	int i;
+
+	if (!iwfd->conf->upstream_dhcp || iwfd->upstream == NULL) {
+		control_reply_error(out, "set-upstream needs upstream_server = "
+		    "dhcp in the configuration");
+		return;
+	}
+	if (argc - 1 > CONFIG_MAX_UPSTREAM_SERVERS) {
+		evbuffer_add_printf(out, "error more than %d upstream servers\n",
+		    CONFIG_MAX_UPSTREAM_SERVERS);
+		return;
+	}
+	for (i = 1; i < argc; i++) {
+		if (!config_parse_server(argv[i], &s[n], err, sizeof(err))) {
+			evbuffer_add_printf(out, "error %s\n", err);
+			return;
+		}
+		for (j = 0; j < n; j++)
+			if (memcmp(&s[j], &s[n], sizeof(s[n])) == 0) {
+				evbuffer_add_printf(out, "error %s is listed "
+				    "twice\n", argv[i]);
+				return;
+			}
+		n++;
+	}
+	if (discovery_set(iwfd, s, n, iwfd_now_ms(iwfd)) == -1) {
+		control_reply_error(out, "the upstream servers could not be "
+		    "changed");
+		return;
+	}
+	log_info("control: set-upstream with %zu server(s)", n);
+	evbuffer_add_printf(out, "ok\n");
+	control_status_text(iwfd, out);
+}
+
 /* Split a line into at most max words in place. */
 static int
 control_split(char *line, char **argv, int max)
@@ -345,6 +419,10 @@ control_dispatch(struct iwfd *iwfd, const char *request, struct evbuffer *out)
 	json = argc == 2 && strcmp(argv[1], "json") == 0;
 	if (strcmp(argv[0], "delete") == 0) {
 		control_delete(iwfd, argv, argc, out);
+		return;
+	}
+	if (strcmp(argv[0], "set-upstream") == 0) {
+		control_set_upstream(iwfd, argv, argc, out);
 		return;
 	}
 	if (argc > 2 || (argc == 2 && !json && strcmp(argv[1], "text") != 0)) {

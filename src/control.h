@@ -8,6 +8,8 @@
  *	status json|text	epoch, external address, upstream, counters
  *	list json|text		the mapping table
  *	delete PROTO EXTPORT	remove one mapping
+ *	set-upstream [ADDR[:PORT]...]	the servers the DHCP client handed
+ *				over (upstream_server = dhcp only)
  */
 #ifndef IWFD_CONTROL_H
 #define IWFD_CONTROL_H
@@ -17,7 +19,8 @@
 struct iwfd;
 struct evbuffer;
 
-#define CONTROL_LINE_MAX	256	/* longest request line */
+/* longest request line: set-upstream with 8 "[IPv6]:port" fits */
+#define CONTROL_LINE_MAX	512
 
 struct control *control_open(struct iwfd *, const char *path);
 void		control_close(struct control *);

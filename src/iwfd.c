@@ -4,6 +4,7 @@
  * control socket are events on it.
  */
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 
@@ -22,10 +23,12 @@
 #include "backend.h"
 #include "clock.h"
 #include "control.h"
+#include "discovery.h"
 #include "iwfd.h"
 #include "log.h"
 #include "natpmp.h"
 #include "netif.h"
+#include "outbox.h"
 #include "pcp_frontend.h"
 #include "pcp_wire.h"
 #include "proxy.h"
@@ -34,6 +37,7 @@
 #include "upstream.h"
 #include "upstream_io.h"
 #include "upnp.h"
+#include "wanwatch.h"
 
 uint64_t
 iwfd_now_ms(const struct iwfd *iwfd)
@@ -104,6 +108,7 @@ static void
 iwfd_state_header(const struct iwfd *iwfd, struct state_header *hdr)
 {
 	const struct iwfd_config *conf = iwfd->conf;
+	struct upstream_server_info info;
 	size_t i;
 
 	memset(hdr, 0, sizeof(*hdr));
@@ -118,22 +123,60 @@ iwfd_state_header(const struct iwfd *iwfd, struct state_header *hdr)
 		hdr->upstream[i].addr = conf->upstream_server[i].addr;
 		hdr->upstream[i].port = conf->upstream_server[i].port;
 	}
+	/* upstream_server = dhcp: the servers in use, learned at run time
+	   (the mappings' indexes are theirs; discovery_restore) */
+	if (conf->upstream_dhcp && iwfd->upstream != NULL)
+		for (i = 0; i < upstream_server_count(iwfd->upstream) &&
+		    i < STATE_MAX_UPSTREAM; i++) {
+			upstream_server_info(iwfd->upstream, (unsigned int)i,
+			    &info);
+			hdr->upstream[i].addr = info.addr;
+			hdr->upstream[i].port = info.port;
+		}
+	/* ... and before the engine exists (the first write at start), the
+	   list restored from the file (fix, review: the start-up write
+	   dropped it, and every mapping's server with it) */
+	else if (conf->upstream_dhcp) {
+		struct config_upstream use[CONFIG_MAX_UPSTREAM_SERVERS];
+		size_t n;
+		bool router;
+
+		n = discovery_effective(iwfd, use, &router);
+		for (i = 0; i < n && i < STATE_MAX_UPSTREAM; i++) {
+			hdr->upstream[i].addr = use[i].addr;
+			hdr->upstream[i].port = use[i].port;
+		}
+	}
 	hdr->n_upstream = i;
 }
 
-/* Write the whole table once; 0 or -1 (state_write logged why). */
+/*
+ * Make the table's changes durable: one journal group, or the whole file
+ * (whole: start, shutdown; or a change the table does not track,
+ * state_dirty; or when the journal says so). 0 or -1 (logged why).
+ */
 static int
-iwfd_state_write(struct iwfd *iwfd, uint64_t now)
+iwfd_state_write(struct iwfd *iwfd, uint64_t now, bool whole)
 {
 	struct state_header hdr;
 	uint64_t gen = table_generation(iwfd->table);
+	struct state_journal *j;
 
+	/* a reload moved the state file: a new journal, a whole file */
+	if (iwfd->journal != NULL && strcmp(state_journal_base(iwfd->journal),
+	    iwfd->conf->state_file) != 0 &&
+	    (j = state_journal_new(iwfd->conf->state_file)) != NULL) {
+		state_journal_free(iwfd->journal);
+		iwfd->journal = j;
+	}
 	iwfd_state_header(iwfd, &hdr);
-	if (state_write_table(iwfd->conf->state_file, &hdr, iwfd->table, now,
-	    iwfd_now_wall()) == -1) {
+	if (iwfd->journal == NULL ||
+	    state_journal_commit(iwfd->journal, &hdr, iwfd->table, now,
+	    iwfd_now_wall(), whole || iwfd->state_dirty) == -1) {
 		if (!iwfd->state_failing)
 			log_warnx("state file %s not written: a restart now "
-			    "would lose the mappings; retrying",
+			    "would lose the mappings, and SUCCESS replies are "
+			    "withheld until it is; retrying",
 			    iwfd->conf->state_file);
 		iwfd->state_failing = true;
 		iwfd->state_retry_ms = now + IWFD_STATE_RETRY_MS;
@@ -147,17 +190,38 @@ iwfd_state_write(struct iwfd *iwfd, uint64_t now)
 	return 0;
 }
 
-/* Group commit (DESIGN.md "State and durability"): at most one write per
-   loop turn, only when the table changed since the last one. */
-static void
+/*
+ * Group commit (DESIGN.md "State and durability"): at most one write per
+ * loop turn, only when the table changed since the last one. True when
+ * everything the table holds is durable: the turn's held replies may go.
+ */
+static bool
 iwfd_state_commit(struct iwfd *iwfd, uint64_t now)
 {
 	if (!iwfd->state_dirty &&
 	    table_generation(iwfd->table) == iwfd->state_generation)
-		return;
+		return true;
 	if (iwfd->state_failing && now < iwfd->state_retry_ms)
-		return;
-	(void)iwfd_state_write(iwfd, now);
+		return false;
+	return iwfd_state_write(iwfd, now, false) == 0;
+}
+
+/*
+ * The end of a turn: the backend batch (its answers make mappings
+ * GRANTED and answer clients), the state commit, then the replies held
+ * meanwhile (outbox.h). When the commit failed a SUCCESS is not sent
+ * (docs/state.md "Replies wait for the commit"): its client asks again
+ * and is answered from the table once a commit succeeds.
+ */
+static void
+iwfd_turn_commit(struct iwfd *iwfd, uint64_t now)
+{
+	bool durable;
+
+	proxy_commit(iwfd->proxy, now);
+	durable = iwfd_state_commit(iwfd, now);
+	if (iwfd->outbox != NULL)
+		outbox_release(iwfd->outbox, durable);
 }
 
 /* "file:line: message", each on its own line */
@@ -219,7 +283,11 @@ iwfd_state_load(struct iwfd *iwfd, const struct iwfd_config *conf)
 	if (img.hdr.has_natpmp_key)
 		memcpy(iwfd->natpmp_key, img.hdr.natpmp_key,
 		    sizeof(iwfd->natpmp_key));
-	gone = state_upstream_remap(&img.hdr, conf->upstream_server,
+	if (conf->upstream_dhcp)
+		discovery_restore(iwfd, &img.hdr);
+	gone = conf->upstream_dhcp ? state_upstream_remap(&img.hdr,
+	    iwfd->dhcp_servers, iwfd->n_dhcp_servers, map) :
+	    state_upstream_remap(&img.hdr, conf->upstream_server,
 	    conf->n_upstream_server, map);
 	if (gone > 0)
 		log_warnx("state file: %zu upstream server(s) no longer "
@@ -283,9 +351,9 @@ iwfd_turn_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	proxy_commit(iwfd->proxy, now);
-	/* after the backend's answers: they make mappings GRANTED */
-	iwfd_state_commit(iwfd, now);
+	/* the state after the backend's answers: they make mappings
+	   GRANTED; the replies after the state */
+	iwfd_turn_commit(iwfd, now);
 	deadline = proxy_next_deadline(iwfd->proxy);
 	if (iwfd->state_failing && iwfd->state_retry_ms < deadline)
 		deadline = iwfd->state_retry_ms;
@@ -356,10 +424,29 @@ iwfd_upstream_update(void *arg, unsigned int server, const struct pcp_msg *msg)
 	    iwfd_now_ms(iwfd));
 }
 
+/* The engine probes a server that is up only while it holds mappings of
+   ours (RFC 6887 §14.1.2, upstream.h): live ones that it granted. Asked
+   once per probe interval; it stops at the first one. */
+static bool
+iwfd_upstream_holds(void *arg, unsigned int server)
+{
+	struct iwfd *iwfd = arg;
+	struct mapping *m;
+	size_t i;
+
+	for (i = 0; (m = table_at(iwfd->table, i)) != NULL; i++)
+		if (m->upstream == server &&
+		    (m->state == MAP_STATE_GRANTED ||
+		    m->state == MAP_STATE_RENEWING))
+			return true;
+	return false;
+}
+
 static const struct upstream_cb iwfd_upstream_cb = {
 	.done = iwfd_upstream_done,
 	.lost_state = iwfd_upstream_lost_state,
 	.mapping_update = iwfd_upstream_update,
+	.holds_mappings = iwfd_upstream_holds,
 };
 
 static void
@@ -435,19 +522,30 @@ iwfd_open_upstream(struct iwfd *iwfd, const struct iwfd_config *conf,
 {
 	struct in6_addr addrs[CONFIG_MAX_UPSTREAM_SERVERS];
 	uint16_t ports[CONFIG_MAX_UPSTREAM_SERVERS];
-	size_t i;
+	struct config_upstream found[CONFIG_MAX_UPSTREAM_SERVERS];
+	const struct config_upstream *list = conf->upstream_server;
+	size_t i, n = conf->n_upstream_server;
 
-	if (conf->n_upstream_server == 0)
+	if (!config_has_upstream(conf))
 		return 0;	/* the gateway is the last NAT */
 	iwfd->upstream = upstream_new(&iwfd_upstream_cb, iwfd, (uint32_t)seed);
 	if (iwfd->upstream == NULL)
 		return -1;
-	for (i = 0; i < conf->n_upstream_server; i++) {
-		addrs[i] = conf->upstream_server[i].addr;
-		ports[i] = conf->upstream_server[i].port;
+	upstream_set_probe_interval(iwfd->upstream,
+	    conf->upstream_probe_interval * UPSTREAM_PROBE_MS_PER_S);
+	/* upstream_server = dhcp: what the state file named, else the
+	   default router, else none until the DHCP client calls */
+	if (conf->upstream_dhcp) {
+		n = discovery_effective(iwfd, found, &iwfd->dhcp_router);
+		list = found;
+		log_info("upstream_server = dhcp: %zu server(s) known%s", n,
+		    iwfd->dhcp_router ? " (the WAN default router)" : "");
 	}
-	return upstream_set_servers(iwfd->upstream, addrs, ports,
-	    conf->n_upstream_server);
+	for (i = 0; i < n; i++) {
+		addrs[i] = list[i].addr;
+		ports[i] = list[i].port;
+	}
+	return upstream_set_servers(iwfd->upstream, addrs, ports, n);
 }
 
 static int
@@ -471,7 +569,7 @@ iwfd_open_proxy(struct iwfd *iwfd, const struct iwfd_config *conf,
 		return -1;
 	if (netif_ipv4_address(conf->wan_interface, &wan))
 		proxy_set_wan_addr(iwfd->proxy, &wan);
-	else if (conf->n_upstream_server == 0)
+	else if (!config_has_upstream(conf))
 		log_warnx("wan_interface %s has no IPv4 address: external "
 		    "address unknown", conf->wan_interface);
 	return 0;
@@ -490,7 +588,7 @@ iwfd_open_probe(struct iwfd *iwfd, const struct iwfd_config *conf,
 	ap.table = iwfd->table;
 	/* its mapping is a NAT-PMP one of the gateway (docs/natpmp.md) */
 	memcpy(ap.nonce_key, iwfd->natpmp_key, sizeof(ap.nonce_key));
-	ap.upstream = conf->n_upstream_server > 0;
+	ap.upstream = config_has_upstream(conf);
 	ap.random_seed = seed;
 	ap.now = iwfd_now_cb;
 	ap.clock_arg = iwfd;
@@ -536,7 +634,7 @@ iwfd_open_natpmp(struct iwfd *iwfd, const struct iwfd_config *conf)
 		return 0;
 	/* RFC 6886 §3.8 (spec/iwf.md §1.1): a box that does no NAT, with no
 	   NAT above it to speak for, must not answer NAT-PMP. */
-	if (conf->nat != CONFIG_NAT_LOCAL && conf->n_upstream_server == 0) {
+	if (conf->nat != CONFIG_NAT_LOCAL && !config_has_upstream(conf)) {
 		log_warnx("natpmp: nat = none without an upstream_server: "
 		    "nobody NATs, NAT-PMP stays off (RFC 6886 §3.8)");
 		return 0;
@@ -598,12 +696,15 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
 	   upstream server (a stateless relay: RFC 7488 stickiness does not
 	   apply); without one the gateway is the last NAT and answers
 	   UNSUPP_OPCODE itself. */
+	/* upstream_server = dhcp: the relay's server is fixed here, the
+	   discovered ones change: no relay (docs/deployment.md "DHCP") */
 	fp.relay_unknown = conf->relay_unknown && conf->n_upstream_server > 0;
 	if (conf->n_upstream_server > 0) {
 		fp.relay_server = conf->upstream_server[0].addr;
 		fp.relay_port = conf->upstream_server[0].port;
 	}
 	fp.wan_interface = conf->wan_interface;
+	fp.outbox = iwfd->outbox;
 	if (iwfd->natpmp != NULL) {
 		fp.natpmp_input = natpmp_input;
 		fp.natpmp_arg = iwfd->natpmp;
@@ -624,6 +725,84 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
 	return 0;
 }
 
+/* ---- the WAN address (issue 7: DHCP renew, PPP reconnect) -------------- */
+
+static void
+iwfd_wan_log(const char *ifname, const struct wanwatch_change *chg)
+{
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+
+	if (!chg->has)
+		log_warnx("wan_interface %s lost its IPv4 address %s: the "
+		    "mappings are kept until an address is back", ifname,
+		    pcp_addr_ntop(&chg->old, a, sizeof(a)));
+	else if (!chg->had)
+		log_info("wan_interface %s has the IPv4 address %s", ifname,
+		    pcp_addr_ntop(&chg->addr, b, sizeof(b)));
+	else if (IN6_ARE_ADDR_EQUAL(&chg->old, &chg->addr))
+		log_info("wan_interface %s has its IPv4 address %s again",
+		    ifname, pcp_addr_ntop(&chg->addr, b, sizeof(b)));
+	else
+		log_info("wan_interface %s changed its IPv4 address: %s -> %s",
+		    ifname, pcp_addr_ntop(&chg->old, a, sizeof(a)),
+		    pcp_addr_ntop(&chg->addr, b, sizeof(b)));
+}
+
+/*
+ * The WAN interface's address changed (wanwatch.h: debounced, so a DHCP
+ * renew's delete-then-add is one change). Every upstream mapping was made
+ * from the old address - with nat = local it is the carrier's internal
+ * address of the mapping - which is ours no more: RFC 6970 §5.10 and RFC
+ * 7648 §3.5, renew them all. The sockets toward the servers take the new
+ * source first (the Client IP field, C-01); then each server's mappings
+ * are re-made with their stored nonces after the 0-5 s jitter, paced
+ * (proxy_upstream_lost_state); the answers re-arm the local rules, PEER
+ * SNAT ones now toward the new address (proxy_rule). The old upstream
+ * mappings cannot be deleted from an address we no longer have: they
+ * expire on the carrier (RFC 6970 §5.10). The external address clients
+ * are told stays the carrier's: if that moved, proxy_learn_ext_addr()
+ * restarts the Epoch. Without an upstream the WAN address IS the external
+ * address: RFC 6887 §8.5, the Epoch restarts and the clients hear of it
+ * (spec/iwf.md §8 item 6; UPnP's ExternalIPAddress event at the end of
+ * the turn).
+ */
+static void
+iwfd_wan_changed(void *arg, const struct wanwatch_change *chg)
+{
+	struct iwfd *iwfd = arg;
+	uint64_t now = iwfd_now_ms(iwfd);
+	size_t i, n;
+
+	iwfd_wan_log(iwfd->conf->wan_interface, chg);
+	if (!chg->has)
+		return;		/* nothing can be sent; wait for it */
+	/* the same lease back: our mappings upstream are still ours, only
+	   the sockets may have failed meanwhile */
+	if (chg->had && IN6_ARE_ADDR_EQUAL(&chg->old, &chg->addr)) {
+		if (iwfd->upstream_io != NULL)
+			upstream_io_refresh(iwfd->upstream_io);
+		iwfd_kick(iwfd);
+		return;
+	}
+	proxy_set_wan_addr(iwfd->proxy, &chg->addr);
+	/* upstream_server = dhcp falling back to the default router: a new
+	   lease may bring a new router, read it again */
+	if (iwfd->dhcp_router)
+		(void)discovery_set(iwfd, iwfd->dhcp_servers,
+		    iwfd->n_dhcp_servers, now);
+	n = iwfd->upstream != NULL ? upstream_server_count(iwfd->upstream) : 0;
+	if (n > 0) {
+		if (iwfd->upstream_io != NULL)
+			upstream_io_refresh(iwfd->upstream_io);
+		for (i = 0; i < n; i++)
+			proxy_upstream_lost_state(iwfd->proxy, (unsigned int)i,
+			    now);
+	} else if (chg->had)	/* the gateway is the last NAT (dhcp: none
+				   known yet, too) */
+		iwfd_ext_addr_changed(iwfd, &chg->addr);
+	iwfd_kick(iwfd);
+}
+
 /* ---- UPnP IGD (spec/iwf.md §3-§5, docs/upnp.md) ----------------------- */
 
 /* U-10: Connected without an upstream (the gateway is the last NAT), or
@@ -635,7 +814,9 @@ iwfd_upnp_connected(void *arg)
 	struct upstream_server_info info;
 	size_t i, n;
 
-	if (iwfd->upstream == NULL)
+	/* upstream_server = dhcp with none known: the last NAT too */
+	if (iwfd->upstream == NULL ||
+	    upstream_server_count(iwfd->upstream) == 0)
 		return true;
 	n = upstream_server_count(iwfd->upstream);
 	for (i = 0; i < n; i++) {
@@ -655,11 +836,12 @@ iwfd_upnp_ext_addr(void *arg, struct in6_addr *addr)
 	struct iwfd *iwfd = arg;
 	bool waiting;
 
-	if (iwfd->conf->n_upstream_server > 0 && iwfd->probe != NULL)
+	if (config_has_upstream(iwfd->conf) && iwfd->probe != NULL)
 		return addr_probe_get(iwfd->probe, addr, &waiting);
 	if (proxy_external_addr(iwfd->proxy, addr))
 		return true;
-	return iwfd->conf->n_upstream_server == 0 &&
+	return (iwfd->upstream == NULL ||
+	    upstream_server_count(iwfd->upstream) == 0) &&
 	    netif_ipv4_address(iwfd->conf->wan_interface, addr);
 }
 
@@ -715,6 +897,66 @@ iwfd_upnp_hidden(void *arg, const struct mapping *m)
 	return iwfd->probe != NULL && addr_probe_owns(iwfd->probe, m);
 }
 
+/* SSDP's port (UPnP Device Architecture 1.1 §1.1.2); pupnp binds it on
+   INADDR_ANY (spec/iwf.md §5.1). */
+#define IWFD_SSDP_PORT	1900
+
+/*
+ * The guard in our nft table (backend.h; spec/iwf.md X-01, X-06): the
+ * ports of what runs now answer only on the LAN interfaces, and pupnp's
+ * HTTP server gets a per-host connection limit. Set when the front-ends
+ * are open, again when the IGD started (its ports are known only then)
+ * and after a reload changed the LAN interfaces; the turn's commit
+ * applies it. nat = none installs nothing, so no guard (docs).
+ */
+static void
+iwfd_guard(struct iwfd *iwfd)
+{
+	const struct iwfd_config *conf = iwfd->conf;
+	const char *lans[CONFIG_MAX_LAN_INTERFACES];
+	uint16_t tcp[2], udp[2], desc_port, control_port;
+	size_t i, n_tcp = 0, n_limited = 0, n_udp = 0;
+
+	if (iwfd->backend == NULL || iwfd->backend->ops->set_guard == NULL)
+		return;
+	for (i = 0; i < conf->n_lan_interface; i++)
+		lans[i] = conf->lan_interface[i];
+	/* PCP and NAT-PMP share the front-end's socket (RFC 6887 App. A) */
+	if (iwfd->pcp != NULL)
+		udp[n_udp++] = PCP_SERVER_PORT;
+	if (iwfd->upnp != NULL) {
+		udp[n_udp++] = IWFD_SSDP_PORT;
+		upnp_ports(iwfd->upnp, &desc_port, &control_port);
+		/* first, limited per host: pupnp's (its workers can be held);
+		   the SOAP server on the loop drops stalled clients itself */
+		if (desc_port != 0) {
+			tcp[n_tcp++] = desc_port;
+			n_limited = 1;
+		}
+		if (control_port != 0)
+			tcp[n_tcp++] = control_port;
+	}
+	if (iwfd->backend->ops->set_guard(iwfd->backend, lans,
+	    conf->n_lan_interface, tcp, n_tcp, n_limited, udp, n_udp) == -1)
+		log_warnx("nft table %s: the WAN guard could not be set",
+		    conf->nft_table);
+	iwfd_kick(iwfd);
+}
+
+/* The same lan_interface list (a reload re-applies the guard if not). */
+static bool
+iwfd_same_lans(const struct iwfd_config *a, const struct iwfd_config *b)
+{
+	size_t i;
+
+	if (a->n_lan_interface != b->n_lan_interface)
+		return false;
+	for (i = 0; i < a->n_lan_interface; i++)
+		if (strcmp(a->lan_interface[i], b->lan_interface[i]) != 0)
+			return false;
+	return true;
+}
+
 /*
  * Start the IGD on the first LAN interface (pupnp serves one: spec/iwf.md
  * §5.1, docs/upnp.md). A pupnp that does not start is logged and the
@@ -756,17 +998,18 @@ iwfd_open_upnp(struct iwfd *iwfd, const struct iwfd_config *conf)
 	up.soap.uptime = iwfd_upnp_uptime;
 	up.soap.hidden = iwfd_upnp_hidden;
 	up.soap.cb_arg = iwfd;
-	up.soap.upstream = conf->n_upstream_server > 0;
+	up.soap.upstream = config_has_upstream(conf);
 	up.lan = iwfd->lan_prefixes;
 	up.n_lan = iwfd->policy.n_lan_prefixes;
 	up.now = iwfd_now_cb;
 	up.clock_arg = iwfd;
 	up.kick = iwfd_proxy_kick;
 	up.kick_arg = iwfd;
+	up.outbox = iwfd->outbox;
 	if ((iwfd->upnp = upnp_open(&up)) == NULL)
 		log_warnx("upnp: not started; going on without UPnP IGD");
 	else
-		iwfd_kick(iwfd);
+		iwfd_guard(iwfd);	/* its ports, and a kick */
 }
 
 /* Does the state file keep m (state_image_from_table's rule: its client
@@ -819,7 +1062,7 @@ iwfd_save_or_withdraw(struct iwfd *iwfd)
 	if (iwfd->proxy == NULL || iwfd->table == NULL)
 		return;
 	iwfd_withdraw(iwfd, false);
-	if (iwfd_state_write(iwfd, now) == 0) {
+	if (iwfd_state_write(iwfd, now, true) == 0) {
 		log_info("state saved to %s: %zu mapping(s) kept",
 		    iwfd->conf->state_file, table_count(iwfd->table));
 		return;
@@ -829,12 +1072,55 @@ iwfd_save_or_withdraw(struct iwfd *iwfd)
 	iwfd_withdraw(iwfd, true);
 }
 
+/*
+ * The keys whose change needs a restart: log each one that changed and
+ * keep its running value in the new configuration.
+ */
+#define IWFD_KEEP(field, name)						\
+	do {								\
+		if (memcmp(&old->field, &conf->field,			\
+		    sizeof(conf->field)) != 0) {			\
+			log_warnx("reload: %s changes need a restart; "	\
+			    "keeping the running value", name);		\
+			memcpy(&conf->field, &old->field,		\
+			    sizeof(conf->field));			\
+		}							\
+	} while (0)
+
+static void
+iwfd_reload_keep(const struct iwfd_config *old, struct iwfd_config *conf)
+{
+	IWFD_KEEP(wan_interface, "wan_interface");
+	IWFD_KEEP(upstream_server, "upstream_server");
+	IWFD_KEEP(n_upstream_server, "upstream_server");
+	IWFD_KEEP(upstream_dhcp, "upstream_server");
+	IWFD_KEEP(upstream_default_router, "upstream_default_router");
+	IWFD_KEEP(nat, "nat");
+	IWFD_KEEP(upnp, "upnp");
+	IWFD_KEEP(upnp_igd_version, "upnp_igd_version");
+	IWFD_KEEP(upnp_port, "upnp_port");
+	IWFD_KEEP(upnp_friendly_name, "upnp_friendly_name");
+	IWFD_KEEP(upnp_manufacturer, "upnp_manufacturer");
+	IWFD_KEEP(upnp_model_name, "upnp_model_name");
+	IWFD_KEEP(upnp_model_number, "upnp_model_number");
+	IWFD_KEEP(upnp_serial, "upnp_serial");
+	IWFD_KEEP(natpmp, "natpmp");
+	IWFD_KEEP(pcp, "pcp");
+	IWFD_KEEP(relay_unknown, "relay_unknown");
+	IWFD_KEEP(state_file, "state_file");
+	IWFD_KEEP(control_socket, "control_socket");
+	IWFD_KEEP(nft_table, "nft_table");
+	IWFD_KEEP(user, "user");
+}
+#undef IWFD_KEEP
+
 int
 iwfd_reload(struct iwfd *iwfd)
 {
 	struct iwfd_config *conf;
 	struct config_errors errs;
 	size_t i;
+	bool lans_changed;
 
 	if ((conf = malloc(sizeof(*conf))) == NULL) {
 		log_warn("reload");
@@ -847,15 +1133,25 @@ iwfd_reload(struct iwfd *iwfd)
 		free(conf);
 		return -1;
 	}
-	/* Mappings stay in the table. Interface, mode and upstream changes
-	   are applied to them by the proxy core (later); the policy and the
-	   limits take effect for new requests now. */
-	if (strcmp(conf->control_socket, iwfd->conf->control_socket) != 0)
-		log_warnx("reload: control_socket changes need a restart");
-	strcpy(conf->control_socket, iwfd->conf->control_socket);
+	/* Mappings stay in the table. The policy, the ACL, the limits and
+	   the probe interval take effect now; what the running sockets,
+	   threads and tables were opened with keeps its running value until
+	   a restart (mappings survive it through the state file), so that
+	   the daemon never runs half on the old and half on the new. */
+	iwfd_reload_keep(iwfd->conf, conf);
+	lans_changed = !iwfd_same_lans(iwfd->conf, conf);
 	free(iwfd->conf);
 	iwfd->conf = conf;
 	iwfd_build_policy(iwfd, conf);
+	if (lans_changed) {
+		log_warnx("reload: lan_interface changed: the policy and the "
+		    "guard follow now, the front-ends' sockets at the next "
+		    "restart");
+		iwfd_guard(iwfd);
+	}
+	if (iwfd->upstream != NULL)
+		upstream_set_probe_interval(iwfd->upstream,
+		    conf->upstream_probe_interval * UPSTREAM_PROBE_MS_PER_S);
 	log_info("configuration reloaded from %s", iwfd->config_path);
 	return 0;
 }
@@ -888,6 +1184,23 @@ iwfd_signal(struct iwfd *iwfd, int sig)
 	return ev;
 }
 
+/* The state file's directory, made (mode 0700) when it is missing. */
+static void
+iwfd_state_dir(const char *state_file)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", state_file) >= (int)sizeof(dir) ||
+	    (slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0700) == 0)
+		log_info("made the state directory %s", dir);
+	else if (errno != EEXIST)
+		log_warn("mkdir %s", dir);
+}
+
 int
 iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 {
@@ -916,6 +1229,11 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 		return -1;
 	}
 	table_set_seed(iwfd->table, seed);
+	/* the state journal writes what changed (docs/state.md) */
+	if (table_track_changes(iwfd->table, true) == -1) {
+		log_warnx("out of memory");
+		return -1;
+	}
 	/* the NAT-PMP nonce secret, unless the state file has one */
 	if (getrandom(iwfd->natpmp_key, sizeof(iwfd->natpmp_key), 0) !=
 	    (ssize_t)sizeof(iwfd->natpmp_key)) {
@@ -950,6 +1268,24 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 		return -1;
 	/* the table is filled before any front-end can add to it */
 	restored = iwfd_state_load(iwfd, conf);
+	/* the journal starts from a base holding what was loaded (a torn
+	   group dropped, the journal folded in); replies wait for commits */
+	if ((iwfd->journal = state_journal_new(conf->state_file)) == NULL ||
+	    (iwfd->outbox = outbox_new(&(struct outbox_params){
+	    .kick = iwfd_proxy_kick, .kick_arg = iwfd })) == NULL) {
+		log_warnx("out of memory");
+		return -1;
+	}
+	/* A SUCCESS is sent only once its mapping is on disk: a state file
+	   that cannot be written would leave every client unanswered, so it
+	   is an error at start, not a silent failure later. Its directory
+	   is made when missing (one level: /var/lib/pcp-iwfd). */
+	iwfd_state_dir(conf->state_file);
+	if (iwfd_state_write(iwfd, iwfd_now_ms(iwfd), true) == -1) {
+		log_warnx("cannot write the state file %s: the daemon sends a "
+		    "SUCCESS only once its mapping is on disk", conf->state_file);
+		return -1;
+	}
 	if (iwfd_open_backend(iwfd, conf, restored) == -1 ||
 	    iwfd_open_upstream(iwfd, conf, seed) == -1 ||
 	    iwfd_open_proxy(iwfd, conf, seed >> 7) == -1)
@@ -962,11 +1298,19 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 	if (restored && proxy_restored(iwfd->proxy, iwfd_now_ms(iwfd)) == -1)
 		log_warnx("restored mappings: the local rules could not be "
 		    "reconciled (they come back as mappings are refreshed)");
+	/* issue 7: follow the WAN address (after the upstream and the
+	   proxy, which a change re-maps); without it the daemon runs on */
+	if ((iwfd->wanwatch = wanwatch_open(iwfd->base, conf->wan_interface,
+	    iwfd_wan_changed, iwfd)) == NULL)
+		log_warnx("wan_interface %s: address changes will not be "
+		    "followed", conf->wan_interface);
 	if (iwfd_open_frontends(iwfd, conf, seed >> 13) == -1)
 		return -1;
-	log_info("nat %s, %zu upstream server(s), backend %s",
+	iwfd_guard(iwfd);
+	log_info("nat %s, %zu upstream server(s)%s, backend %s",
 	    conf->nat == CONFIG_NAT_LOCAL ? "local" : "none",
-	    conf->n_upstream_server,
+	    iwfd->upstream != NULL ? upstream_server_count(iwfd->upstream) : 0,
+	    conf->upstream_dhcp ? " (dhcp)" : "",
 	    iwfd->backend != NULL ? iwfd->backend->ops->name : "none");
 	return 0;
 }
@@ -997,6 +1341,10 @@ iwfd_run(struct iwfd *iwfd)
 void
 iwfd_shutdown(struct iwfd *iwfd)
 {
+	/* the replies of the turn the signal cut short, after its commit */
+	if (iwfd->proxy != NULL && iwfd->outbox != NULL &&
+	    outbox_count(iwfd->outbox) > 0)
+		iwfd_turn_commit(iwfd, iwfd_now_ms(iwfd));
 	/* The front-end first: it cancels its waiters in the proxy. */
 	if (iwfd->pcp != NULL)
 		pcp_frontend_close(iwfd->pcp);
@@ -1010,6 +1358,9 @@ iwfd_shutdown(struct iwfd *iwfd)
 	/* after the front-ends that listen to it, before the proxy */
 	addr_probe_free(iwfd->probe);
 	iwfd->probe = NULL;
+	/* it calls into the proxy and the upstream */
+	wanwatch_close(iwfd->wanwatch);
+	iwfd->wanwatch = NULL;
 	iwfd_save_or_withdraw(iwfd);
 	control_close(iwfd->control);
 	if (iwfd->upstream_io != NULL)
@@ -1029,6 +1380,9 @@ iwfd_shutdown(struct iwfd *iwfd)
 		event_free(iwfd->ev_timer);
 	if (iwfd->ev_turn != NULL)
 		event_free(iwfd->ev_turn);
+	/* after the front-ends (they forgot their held replies) */
+	outbox_free(iwfd->outbox);
+	state_journal_free(iwfd->journal);
 	if (iwfd->table != NULL)
 		table_free(iwfd->table);
 	if (iwfd->base != NULL)

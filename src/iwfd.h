@@ -19,12 +19,15 @@ struct control;
 struct event;
 struct event_base;
 struct natpmp;
+struct outbox;
 struct pcp_frontend;
 struct proxy;
+struct state_journal;
 struct table;
 struct upstream;
 struct upstream_io;
 struct upnp;
+struct wanwatch;
 
 /* LAN prefixes learned from the LAN interfaces' addresses. */
 #define IWFD_MAX_LAN_PREFIXES	64
@@ -40,12 +43,22 @@ struct iwfd {
 	struct backend		*backend;	/* nat = local: nft */
 	struct upstream		*upstream;	/* the PCP client engine */
 	struct upstream_io	*upstream_io;	/* its sockets */
+	/* upstream_server = dhcp (src/discovery.h): the servers the DHCP
+	   client handed over last (pcp-iwfctl set-upstream); a restart
+	   takes them from the state file's upstream lines. router: the
+	   engine uses the WAN default router instead (none handed over,
+	   upstream_default_router, RFC 6887 §8.1). */
+	struct config_upstream	 dhcp_servers[CONFIG_MAX_UPSTREAM_SERVERS];
+	size_t			 n_dhcp_servers;
+	bool			 dhcp_router;
 	struct proxy		*proxy;		/* the core */
 	/* the external-address probe NAT-PMP and UPnP share */
 	struct addr_probe	*probe;
 	struct pcp_frontend	*pcp;		/* PCP on the LAN */
 	struct natpmp		*natpmp;	/* NAT-PMP, on pcp's socket */
 	struct upnp		*upnp;		/* UPnP IGD (pupnp) */
+	/* the WAN interface's IPv4 address (DHCP renew, PPP reconnect) */
+	struct wanwatch		*wanwatch;
 
 	struct event		*ev_sigterm;
 	struct event		*ev_sigint;
@@ -70,6 +83,9 @@ struct iwfd {
 	bool			 state_failing;
 	bool			 epoch_resumed;	/* state file */
 	uint64_t		 state_retry_ms;
+	struct state_journal	*journal;	/* the group commits */
+	/* replies held until the turn's commit (outbox.h) */
+	struct outbox		*outbox;
 	int			 exit_status;
 };
 

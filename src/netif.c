@@ -1,10 +1,15 @@
 /*
- * netif.c - interface addresses and prefixes through getifaddrs(3).
+ * netif.c - interface addresses and prefixes through getifaddrs(3), the
+ * default router from /proc/net/route.
  */
 #include <sys/socket.h>
 
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "netif.h"
@@ -86,4 +91,69 @@ netif_prefixes(const char *ifname, struct policy_prefix *out, size_t max,
 	}
 	freeifaddrs(ifap);
 	return true;
+}
+
+/* /proc/net/route: a header line, then one route a line, white-space
+   separated: Iface Destination Gateway Flags RefCnt Use Metric Mask ...,
+   the addresses as the kernel's 32-bit value in hex (network order in
+   memory, printed as a host integer). */
+#define NETIF_PROC_ROUTE	"/proc/net/route"
+#define NETIF_ROUTE_LINE_MAX	512
+
+struct netif_route {
+	char		 ifname[IF_NAMESIZE + 1];
+	unsigned long	 dest, gateway, flags, metric, mask;
+};
+
+static bool
+netif_route_line(const char *line, struct netif_route *r)
+{
+	unsigned long refcnt, use;
+	char ifname[IF_NAMESIZE + 1];
+
+	/* %16s: IF_NAMESIZE is 16 */
+	if (sscanf(line, "%16s %lx %lx %lx %lu %lu %lu %lx", ifname, &r->dest,
+	    &r->gateway, &r->flags, &refcnt, &use, &r->metric, &r->mask) != 8)
+		return false;
+	memcpy(r->ifname, ifname, sizeof(r->ifname));
+	return true;
+}
+
+bool
+netif_parse_default_router(FILE *f, const char *ifname, struct in6_addr *out)
+{
+	char line[NETIF_ROUTE_LINE_MAX];
+	struct netif_route r;
+	struct in_addr gw;
+	unsigned long best = ULONG_MAX;
+	bool found = false;
+
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (!netif_route_line(line, &r) || strcmp(r.ifname, ifname) != 0)
+			continue;
+		/* a default route through a router, in use */
+		if (r.dest != 0 || r.mask != 0 || r.gateway == 0 ||
+		    r.gateway > UINT32_MAX ||
+		    (r.flags & (RTF_UP | RTF_GATEWAY)) !=
+		    (RTF_UP | RTF_GATEWAY) || (found && r.metric >= best))
+			continue;
+		gw.s_addr = (uint32_t)r.gateway;
+		pcp_addr_from_v4(out, &gw);
+		best = r.metric;
+		found = true;
+	}
+	return found;
+}
+
+bool
+netif_ipv4_default_router(const char *ifname, struct in6_addr *out)
+{
+	FILE *f;
+	bool found;
+
+	if ((f = fopen(NETIF_PROC_ROUTE, "re")) == NULL)
+		return false;
+	found = netif_parse_default_router(f, ifname, out);
+	fclose(f);
+	return found;
 }

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "policy.h"
 
@@ -20,5 +21,15 @@ bool	netif_ipv4_address(const char *ifname, struct in6_addr *);
 bool	netif_prefixes(const char *ifname, struct policy_prefix *out,
 	    size_t max, size_t *n);
 bool	netif_exists(const char *ifname);
+/*
+ * The IPv4 default router on ifname (IPv4-mapped): the gateway of its
+ * default route with the lowest metric, from /proc/net/route. RFC 6887
+ * §8.1 lets a PCP client use it as the server when none is configured
+ * (upstream_default_router). false if there is none.
+ */
+bool	netif_ipv4_default_router(const char *ifname, struct in6_addr *);
+/* The same from a /proc/net/route text (for tests). */
+bool	netif_parse_default_router(FILE *, const char *ifname,
+	    struct in6_addr *);
 
 #endif

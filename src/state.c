@@ -390,6 +390,7 @@ struct state_out {
 	FILE		*f;
 	uint64_t	 hash;
 	size_t		 records;
+	size_t		 bytes;		/* written so far */
 	bool		 failed;
 };
 
@@ -397,6 +398,7 @@ static void
 state_out_put(struct state_out *o, const char *line, size_t len)
 {
 	o->hash = state_fnv(o->hash, line, len);
+	o->bytes += len;
 	if (fwrite(line, 1, len, o->f) != len)
 		o->failed = true;
 }
@@ -481,6 +483,8 @@ state_out_end(struct state_out *o)
 	if (n > 0 && (size_t)n < sizeof(line) &&
 	    fwrite(line, 1, (size_t)n, o->f) != (size_t)n)
 		o->failed = true;
+	if (n > 0)
+		o->bytes += (size_t)n;
 	if (fflush(o->f) != 0 || ferror(o->f))
 		o->failed = true;
 	return o->failed ? -1 : 0;
@@ -812,46 +816,56 @@ state_fields_v1(char **f, int n, char *none, char **out)
 		out[i + 1] = f[i];
 }
 
-static void
-state_parse_record(struct state_parser *p, char **f, int n, bool peer)
+/* A map or peer line into *r; false (error reported) when it is bad. */
+static bool
+state_parse_record_into(struct state_parser *p, char **f, int n, bool peer,
+    struct state_record *r)
 {
-	struct state_record r;
 	char *v2[STATE_FIELDS_MAX + 1], none[] = STATE_NONE;
 	const char *why = NULL;
 	int want = peer ? SF_PEER_COUNT : SF_MAP_COUNT;
 	int desc = peer ? SF_PEER_DESC : SF_MAP_DESC;
 	bool v1 = p->version < STATE_VERSION;
 
-	memset(&r, 0, sizeof(r));
-	r.line = p->line;
+	memset(r, 0, sizeof(*r));
+	r->line = p->line;
 	if (n != want - (v1 ? 1 : 0)) {
 		state_parse_error(p, "%s needs %d fields, not %d", f[0],
 		    want - 1 - (v1 ? 1 : 0), n - 1);
-		return;
+		return false;
 	}
 	if (v1) {
 		state_fields_v1(f, n, none, v2);
 		f = v2;
 	}
-	if (!state_parse_common(p, f, &r))
-		return;
+	if (!state_parse_common(p, f, r))
+		return false;
 	if (peer) {
-		r.flags |= MAPPING_F_PEER;
+		r->flags |= MAPPING_F_PEER;
 		if (!state_parse_addr(p, f[SF_PEER_ADDR], "peer address",
-		    &r.peer_addr) ||
+		    &r->peer_addr) ||
 		    !state_parse_port(p, f[SF_PEER_PORT], "peer port",
-		    &r.peer_port))
-			return;
+		    &r->peer_port))
+			return false;
 	}
-	if (!state_desc_decode(f[desc], r.description, &why)) {
+	if (!state_desc_decode(f[desc], r->description, &why)) {
 		state_parse_error(p, "%s", why);
-		return;
+		return false;
 	}
-	if ((why = state_record_check(&r, p->img->hdr.n_upstream)) != NULL) {
+	if ((why = state_record_check(r, p->img->hdr.n_upstream)) != NULL) {
 		state_parse_error(p, "%s", why);
-		return;
+		return false;
 	}
-	if (state_image_add(p->img, &r) == -1)
+	return true;
+}
+
+static void
+state_parse_record(struct state_parser *p, char **f, int n, bool peer)
+{
+	struct state_record r;
+
+	if (state_parse_record_into(p, f, n, peer, &r) &&
+	    state_image_add(p->img, &r) == -1)
 		state_parse_error(p, "out of memory");
 }
 
@@ -884,6 +898,8 @@ state_parse_end(struct state_parser *p, char **f, int n, uint64_t hash)
 	if (want != hash)
 		state_parse_error(p, "checksum mismatch: the file was changed "
 		    "or damaged");
+	/* what a journal is bound to (state_journal_apply) */
+	p->img->checksum = hash;
 }
 
 /* One line, NUL-terminated, without its newline. */
@@ -1110,6 +1126,9 @@ state_open_dir(const char *path)
 }
 
 typedef int	(*state_writer_fn)(FILE *, const void *arg);
+/* Called with the temp file written and synced, before the rename; -1
+   gives up (the temp file is removed). */
+typedef int	(*state_pre_rename_fn)(void *arg);
 
 /*
  * Write through a temp file in the same directory (so the rename is
@@ -1118,7 +1137,8 @@ typedef int	(*state_writer_fn)(FILE *, const void *arg);
  * rename itself may not survive).
  */
 static int
-state_write_with(const char *path, state_writer_fn writer, const void *arg)
+state_write_with(const char *path, state_writer_fn writer, const void *arg,
+    state_pre_rename_fn pre_rename, void *pre_arg)
 {
 	char tmp[PATH_MAX];
 	FILE *f = NULL;
@@ -1154,6 +1174,8 @@ state_write_with(const char *path, state_writer_fn writer, const void *arg)
 		goto fail;
 	}
 	f = NULL;
+	if (pre_rename != NULL && pre_rename(pre_arg) == -1)
+		goto fail;
 	if (rename(tmp, path) == -1) {
 		log_warn("state file %s: rename", path);
 		goto fail;
@@ -1190,7 +1212,7 @@ int
 state_write(const char *path, const struct state_image *img)
 {
 	errno = 0;
-	return state_write_with(path, state_write_image, img);
+	return state_write_with(path, state_write_image, img, NULL, NULL);
 }
 
 /* ---- load ---------------------------------------------------------------- */
@@ -1266,6 +1288,60 @@ state_move_aside(const char *path, uint64_t now_wall, char *to, size_t size)
 	return -1;
 }
 
+/* The journal next to path: 0 applied (or none, or ignored: stale, a torn
+   tail), -1 corrupt (*img emptied), -2 unreadable (errs say why). */
+static int
+state_load_journal(const char *path, struct state_image *img,
+    struct state_errors *errs)
+{
+	struct state_journal_info info;
+	char jpath[PATH_MAX], *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (snprintf(jpath, sizeof(jpath), "%s%s", path, STATE_JOURNAL_SUFFIX)
+	    >= (int)sizeof(jpath)) {
+		state_error(errs, "%s: %s", path, strerror(ENAMETOOLONG));
+		return -2;
+	}
+	if (state_read_file(jpath, &text, &len) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		state_error(errs, "%s: %s", jpath, strerror(errno));
+		state_image_free(img);
+		return -2;
+	}
+	rc = state_journal_apply(jpath, text, len, img, errs, &info);
+	free(text);
+	if (rc == -1)
+		return -1;
+	if (info.stale)
+		log_info("state journal %s follows an earlier state file (a "
+		    "compaction was cut short): ignored", jpath);
+	if (info.torn_line != 0)
+		log_warnx("state journal %s:%lu: the last group is incomplete "
+		    "(cut short by a crash; its replies were never sent): "
+		    "ignored", jpath, (unsigned long)info.torn_line);
+	return 0;
+}
+
+/* A corrupt base's journal, or a corrupt journal: moved aside too. */
+static void
+state_move_journal_aside(const char *path, uint64_t now_wall,
+    struct state_errors *errs)
+{
+	char jpath[PATH_MAX], to[PATH_MAX];
+
+	if (snprintf(jpath, sizeof(jpath), "%s%s", path, STATE_JOURNAL_SUFFIX)
+	    >= (int)sizeof(jpath) || access(jpath, F_OK) == -1)
+		return;
+	if (state_move_aside(jpath, now_wall, to, sizeof(to)) == -1)
+		state_error(errs, "%s: cannot move it aside: %s", jpath,
+		    strerror(errno));
+	else
+		state_error(errs, "%s: moved to %s", jpath, to);
+}
+
 enum state_load_result
 state_load(const char *path, uint64_t now_wall, struct state_image *img,
     struct state_errors *errs, char *moved_to, size_t moved_to_size)
@@ -1286,8 +1362,16 @@ state_load(const char *path, uint64_t now_wall, struct state_image *img,
 	}
 	rc = state_parse(path, text, len, img, errs);
 	free(text);
-	if (rc == 0)
-		return STATE_LOAD_OK;
+	if (rc == 0) {
+		rc = state_load_journal(path, img, errs);
+		if (rc == 0)
+			return STATE_LOAD_OK;
+		if (rc == -2)
+			return STATE_LOAD_ERROR;
+	}
+	/* the journal goes with its base: replayed onto nothing, or onto
+	   a base whose later changes are lost, it would mislead */
+	state_move_journal_aside(path, now_wall, errs);
 	if (state_move_aside(path, now_wall, moved_to, moved_to_size) == -1) {
 		state_error(errs, "%s: cannot move the corrupt file aside: %s",
 		    path, strerror(errno));
@@ -1467,6 +1551,8 @@ struct state_table_source {
 	const struct state_header	*hdr;
 	const struct table		*table;
 	uint64_t			 now_ms, now_wall;
+	uint64_t			*checksum;	/* out; may be NULL */
+	size_t				*bytes;		/* out; may be NULL */
 };
 
 static int
@@ -1495,6 +1581,10 @@ state_write_table_fn(FILE *f, const void *arg)
 			errno = EINVAL;
 		return -1;
 	}
+	if (src->checksum != NULL)
+		*src->checksum = o.hash;
+	if (src->bytes != NULL)
+		*src->bytes = o.bytes;
 	return 0;
 }
 
@@ -1502,10 +1592,12 @@ int
 state_write_table(const char *path, const struct state_header *hdr,
     const struct table *t, uint64_t now_ms, uint64_t now_wall)
 {
-	struct state_table_source src = { hdr, t, now_ms, now_wall };
+	struct state_table_source src = { hdr, t, now_ms, now_wall, NULL,
+	    NULL };
 
 	errno = 0;
-	return state_write_with(path, state_write_table_fn, &src);
+	return state_write_with(path, state_write_table_fn, &src, NULL,
+	    NULL);
 }
 
 /* The wall time restored mappings are measured from: max(now, written),
@@ -1668,4 +1760,907 @@ state_restore_table(const struct state_image *img, struct table *t,
 			    now_wall, name, st, errs);
 		}
 	return st->failed == 0 ? 0 : -1;
+}
+
+/* ---- the journal (docs/state.md "The journal") -------------------------- */
+
+#define STATE_JOURNAL_MAGIC	"pcp-iwfd-journal"
+#define STATE_JOURNAL_VERSION	1
+#define STATE_JOURNAL_HDR_FIELDS 3	/* magic version base-checksum */
+#define STATE_JOURNAL_COMMIT_FIELDS 3	/* commit count checksum */
+#define STATE_DEL_MAP_FIELDS	5	/* del map proto addr port */
+#define STATE_DEL_PEER_FIELDS	7	/* ... remote-addr remote-port */
+#define STATE_INDEX_MIN		64
+#define STATE_GROUP_HEADER_LINES 2	/* epoch, written */
+#define STATE_GROUP_PREFIX	(sizeof("group ") - 1)
+
+/*
+ * Replaying a journal onto the base image: an open-addressing index of
+ * the records by what identifies a mapping (a MAP's internal endpoint, a
+ * PEER's 5-tuple; table_key), and a dead mark per record for the deleted
+ * ones (a key that comes back takes its old slot again), packed away at
+ * the end. O(1) per journal line.
+ */
+struct state_apply {
+	struct state_image	*img;
+	uint32_t		*index;		/* record index + 1; 0 empty */
+	size_t			 size;
+	uint8_t			*dead;
+	size_t			 dead_cap;
+};
+
+static enum state_key
+state_identity(const struct state_record *r)
+{
+	return state_record_is_peer(r) ? SK_PEER : SK_INTERNAL;
+}
+
+static uint32_t *
+state_apply_slot(struct state_apply *a, const struct state_record *r)
+{
+	enum state_key k = state_identity(r);
+	size_t slot = state_key_hash(r, k) & (a->size - 1);
+	const struct state_record *o;
+
+	while (a->index[slot] != 0) {
+		o = &a->img->rec[a->index[slot] - 1];
+		if (state_record_is_peer(o) == state_record_is_peer(r) &&
+		    state_key_equal(o, r, k))
+			break;
+		slot = (slot + 1) & (a->size - 1);
+	}
+	return &a->index[slot];
+}
+
+/* (Re)build the index for at least `want` records: load below 1/2. */
+static int
+state_apply_rehash(struct state_apply *a, size_t want)
+{
+	uint32_t *old = a->index;
+	size_t size = STATE_INDEX_MIN, i;
+
+	while (size < 2 * want)
+		size *= 2;
+	if (size > UINT32_MAX || (a->index = calloc(size,
+	    sizeof(*a->index))) == NULL) {
+		a->index = old;
+		return -1;
+	}
+	free(old);
+	a->size = size;
+	for (i = 0; i < a->img->count; i++)
+		*state_apply_slot(a, &a->img->rec[i]) = (uint32_t)i + 1;
+	return 0;
+}
+
+static int
+state_apply_init(struct state_apply *a, struct state_image *img)
+{
+	memset(a, 0, sizeof(*a));
+	a->img = img;
+	if ((a->dead = calloc(img->count + STATE_INDEX_MIN, 1)) == NULL)
+		return -1;
+	a->dead_cap = img->count + STATE_INDEX_MIN;
+	return state_apply_rehash(a, img->count);
+}
+
+static void
+state_apply_free(struct state_apply *a)
+{
+	free(a->index);
+	free(a->dead);
+	a->index = NULL;
+	a->dead = NULL;
+}
+
+/* A map or peer line of a committed group: insert or replace. */
+static int
+state_apply_upsert(struct state_apply *a, const struct state_record *r)
+{
+	uint32_t *slot;
+	uint8_t *d;
+	size_t cap;
+
+	if ((slot = state_apply_slot(a, r)) != NULL && *slot != 0) {
+		a->img->rec[*slot - 1] = *r;
+		a->dead[*slot - 1] = 0;
+		return 0;
+	}
+	if (2 * (a->img->count + 1) > a->size &&
+	    state_apply_rehash(a, a->img->count + 1) == -1)
+		return -1;
+	if (a->img->count + 1 > a->dead_cap) {
+		cap = a->dead_cap * 2;
+		if ((d = realloc(a->dead, cap)) == NULL)
+			return -1;
+		memset(d + a->dead_cap, 0, cap - a->dead_cap);
+		a->dead = d;
+		a->dead_cap = cap;
+	}
+	if (state_image_add(a->img, r) == -1)
+		return -1;
+	*state_apply_slot(a, r) = (uint32_t)a->img->count;
+	return 0;
+}
+
+/* A del line: the mapping of that key is gone. A key the image does not
+   hold is no error: the table logs every removal of a mapping that was
+   ever granted, also of one that was never saved (table.h). */
+static void
+state_apply_delete(struct state_apply *a, const struct state_record *key)
+{
+	uint32_t *slot = state_apply_slot(a, key);
+
+	if (*slot != 0)
+		a->dead[*slot - 1] = 1;
+}
+
+/* Pack the live records together (their order is of no meaning). */
+static void
+state_apply_pack(struct state_apply *a)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < a->img->count; i++)
+		if (!a->dead[i])
+			a->img->rec[n++] = a->img->rec[i];
+	a->img->count = n;
+}
+
+/* The journal's first line: magic, version, the base it follows. */
+static int
+state_journal_header(struct state_parser *p, char *line, uint64_t *base)
+{
+	char *f[STATE_FIELDS_MAX];
+	uint8_t sum[sizeof(uint64_t)];
+	unsigned long long v;
+	size_t i;
+	int n;
+
+	n = state_split(line, f, STATE_FIELDS_MAX);
+	if (n != STATE_JOURNAL_HDR_FIELDS ||
+	    strcmp(f[0], STATE_JOURNAL_MAGIC) != 0) {
+		state_parse_error(p, "not a pcp-iwfd state journal");
+		return -1;
+	}
+	if (!state_number(f[1], INT_MAX, &v) || v != STATE_JOURNAL_VERSION) {
+		state_parse_error(p, "journal version \"%s\" is not %d", f[1],
+		    STATE_JOURNAL_VERSION);
+		return -1;
+	}
+	if (!util_hex_decode(f[2], sum, sizeof(sum))) {
+		state_parse_error(p, "journal base checksum is not %d hex "
+		    "digits", STATE_HEX_DIGITS);
+		return -1;
+	}
+	*base = 0;
+	for (i = 0; i < sizeof(sum); i++)
+		*base = *base << 8 | sum[i];
+	return 0;
+}
+
+/* "commit <count> <checksum>": true when it closes the group right. */
+static bool
+state_journal_commit_line_ok(const char *text, size_t n, size_t count,
+    uint64_t hash)
+{
+	char line[STATE_LINE_MAX], *f[STATE_FIELDS_MAX];
+	unsigned long long c;
+	uint8_t sum[sizeof(uint64_t)];
+	uint64_t want = 0;
+	size_t i;
+
+	if (n >= sizeof(line) || memchr(text, '\0', n) != NULL)
+		return false;
+	memcpy(line, text, n);
+	line[n] = '\0';
+	if (state_split(line, f, STATE_FIELDS_MAX) !=
+	    STATE_JOURNAL_COMMIT_FIELDS || strcmp(f[0], "commit") != 0 ||
+	    !state_number(f[1], SIZE_MAX, &c) || c != count ||
+	    !util_hex_decode(f[2], sum, sizeof(sum)))
+		return false;
+	for (i = 0; i < sizeof(sum); i++)
+		want = want << 8 | sum[i];
+	return want == hash;
+}
+
+static bool
+state_line_is(const char *text, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+
+	return n > w && memcmp(text, word, w) == 0 && text[w] == ' ';
+}
+
+/* The commit lines from off on, counted up to 2. Damage with at most
+   the commit line of its own group after it is in the last group: a crash
+   while that was written (a torn or half-synced tail), not a damaged
+   file. */
+static int
+state_commits_after(const char *text, size_t off, size_t len)
+{
+	const char *nl;
+	int n = 0;
+
+	while (off < len && n < 2) {
+		if ((nl = memchr(text + off, '\n', len - off)) == NULL)
+			break;
+		if (state_line_is(text + off, (size_t)(nl - (text + off)),
+		    "commit"))
+			n++;
+		off = (size_t)(nl - text) + 1;
+	}
+	return n;
+}
+
+/*
+ * Pass 1, framing only: where the committed groups end. Each group is
+ * "group <n>", its lines, "commit <lines> <checksum>", the checksum being
+ * FNV-1a over the group's bytes before the commit line, started from the
+ * previous group's checksum (the first from the base's): groups are bound
+ * to their base and to their order. Sets *good_end and *torn_line (the
+ * line where an unfinished last group starts, 0 none) and the groups
+ * committed in info; -1 on a damage that is not a torn tail.
+ */
+static int
+state_journal_frame(struct state_parser *p, const char *text, size_t len,
+    size_t off, uint64_t chain, size_t *good_end,
+    struct state_journal_info *info)
+{
+	const char *nl;
+	uint64_t hash = 0;
+	unsigned long long seq, want_seq = 1;
+	size_t n, count = 0;
+	uint32_t group_line = 0;
+	char num[24];
+
+	*good_end = off;
+	while (off < len) {
+		p->line++;
+		if ((nl = memchr(text + off, '\n', len - off)) == NULL) {
+			/* a last line cut short: the tail is torn */
+			info->torn_line = group_line != 0 ? group_line :
+			    p->line;
+			return 0;
+		}
+		n = (size_t)(nl - (text + off));
+		if (group_line == 0) {
+			if (!state_line_is(text + off, n, "group") ||
+			    n - STATE_GROUP_PREFIX >= sizeof(num)) {
+				num[0] = '\0';
+				seq = 0;
+			} else {
+				memcpy(num, text + off + STATE_GROUP_PREFIX,
+				    n - STATE_GROUP_PREFIX);
+				num[n - STATE_GROUP_PREFIX] = '\0';
+			}
+			if (num[0] == '\0' || !state_number(num, UINT64_MAX,
+			    &seq) || seq != want_seq) {
+				/* the last group's first line damaged */
+				if (state_commits_after(text, off + n + 1,
+				    len) <= 1) {
+					info->torn_line = p->line;
+					return 0;
+				}
+				state_parse_error(p, "expected \"group %llu\"",
+				    want_seq);
+				return -1;
+			}
+			group_line = p->line;
+			hash = state_fnv(chain, text + off, n + 1);
+			count = 0;
+		} else if (state_line_is(text + off, n, "commit")) {
+			if (!state_journal_commit_line_ok(text + off, n, count,
+			    hash)) {
+				if (state_commits_after(text, off + n + 1,
+				    len) == 0) {
+					/* the last group, its bytes not all
+					   there or not the ones written */
+					info->torn_line = group_line;
+					return 0;
+				}
+				state_parse_error(p, "group %llu (line %lu): "
+				    "bad count or checksum", want_seq,
+				    (unsigned long)group_line);
+				return -1;
+			}
+			chain = hash;
+			want_seq++;
+			info->groups++;
+			group_line = 0;
+			*good_end = off + n + 1;
+		} else {
+			hash = state_fnv(hash, text + off, n + 1);
+			count++;
+		}
+		off += n + 1;
+	}
+	if (group_line != 0)
+		info->torn_line = group_line;	/* no commit line */
+	return 0;
+}
+
+/* "del map <proto> <addr> <port>", "del peer ... <remote> <port>": the
+   key as a record (protocol, internal endpoint, peer flag and remote). */
+static bool
+state_parse_del(struct state_parser *p, char **f, int n,
+    struct state_record *key)
+{
+	bool peer = n == STATE_DEL_PEER_FIELDS && strcmp(f[1], "peer") == 0;
+	int proto;
+
+	memset(key, 0, sizeof(*key));
+	if (!peer && (n != STATE_DEL_MAP_FIELDS || strcmp(f[1], "map") != 0)) {
+		state_parse_error(p, "expected \"del map <proto> <address> "
+		    "<port>\" or \"del peer ... <remote> <port>\"");
+		return false;
+	}
+	if ((proto = map_proto_parse(f[2])) < 0) {
+		state_parse_error(p, "bad protocol \"%s\"", f[2]);
+		return false;
+	}
+	key->protocol = (uint8_t)proto;
+	if (!state_parse_addr(p, f[3], "internal address",
+	    &key->internal_addr) ||
+	    !state_parse_port(p, f[4], "internal port", &key->internal_port))
+		return false;
+	if (peer) {
+		key->flags = MAPPING_F_PEER;
+		if (!state_parse_addr(p, f[5], "peer address",
+		    &key->peer_addr) ||
+		    !state_parse_port(p, f[6], "peer port", &key->peer_port))
+			return false;
+	}
+	return true;
+}
+
+/* Pass 2: one line of a committed group, applied. */
+static void
+state_journal_line(struct state_parser *p, struct state_apply *a, char *s)
+{
+	char *f[STATE_FIELDS_MAX];
+	struct state_record r;
+	unsigned long long v;
+	int n;
+
+	if ((n = state_split(s, f, STATE_FIELDS_MAX)) < 0) {
+		state_parse_error(p, "empty field or stray space");
+		return;
+	}
+	if (strcmp(f[0], "group") == 0 || strcmp(f[0], "commit") == 0)
+		return;		/* checked by state_journal_frame */
+	if (strcmp(f[0], "epoch") == 0) {
+		if (state_parse_header_number(p, f, n, "epoch", UINT32_MAX,
+		    &v))
+			a->img->hdr.epoch = (uint32_t)v;
+	} else if (strcmp(f[0], "written") == 0) {
+		if (state_parse_header_number(p, f, n, "written",
+		    STATE_TIME_MAX, &v))
+			a->img->hdr.written = v;
+	} else if (strcmp(f[0], "del") == 0) {
+		if (state_parse_del(p, f, n, &r))
+			state_apply_delete(a, &r);
+	} else if (strcmp(f[0], "map") == 0 || strcmp(f[0], "peer") == 0) {
+		if (state_parse_record_into(p, f, n, f[0][0] == 'p', &r) &&
+		    state_apply_upsert(a, &r) == -1)
+			state_parse_error(p, "out of memory");
+	} else
+		state_parse_error(p, "unknown journal line \"%s\"", f[0]);
+}
+
+static void
+state_journal_replay(struct state_parser *p, struct state_apply *a,
+    const char *text, size_t off, size_t end)
+{
+	char line[STATE_LINE_MAX];
+	const char *nl;
+	size_t n;
+
+	while (off < end) {
+		p->line++;
+		nl = memchr(text + off, '\n', end - off);
+		n = (size_t)(nl - (text + off));
+		if (n >= sizeof(line))
+			state_parse_error(p, "line longer than %d bytes",
+			    STATE_LINE_MAX - 1);
+		else if (memchr(text + off, '\0', n) != NULL ||
+		    memchr(text + off, '\r', n) != NULL)
+			state_parse_error(p, "NUL byte or carriage return in "
+			    "line");
+		else {
+			memcpy(line, text + off, n);
+			line[n] = '\0';
+			state_journal_line(p, a, line);
+		}
+		off += n + 1;
+	}
+}
+
+int
+state_journal_apply(const char *name, const char *text, size_t len,
+    struct state_image *img, struct state_errors *errs,
+    struct state_journal_info *info)
+{
+	struct state_parser p = { .name = name, .img = img, .errs = errs,
+	    .version = STATE_VERSION };
+	struct state_apply a;
+	char line[STATE_LINE_MAX];
+	const char *nl;
+	uint64_t base;
+	size_t n, body, end;
+
+	memset(info, 0, sizeof(*info));
+	if (len == 0)
+		return 0;	/* emptied by a compaction, then a crash */
+	p.line = 1;
+	if ((nl = memchr(text, '\n', len)) == NULL) {
+		info->torn_line = 1;	/* its first line cut short */
+		return 0;
+	}
+	n = (size_t)(nl - text);
+	if (n >= sizeof(line) || memchr(text, '\0', n) != NULL) {
+		state_parse_error(&p, "not a pcp-iwfd state journal");
+		goto fail;
+	}
+	memcpy(line, text, n);
+	line[n] = '\0';
+	if (state_journal_header(&p, line, &base) == -1)
+		goto fail;
+	if (base != img->checksum) {
+		/* written for an older base: a compaction wrote the base
+		   that holds all of it, then stopped before emptying it */
+		info->stale = true;
+		return 0;
+	}
+	body = n + 1;
+	if (state_journal_frame(&p, text, len, body, base, &end, info) == -1)
+		goto fail;
+	if (state_apply_init(&a, img) == -1) {
+		state_parse_error(&p, "out of memory");
+		goto fail;
+	}
+	p.line = 1;
+	state_journal_replay(&p, &a, text, body, end);
+	if (!p.failed)
+		state_apply_pack(&a);
+	state_apply_free(&a);
+	if (!p.failed && state_check_duplicates(&p) == -1)
+		state_parse_error(&p, "out of memory");
+	if (!p.failed)
+		return 0;
+fail:
+	state_image_free(img);
+	return -1;
+}
+
+/* ---- the journal writer ------------------------------------------------- */
+
+#define STATE_JOURNAL_BUF_MIN	4096
+
+struct state_journal {
+	char		*path;		/* the state file (the base) */
+	char		*jpath;		/* <path>.journal */
+	int		 fd;		/* -1 until the first compaction */
+	bool		 ready;		/* the journal follows the base */
+	uint64_t	 chain;		/* the last commit's checksum */
+	uint64_t	 base_sum;	/* the base the journal follows */
+	uint64_t	 new_sum;	/* the base being written */
+	uint64_t	 seq;		/* groups since the base */
+	uint64_t	 size;		/* bytes, all synced */
+	size_t		 base_size;
+	int64_t		 clock_offset_ms; /* wall - monotonic at the base */
+	struct state_header base_hdr;	/* what the base's header holds */
+	char		*buf;		/* one group being built */
+	size_t		 len, cap;
+	uint64_t	 hash;
+	size_t		 lines;
+	bool		 oom;
+	struct state_journal_stats stats;
+};
+
+struct state_journal *
+state_journal_new(const char *path)
+{
+	struct state_journal *j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return NULL;
+	j->fd = -1;
+	if ((j->path = strdup(path)) == NULL ||
+	    asprintf(&j->jpath, "%s%s", path, STATE_JOURNAL_SUFFIX) == -1) {
+		j->jpath = NULL;
+		state_journal_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+void
+state_journal_free(struct state_journal *j)
+{
+	if (j == NULL)
+		return;
+	if (j->fd != -1)
+		close(j->fd);
+	free(j->path);
+	free(j->jpath);
+	free(j->buf);
+	free(j);
+}
+
+const struct state_journal_stats *
+state_journal_stats(const struct state_journal *j)
+{
+	return &j->stats;
+}
+
+const char *
+state_journal_path(const struct state_journal *j)
+{
+	return j->jpath;
+}
+
+const char *
+state_journal_base(const struct state_journal *j)
+{
+	return j->path;
+}
+
+static void
+state_journal_put(struct state_journal *j, const char *line, size_t n)
+{
+	char *p;
+	size_t cap;
+
+	if (j->len + n > j->cap) {
+		cap = j->cap == 0 ? STATE_JOURNAL_BUF_MIN : j->cap;
+		while (cap < j->len + n)
+			cap *= 2;
+		if ((p = realloc(j->buf, cap)) == NULL) {
+			j->oom = true;
+			return;
+		}
+		j->buf = p;
+		j->cap = cap;
+	}
+	memcpy(j->buf + j->len, line, n);
+	j->len += n;
+	j->hash = state_fnv(j->hash, line, n);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+state_journal_printf(struct state_journal *j, const char *fmt, ...)
+{
+	char line[STATE_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		j->oom = true;
+		return;
+	}
+	state_journal_put(j, line, (size_t)n);
+}
+
+static void
+state_journal_del(struct state_journal *j, const struct table_key *k)
+{
+	char ia[INET6_ADDRSTRLEN], pa[INET6_ADDRSTRLEN], proto[8];
+	const char *pname;
+
+	if ((pname = map_proto_name(k->protocol)) != NULL)
+		(void)snprintf(proto, sizeof(proto), "%s", pname);
+	else
+		(void)snprintf(proto, sizeof(proto), "%u", k->protocol);
+	if (k->peer)
+		state_journal_printf(j, "del peer %s %s %u %s %u\n", proto,
+		    pcp_addr_ntop(&k->internal_addr, ia, sizeof(ia)),
+		    k->internal_port,
+		    pcp_addr_ntop(&k->peer_addr, pa, sizeof(pa)), k->peer_port);
+	else
+		state_journal_printf(j, "del map %s %s %u\n", proto,
+		    pcp_addr_ntop(&k->internal_addr, ia, sizeof(ia)),
+		    k->internal_port);
+	j->lines++;
+}
+
+static void
+state_key_from_mapping(const struct mapping *m, struct table_key *k)
+{
+	const struct mapping_peer *peer = mapping_peer(m);
+
+	memset(k, 0, sizeof(*k));
+	k->internal_addr = m->internal_addr;
+	k->internal_port = m->internal_port;
+	k->protocol = m->protocol;
+	if (peer != NULL) {
+		k->peer = true;
+		k->peer_addr = peer->addr;
+		k->peer_port = peer->port;
+	}
+}
+
+/* A changed mapping: its line as the base would hold it, or a del when
+   the base would not hold it (any more). A mapping never granted was
+   never saved: nothing to say. */
+static void
+state_journal_mapping(struct state_journal *j, const struct mapping *m,
+    const struct state_header *hdr, uint64_t now_ms, uint64_t now_wall)
+{
+	char line[STATE_LINE_MAX];
+	struct state_record r;
+	struct table_key k;
+	size_t len;
+
+	if ((m->flags & MAPPING_F_WAS_GRANTED) == 0)
+		return;
+	if (state_record_from_mapping(m, now_ms, now_wall, &r) &&
+	    state_record_writable(&r)) {
+		if (r.upstream != STATE_UPSTREAM_NONE &&
+		    r.upstream >= hdr->n_upstream)
+			r.upstream = STATE_UPSTREAM_NONE;
+		if ((len = state_record_line(&r, hdr->n_upstream, line,
+		    sizeof(line))) != 0) {
+			state_journal_put(j, line, len);
+			j->lines++;
+			return;
+		}
+	}
+	state_key_from_mapping(m, &k);
+	state_journal_del(j, &k);
+}
+
+/* One group: the header values that move, the removed keys, then the
+   changed mappings (a key removed and added again ends up added). */
+static void
+state_journal_build(struct state_journal *j, const struct state_header *hdr,
+    const struct table *t, uint64_t now_ms, uint64_t now_wall)
+{
+	const struct mapping *m;
+	size_t i;
+
+	j->len = 0;
+	j->lines = 0;
+	j->oom = false;
+	j->hash = j->chain;
+	state_journal_printf(j, "group %llu\n",
+	    (unsigned long long)j->seq + 1);
+	state_journal_printf(j, "epoch %lu\n", (unsigned long)hdr->epoch);
+	state_journal_printf(j, "written %llu\n",
+	    (unsigned long long)now_wall);
+	j->lines += STATE_GROUP_HEADER_LINES;
+	for (i = 0; i < table_removed_count(t); i++)
+		state_journal_del(j, table_removed_at(t, i));
+	for (i = 0; (m = table_dirty_at(t, i)) != NULL; i++)
+		state_journal_mapping(j, m, hdr, now_ms, now_wall);
+}
+
+static int
+state_pwrite_all(int fd, const char *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = pwrite(fd, buf, len, (off_t)off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int
+state_journal_append(struct state_journal *j, const struct state_header *hdr,
+    const struct table *t, uint64_t now_ms, uint64_t now_wall)
+{
+	uint64_t sum;
+	char commit[STATE_LINE_MAX];
+	int n, saved;
+
+	state_journal_build(j, hdr, t, now_ms, now_wall);
+	/* only mappings never saved changed (requested, refused): nothing
+	   a restart would miss */
+	if (!j->oom && j->lines == STATE_GROUP_HEADER_LINES)
+		return 0;
+	sum = j->hash;
+	n = snprintf(commit, sizeof(commit), "commit %zu %016llx\n", j->lines,
+	    (unsigned long long)sum);
+	state_journal_put(j, commit, (size_t)n);
+	if (j->oom) {
+		errno = ENOMEM;
+		log_warn("state journal %s", j->jpath);
+		return -1;
+	}
+	if (state_pwrite_all(j->fd, j->buf, j->len, j->size) == -1 ||
+	    fdatasync(j->fd) == -1) {
+		saved = errno;
+		log_warn("state journal %s: append", j->jpath);
+		/* cut the half-written group off, so that the next one
+		   follows the last good one; when even that fails the
+		   next commit is a compaction */
+		if (ftruncate(j->fd, (off_t)j->size) == -1)
+			j->ready = false;
+		errno = saved;
+		j->stats.failures++;
+		return -1;
+	}
+	j->size += j->len;
+	j->chain = sum;
+	j->seq++;
+	j->stats.groups++;
+	j->stats.bytes += j->len;
+	return 0;
+}
+
+/* The base's header values a group cannot change: a change means a
+   compaction. */
+static bool
+state_header_same(const struct state_header *a, const struct state_header *b)
+{
+	size_t i;
+
+	if (a->has_natpmp_key != b->has_natpmp_key ||
+	    (a->has_natpmp_key && memcmp(a->natpmp_key, b->natpmp_key,
+	    sizeof(a->natpmp_key)) != 0) || a->n_upstream != b->n_upstream)
+		return false;
+	for (i = 0; i < a->n_upstream && i < STATE_MAX_UPSTREAM; i++)
+		if (a->upstream[i].port != b->upstream[i].port ||
+		    a->upstream[i].epoch_known != b->upstream[i].epoch_known ||
+		    a->upstream[i].epoch != b->upstream[i].epoch ||
+		    !IN6_ARE_ADDR_EQUAL(&a->upstream[i].addr,
+		    &b->upstream[i].addr))
+			return false;
+	return true;
+}
+
+static int64_t
+state_clock_offset(uint64_t now_ms, uint64_t now_wall)
+{
+	return (int64_t)(now_wall * STATE_MS_PER_S) - (int64_t)now_ms;
+}
+
+/* Must this commit be a compaction rather than a group? */
+static bool
+state_journal_must_compact(const struct state_journal *j,
+    const struct state_header *hdr, const struct table *t, uint64_t now_ms,
+    uint64_t now_wall)
+{
+	uint64_t limit = j->base_size > STATE_JOURNAL_COMPACT_MIN ?
+	    j->base_size : STATE_JOURNAL_COMPACT_MIN;
+	int64_t step;
+
+	if (!j->ready || j->fd == -1 || table_dirty_lost(t) ||
+	    j->size > limit || !state_header_same(&j->base_hdr, hdr))
+		return true;
+	/* every wall time in the base was computed at its `written`; a
+	   clock step since would skew the groups' against them */
+	step = state_clock_offset(now_ms, now_wall) - j->clock_offset_ms;
+	return step > STATE_JOURNAL_CLOCK_SLACK_MS ||
+	    step < -STATE_JOURNAL_CLOCK_SLACK_MS;
+}
+
+/* Open (creating) the journal; the directory is synced when it was new,
+   or its name might not survive a crash. */
+static int
+state_journal_open_file(struct state_journal *j)
+{
+	int dfd, rc = 0;
+
+	if (j->fd != -1)
+		return 0;
+	if ((j->fd = open(j->jpath, O_RDWR | O_CREAT | O_CLOEXEC,
+	    S_IRUSR | S_IWUSR)) == -1)
+		return -1;
+	if ((dfd = state_open_dir(j->path)) == -1 || fsync(dfd) == -1)
+		rc = -1;
+	if (dfd != -1)
+		close(dfd);
+	return rc;
+}
+
+/* Empty the journal and bind it to the base just written. */
+static int
+state_journal_reset(struct state_journal *j, uint64_t base_sum)
+{
+	char line[STATE_LINE_MAX];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s %d %016llx\n",
+	    STATE_JOURNAL_MAGIC, STATE_JOURNAL_VERSION,
+	    (unsigned long long)base_sum);
+	if (state_journal_open_file(j) == -1 || ftruncate(j->fd, 0) == -1 ||
+	    state_pwrite_all(j->fd, line, (size_t)n, 0) == -1 ||
+	    fdatasync(j->fd) == -1) {
+		log_warn("state journal %s: reset", j->jpath);
+		return -1;
+	}
+	j->size = (uint64_t)n;
+	j->chain = base_sum;
+	j->base_sum = base_sum;
+	j->seq = 0;
+	return 0;
+}
+
+/*
+ * state_pre_rename_fn of a compaction. A journal is bound to its base by
+ * the base's checksum, so the usual order (rename the new base, then
+ * empty the journal) leaves, after a crash in between, an old journal
+ * that the new base does not match: ignored. A new base with the very
+ * bytes of the old one (same records, same second) would match it,
+ * though, and its groups would be replayed onto a state that has moved
+ * on. The old base then already is the new state by itself: the journal
+ * is emptied first.
+ */
+static int
+state_journal_pre_rename(void *arg)
+{
+	struct state_journal *j = arg;
+
+	if (!j->ready || j->fd == -1 || j->new_sum != j->base_sum)
+		return 0;
+	if (ftruncate(j->fd, 0) == -1 || fdatasync(j->fd) == -1) {
+		log_warn("state journal %s: empty", j->jpath);
+		return -1;
+	}
+	j->size = 0;
+	j->ready = false;
+	return 0;
+}
+
+static int
+state_journal_compact(struct state_journal *j, const struct state_header *hdr,
+    const struct table *t, uint64_t now_ms, uint64_t now_wall)
+{
+	size_t bytes = 0;
+	struct state_table_source src = { hdr, t, now_ms, now_wall,
+	    &j->new_sum, &bytes };
+	uint64_t sum;
+
+	errno = 0;
+	/* the base first, renamed into place and its directory synced:
+	   only then may the journal it replaces be emptied (a crash in
+	   between leaves a journal bound to the old base, ignored) */
+	if (state_write_with(j->path, state_write_table_fn, &src,
+	    state_journal_pre_rename, j) == -1) {
+		j->stats.failures++;
+		return -1;
+	}
+	sum = j->new_sum;
+	j->stats.compactions++;
+	j->base_hdr = *hdr;
+	j->base_size = bytes;
+	j->clock_offset_ms = state_clock_offset(now_ms, now_wall);
+	/* the base holds everything: durable even if the reset fails; the
+	   next commit then compacts again */
+	j->ready = state_journal_reset(j, sum) == 0;
+	return 0;
+}
+
+int
+state_journal_commit(struct state_journal *j, const struct state_header *hdr,
+    struct table *t, uint64_t now_ms, uint64_t now_wall, bool whole)
+{
+	int rc;
+
+	if (!whole && !state_journal_must_compact(j, hdr, t, now_ms,
+	    now_wall)) {
+		if (table_dirty_count(t) == 0 && table_removed_count(t) == 0)
+			return 0;
+		rc = state_journal_append(j, hdr, t, now_ms, now_wall);
+	} else
+		rc = state_journal_compact(j, hdr, t, now_ms, now_wall);
+	if (rc == 0)
+		table_dirty_clear(t);
+	return rc;
 }

@@ -115,6 +115,9 @@ struct state_image {
 	struct state_header	 hdr;
 	struct state_record	*rec;
 	size_t			 count, cap;
+	/* the base file's end-line checksum (state_parse); a journal
+	   names the base it follows by it */
+	uint64_t		 checksum;
 };
 
 struct state_errors {
@@ -168,13 +171,89 @@ enum state_load_result {
 				   why; the file is left where it is */
 };
 /*
- * Read and parse path. A corrupt file is renamed to
+ * Read and parse path, then replay <path>.journal onto it
+ * (state_journal_apply). A corrupt file is renamed to
  * <path>.corrupt-<now_wall> (-<n> appended while that exists; never
  * replacing a file), and the new name copied to moved_to (may be NULL).
+ * A corrupt journal moves both aside (the journal to
+ * <path>.journal.corrupt-<now_wall>, named in errs); so does a corrupt
+ * base with its journal. A torn last group or a stale journal is logged
+ * and ignored.
  */
 enum state_load_result state_load(const char *path, uint64_t now_wall,
 	    struct state_image *, struct state_errors *errs,
 	    char *moved_to, size_t moved_to_size);
+
+/*
+ * The journal (docs/state.md "The journal"): <path>.journal, next to the
+ * state file (the base). Each loop turn that changed mappings appends one
+ * group: the changed mappings as their map/peer lines, the removed ones
+ * as del lines by their key (table_key), the Epoch and `written`, then a
+ * commit line with a count and a checksum chained from the base's; then
+ * fdatasync. The cost is the changes, not the table. A compaction
+ * rewrites the base whole (state_write's temp, fsync, rename, directory
+ * fsync) and only then empties the journal, binding it to the new base
+ * by its checksum.
+ */
+#define STATE_JOURNAL_SUFFIX	".journal"
+/* A journal larger than this and than the base is compacted. */
+#define STATE_JOURNAL_COMPACT_MIN	(4u * 1024 * 1024)
+/* The wall clock moved against the monotonic one by more than this since
+   the base was written (NTP, a clock set late): compact, so that the
+   wall times of one file stay those of one instant. */
+#define STATE_JOURNAL_CLOCK_SLACK_MS	2000
+
+struct state_journal_info {
+	size_t		 groups;	/* committed groups applied */
+	uint32_t	 torn_line;	/* the unfinished last group's
+					   line, ignored; 0 none */
+	bool		 stale;		/* bound to another base: ignored */
+};
+/*
+ * Replay a journal's text onto img, the base as state_parse() left it
+ * (its checksum names the base). A journal of another base (a compaction
+ * cut short after the rename) is ignored (info->stale), as is a torn last
+ * group (no commit line, a bad count or checksum, a last line cut short:
+ * a crash while it was written, its replies never sent). 0 then; -1 with
+ * errs ("name:line: message") and img emptied on any other damage, on a
+ * bad line in a committed group, and when the result holds duplicate
+ * keys or external ports.
+ */
+int	state_journal_apply(const char *name, const char *text, size_t len,
+	    struct state_image *img, struct state_errors *errs,
+	    struct state_journal_info *info);
+
+struct state_journal_stats {
+	uint64_t	 groups;	/* appended */
+	uint64_t	 bytes;		/* appended */
+	uint64_t	 compactions;
+	uint64_t	 failures;
+};
+struct state_journal;
+/* The writer for the state file path; touches no file yet. NULL on
+   memory. */
+struct state_journal *state_journal_new(const char *path);
+void	state_journal_free(struct state_journal *);
+/*
+ * Make the table's changes (table_dirty_at, table_removed_at) durable:
+ * one appended group, or a compaction when asked (whole: start-up,
+ * shutdown, a change the table could not track), when no base was
+ * written by this writer yet, when the journal outgrew
+ * max(STATE_JOURNAL_COMPACT_MIN, the base's size), when the NAT-PMP key
+ * or the upstream list changed, or after a wall-clock step. Nothing
+ * changed: 0 without writing. On success the table's change set is
+ * cleared. -1 (logged) on a failure: nothing was made durable, the
+ * change set is kept for the next try, and the journal is cut back to
+ * its last complete group.
+ */
+int	state_journal_commit(struct state_journal *,
+	    const struct state_header *, struct table *, uint64_t now_ms,
+	    uint64_t now_wall, bool whole);
+const struct state_journal_stats *state_journal_stats(
+	    const struct state_journal *);
+/* The journal's file, and the state file (base) it follows. */
+const char *state_journal_path(const struct state_journal *);
+const char *state_journal_base(const struct state_journal *);
 
 /*
  * RFC 6887 §8.5: the Epoch a clean restart continues with: the stored

@@ -125,6 +125,17 @@ struct table {
 	uint32_t		 list_cap;
 	uint32_t		 state_count[MAP_STATE_COUNT];
 	uint64_t		 generation;	/* table_generation() */
+	/* What changed since table_dirty_clear() (the state journal's group
+	   commit): the mappings changed, each once (dirty_slot), in an
+	   array with room for every mapping (reserved with heap and list,
+	   so marking never fails), and the keys of the removed ones. */
+	struct mapping		**dirty;
+	uint32_t		 ndirty;
+	uint32_t		 dirty_cap;
+	struct table_key	*removed;
+	size_t			 nremoved, removed_cap;
+	bool			 dirty_lost;	/* a removed key not logged */
+	bool			 tracking;	/* table_track_changes() */
 	uint64_t		 seed;		/* hash key */
 	uint64_t		 rng;		/* xorshift64* state */
 	size_t			 memory;	/* bytes held, see table_chunk() */
@@ -826,7 +837,8 @@ static int
 arrays_reserve(struct table *t)
 {
 	if (array_reserve(t, &t->heap, &t->heap_cap) == -1 ||
-	    array_reserve(t, &t->list, &t->list_cap) == -1)
+	    array_reserve(t, &t->list, &t->list_cap) == -1 ||
+	    (t->tracking && array_reserve(t, &t->dirty, &t->dirty_cap) == -1))
 		return -1;
 	return 0;
 }
@@ -836,6 +848,136 @@ array_shrink(struct table *t, struct mapping ***arr, uint32_t *cap)
 {
 	if (*cap > TABLE_ARRAY_MIN && t->count < *cap / TABLE_ARRAY_SHRINK)
 		(void)array_resize(t, arr, cap, *cap / 2);
+}
+
+/* ---- change tracking (the state journal) ------------------------------ */
+
+/* m changed: note it once. The array has room for every mapping
+   (arrays_reserve), so this cannot fail. */
+static void
+dirty_mark(struct table *t, struct mapping *m)
+{
+	t->generation++;
+	if (!t->tracking || m->dirty_slot != 0)
+		return;
+	t->dirty[t->ndirty++] = m;
+	m->dirty_slot = t->ndirty;
+}
+
+/* m goes away: out of the dirty array (the last entry takes its slot). */
+static void
+dirty_unmark(struct table *t, struct mapping *m)
+{
+	struct mapping *last;
+
+	if (m->dirty_slot == 0)
+		return;
+	last = t->dirty[--t->ndirty];
+	t->dirty[m->dirty_slot - 1] = last;
+	last->dirty_slot = m->dirty_slot;
+	m->dirty_slot = 0;
+}
+
+static void
+removed_log(struct table *t, const struct mapping *m)
+{
+	const struct mapping_peer *peer = mapping_peer(m);
+	struct table_key *k;
+	void *p = t->removed;
+	size_t cap;
+
+	/* never granted, never saved: nothing to take back */
+	if (!t->tracking || (m->flags & MAPPING_F_WAS_GRANTED) == 0)
+		return;
+	if (t->nremoved == t->removed_cap) {
+		cap = t->removed_cap == 0 ? TABLE_ARRAY_MIN :
+		    t->removed_cap * 2;
+		if (table_realloc(t, &p, t->removed_cap * sizeof(*k),
+		    cap * sizeof(*k)) == -1) {
+			/* the journal cannot say it: the next save is whole */
+			t->dirty_lost = true;
+			return;
+		}
+		t->removed = p;
+		t->removed_cap = cap;
+	}
+	k = &t->removed[t->nremoved++];
+	memset(k, 0, sizeof(*k));
+	k->internal_addr = m->internal_addr;
+	k->internal_port = m->internal_port;
+	k->protocol = m->protocol;
+	if (peer != NULL) {
+		k->peer = true;
+		k->peer_addr = peer->addr;
+		k->peer_port = peer->port;
+	}
+}
+
+int
+table_track_changes(struct table *t, bool on)
+{
+	if (on && !t->tracking && t->dirty_cap < t->list_cap &&
+	    array_resize(t, &t->dirty, &t->dirty_cap, t->list_cap) == -1)
+		return -1;
+	if (!on)
+		table_dirty_clear(t);
+	t->tracking = on;
+	return 0;
+}
+
+void
+table_touch(struct table *t, struct mapping *m)
+{
+	dirty_mark(t, m);
+}
+
+size_t
+table_dirty_count(const struct table *t)
+{
+	return t->ndirty;
+}
+
+struct mapping *
+table_dirty_at(const struct table *t, size_t i)
+{
+	return i < t->ndirty ? t->dirty[i] : NULL;
+}
+
+size_t
+table_removed_count(const struct table *t)
+{
+	return t->nremoved;
+}
+
+const struct table_key *
+table_removed_at(const struct table *t, size_t i)
+{
+	return i < t->nremoved ? &t->removed[i] : NULL;
+}
+
+bool
+table_dirty_lost(const struct table *t)
+{
+	return t->dirty_lost;
+}
+
+void
+table_dirty_clear(struct table *t)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->ndirty; i++)
+		t->dirty[i]->dirty_slot = 0;
+	t->ndirty = 0;
+	t->nremoved = 0;
+	t->dirty_lost = false;
+	/* a burst of removals (a mass expiry) does not pin its log */
+	if (t->removed_cap > TABLE_ARRAY_MIN) {
+		table_release(t, t->removed, t->removed_cap *
+		    sizeof(*t->removed));
+		t->removed = NULL;
+		t->removed_cap = 0;
+	}
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -927,6 +1069,8 @@ table_free(struct table *t)
 	chain_free(&t->holds);
 	free(t->heap);
 	free(t->list);
+	free(t->dirty);
+	free(t->removed);
 	free(t->ranges);
 	free(t);
 }
@@ -1178,7 +1322,7 @@ mapping_set_state(struct table *t, struct mapping *m, enum map_state st)
 	}
 	t->state_count[old]--;
 	t->state_count[st]++;
-	t->generation++;
+	dirty_mark(t, m);
 	m->state = (uint8_t)st;
 	if (st == MAP_STATE_GRANTED)
 		m->flags |= MAPPING_F_WAS_GRANTED;
@@ -1266,7 +1410,7 @@ table_set_lease(struct table *t, struct mapping *m, uint32_t lease,
     uint64_t now)
 {
 	m->lease_end = lease_end_at(lease, now);
-	t->generation++;
+	dirty_mark(t, m);
 }
 
 bool
@@ -1742,7 +1886,7 @@ mapping_fill(struct mapping *m, const struct map_req *req, uint16_t port,
 static void
 mapping_link(struct table *t, struct mapping *m)
 {
-	t->generation++;
+	dirty_mark(t, m);
 	host_insert_mapping(t, m);
 	if (mapping_is_peer(m)) {
 		chain_link(t, &t->index[IDX_PEER], m);
@@ -1851,7 +1995,7 @@ table_set_description(struct table *t, struct mapping *m, const char *desc)
 		return -1;
 	table_release_string(t, m->description);
 	m->description = copy;
-	t->generation++;
+	dirty_mark(t, m);
 	return 0;
 }
 
@@ -1861,7 +2005,7 @@ table_set_expiry(struct table *t, struct mapping *m, uint64_t expiry)
 	m->flags &= (uint8_t)~MAPPING_F_RENEW;
 	m->expiry = expiry;
 	heap_fix(t, m);
-	t->generation++;
+	dirty_mark(t, m);
 }
 
 void
@@ -1872,7 +2016,7 @@ table_set_renewal(struct table *t, struct mapping *m, uint64_t renew_at,
 	m->grant_end = end;
 	m->expiry = renew_at < end ? renew_at : end;
 	heap_fix(t, m);
-	t->generation++;
+	dirty_mark(t, m);
 }
 
 struct mapping *
@@ -1918,6 +2062,9 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	t->generation++;
 	if (!map_state_terminal((enum map_state)m->state))
 		(void)mapping_set_state(t, m, MAP_STATE_DELETED);
+	/* the state journal says it is gone, by its key (table_key) */
+	dirty_unmark(t, m);
+	removed_log(t, m);
 	/* RFC 6887 §15: hold the port for its owner. A mapping that never
 	   went live received no traffic, so its port is free at once. A
 	   PEER's port was never an inbound port of its own (table.h). */
@@ -1942,6 +2089,8 @@ table_remove(struct table *t, struct mapping *m, uint64_t now)
 	indexes_fit(t);
 	array_shrink(t, &t->heap, &t->heap_cap);
 	array_shrink(t, &t->list, &t->list_cap);
+	if (t->tracking)
+		array_shrink(t, &t->dirty, &t->dirty_cap);
 }
 
 size_t

@@ -117,6 +117,9 @@ struct mapping {
 					   TABLE_LEASE_NONE, the end in
 					   seconds of the monotonic clock, or
 					   TABLE_LEASE_FOREVER */
+	uint32_t	 dirty_slot;	/* private: table_dirty_at() index
+					   + 1, 0 when unchanged. In what
+					   was padding: sizeof stays 168 */
 	uint8_t		 nonce[MAP_NONCE_SIZE];
 	uint16_t	 internal_port;
 	uint16_t	 ext_port;	/* the gateway's own (local) port */
@@ -336,6 +339,40 @@ size_t		 table_count(const struct table *);
    moved. Fields a caller writes itself (outer address and port, upstream,
    flags) do not: the caller notes those. */
 uint64_t	 table_generation(const struct table *);
+
+/*
+ * What changed since the last table_dirty_clear(), for the state
+ * journal's group commit (docs/state.md "The journal"): the cost of a
+ * commit is then the changes, not the table. Off until
+ * table_track_changes(t, true) (-1 on memory): a table nobody commits
+ * must not keep a log. While on, every change that bumps the generation
+ * marks its mapping (each at most once; O(1), never fails: an array with
+ * room for every mapping, reserved with the heap and the listing, 8
+ * bytes a mapping; struct mapping keeps its 168 bytes: the slot index
+ * lives in what was padding); table_remove() takes the mapping out and
+ * logs its key instead (the mapping is freed) when it was ever granted
+ * (MAPPING_F_WAS_GRANTED: the others were never saved). A key may be
+ * logged and come back in the same round (removed, then added again).
+ * Fields a caller writes itself (outer address and port, upstream,
+ * flags) are marked with table_touch(). table_dirty_lost(): a key could
+ * not be logged (memory): the next save must be a whole one.
+ */
+struct table_key {
+	struct in6_addr	 internal_addr;
+	struct in6_addr	 peer_addr;	/* PEER only */
+	uint16_t	 internal_port;
+	uint16_t	 peer_port;	/* PEER only */
+	uint8_t		 protocol;
+	bool		 peer;
+};
+int		 table_track_changes(struct table *, bool on);
+void		 table_touch(struct table *, struct mapping *);
+size_t		 table_dirty_count(const struct table *);
+struct mapping	*table_dirty_at(const struct table *, size_t);
+size_t		 table_removed_count(const struct table *);
+const struct table_key *table_removed_at(const struct table *, size_t);
+bool		 table_dirty_lost(const struct table *);
+void		 table_dirty_clear(struct table *);
 size_t		 table_count_host(const struct table *,
 		    const struct in6_addr *);
 size_t		 table_count_state(const struct table *, enum map_state);

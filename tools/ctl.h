@@ -16,5 +16,7 @@
 int	ctl_pcp_main(int argc, char **argv);
 /* "status", "list", "delete": argv[0] is the command name. */
 int	ctl_control_main(const char *socket_path, int argc, char **argv);
+/* "set-upstream": servers for upstream_server = dhcp (RFC 7291). */
+int	ctl_set_upstream_main(const char *socket_path, int argc, char **argv);
 
 #endif

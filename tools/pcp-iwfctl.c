@@ -1,6 +1,6 @@
 /*
  * pcp-iwfctl.c - pcp-iwfctl: the daemon's control client ("status", "list",
- * "delete" over the control socket, ctl_control.c) and a native PCP client
+ * "delete", "set-upstream" over the control socket, ctl_control.c) and a native PCP client
  * ("map", "peer", "announce", ctl_pcp.c). This file only dispatches.
  */
 #include <getopt.h>
@@ -16,6 +16,8 @@ usage(FILE *out)
 "usage: pcp-iwfctl [-s SOCKET] status [--json]\n"
 "       pcp-iwfctl [-s SOCKET] list [--json]\n"
 "       pcp-iwfctl [-s SOCKET] delete PROTO EXTPORT\n"
+"       pcp-iwfctl [-s SOCKET] set-upstream [-n] [ADDR[:PORT] |\n"
+"                  --dhcp4-hex HEX | --dhcp6-hex HEX]...\n"
 "       pcp-iwfctl map -S SERVER[:PORT] -p tcp|udp -i INTPORT [options]\n"
 "       pcp-iwfctl peer -S SERVER[:PORT] -p tcp|udp -i INTPORT\n"
 "                  -r REMOTE_ADDR:PORT [options]\n"
@@ -27,6 +29,8 @@ usage(FILE *out)
 "  status     epoch, external address, upstream servers, counters\n"
 "  list       the mapping table\n"
 "  delete     remove one mapping, locally and upstream\n"
+"  set-upstream  the upstream PCP servers the DHCP client handed over\n"
+"             (upstream_server = dhcp; DHCP options 158 / 86, RFC 7291)\n"
 "  map, peer, announce: a native PCP client (RFC 6887) for any PCP server;\n"
 "  map options (peer takes the same but -F, plus -r):\n"
 "    -I ADDR internal address   -e PORT suggested external port\n"
@@ -109,6 +113,9 @@ main(int argc, char **argv)
 	}
 	if (is_pcp_command(cmd))
 		return ctl_pcp_main(argc - optind, argv + optind);
+	if (strcmp(cmd, "set-upstream") == 0)
+		return ctl_set_upstream_main(socket_path, argc - optind,
+		    argv + optind);
 	if (is_control_command(cmd))
 		return ctl_control_main(socket_path, argc - optind,
 		    argv + optind);

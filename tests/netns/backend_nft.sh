@@ -8,6 +8,8 @@
 # refresh after such an expiry still succeeds; reconcile adds the missing rule and removes
 # the strangers; re-opening keeps the elements; no other table changes; destroy removes
 # ours. A 2500-change commit (three transactions) and a reconcile that removes them.
+# The guard (set_guard): its input chain's rules, a WAN packet to a guarded port dropped
+# while the LAN's arrives, kept across a re-open and a reconcile, replaced, bad ones refused.
 # Exit 0 pass, 1 fail, 77 skip.
 set -u
 build=${1:?usage: backend_nft.sh BUILD_DIR}
@@ -185,6 +187,57 @@ lab_send cgn tcp "$gw_wan" 6200 "hello-reconciled" >/dev/null 2>&1
 lab_check "the reconciled rule carries traffic" \
 	lab_wait_for "grep -q hello-reconciled $tmp/tcp3.out" 5
 lab_kill "$LAB_LAST_PID"
+
+lab_say "the guard: the daemon's ports answer on the LAN only (set_guard)"
+lan_if=$LAB_GW_LAN_IF
+gw_lan=$LAB_GW_LAN_IP
+guard_rules() {
+	gwnft list chain ip "$table" input | grep -E 'drop$|reset$'
+}
+out=$(drv "guard $lan_if 49152,40001 5351,1900 1" pending commit pending)
+lab_check "set_guard returns 0 and is pending until the commit" \
+	test "$(echo "$out" | tr '\n' ' ')" = "guard 0 pending yes pending no "
+lab_check "input chain: type filter hook input priority filter - 1" \
+	eval "gwnft list chain ip $table input | grep -q 'type filter hook input priority filter - 1; policy accept;'"
+lab_check "UDP 1900 and 5351 dropped unless from lo or $lan_if" \
+	eval "guard_rules | grep -qx '[[:space:]]*iifname != { \"lo\", \"$lan_if\" } udp dport { 1900, 5351 } counter packets [0-9]* bytes [0-9]* drop'"
+lab_check "TCP 40001 and 49152 dropped unless from lo or $lan_if" \
+	eval "guard_rules | grep -qx '[[:space:]]*iifname != { \"lo\", \"$lan_if\" } tcp dport { 40001, 49152 } ct state new counter packets [0-9]* bytes [0-9]* drop'"
+lab_check "new TCP connections to 49152 (the first port) limited to 4 per source, else a reset" \
+	eval "guard_rules | grep -qx '[[:space:]]*tcp dport 49152 ct state new add @igd_conns { ip saddr . tcp dport ct count over 4 } counter packets [0-9]* bytes [0-9]* reject with tcp reset'"
+lab_check "three rules, nothing else" test "$(guard_rules | wc -l)" = 3
+lab_listen gw tcp 49152 "$tmp/guard_tcp.out"
+lab_send cgn tcp "$gw_lan" 49152 "from-the-wan" >/dev/null 2>&1
+lab_check "TCP from the WAN side to the LAN address $gw_lan:49152 gets nowhere" \
+	not grep -q from-the-wan "$tmp/guard_tcp.out"
+lab_send lan tcp "$gw_lan" 49152 "from-the-lan" >/dev/null 2>&1
+lab_check "... the same from the LAN host arrives" \
+	lab_wait_for "grep -q from-the-lan $tmp/guard_tcp.out" 5
+lab_kill "$LAB_LAST_PID"
+lab_listen gw udp 5351 "$tmp/guard_udp.out"
+lab_send cgn udp "$gw_wan" 5351 "udp-from-the-wan" >/dev/null 2>&1
+lab_send lan udp "$gw_lan" 5351 "udp-from-the-lan" >/dev/null 2>&1
+lab_check "UDP 5351 from the LAN arrives" lab_wait_for "grep -q udp-from-the-lan $tmp/guard_udp.out" 5
+lab_check "... from the WAN side to $gw_wan:5351 it does not" \
+	not grep -q udp-from-the-wan "$tmp/guard_udp.out"
+lab_kill "$LAB_LAST_PID"
+lab_check "the WAN packets were counted by the drop rules" \
+	eval "guard_rules | grep drop | grep -Eq 'counter packets [1-9]'"
+before=$(guard_rules | sed 's/counter packets [0-9]* bytes [0-9]*//')
+drv </dev/null
+lab_check "re-opening keeps the guard (no window at a restart)" \
+	test "$(guard_rules | sed 's/counter packets [0-9]* bytes [0-9]*//')" = "$before"
+out=$(drv "guard $lan_if 49152,40001 5351,1900 1" commit "reconcile /dev/null")
+lab_check "a reconcile, which rewrites the table's chains, keeps it" \
+	test "$(guard_rules | sed 's/counter packets [0-9]* bytes [0-9]*//')" = "$before"
+out=$(drv "guard $lan_if,lan9 - 5351" commit)
+lab_check "a new guard replaces the old: UDP 5351 only, two LAN interfaces" \
+	eval "test \"\$(guard_rules | wc -l)\" = 1 && guard_rules | grep -q 'iifname != { \"lo\", \"$lan_if\", \"lan9\" } udp dport 5351 '"
+out=$(drv "guard bad\"name - 5351" "guard $lan_if 0 -" "guard $lan_if 1,2,3,4,5,6,7,8,9 -" \
+	"guard $lan_if 80 - 2" pending commit)
+lab_check "bad guards are refused and change nothing" \
+	eval "test \"\$(echo \"\$out\" | tr '\n' ' ')\" = 'guard -1 guard -1 guard -1 guard -1 pending no ' &&
+		test \"\$(guard_rules | wc -l)\" = 1"
 
 lab_say "nothing outside our table changed"
 lab_check "the other tables are as they were" \

@@ -96,6 +96,13 @@ cp "$tmp/good.conf" "$conf"
 kill -HUP $pid; sleep 0.5
 grep -q "configuration reloaded" "$tmp/log" || fail "good reload not applied"
 nsx "$ctl" -s "$tmp/ctl.sock" status --json >/dev/null || fail "not answering after reload"
+# a key the running sockets were opened with: logged, its running value kept
+echo "nft_table = other_table" >>"$conf"
+kill -HUP $pid; sleep 0.5
+grep -q "reload: nft_table changes need a restart; keeping the running value" "$tmp/log" ||
+	fail "a restart-only key was not reported: $(tail -3 "$tmp/log")"
+nsx "$ctl" -s "$tmp/ctl.sock" status --json >/dev/null || fail "not answering after reload 3"
+cp "$tmp/good.conf" "$conf"
 
 # a second daemon must not steal the socket
 nsx "$daemon" -f -c "$conf" >"$tmp/log2" 2>&1 && fail "second daemon started"

@@ -18,9 +18,9 @@
 #                    224.0.0.1 multicast never reaches the home, or the one datagram
 #                    miniupnpd 2.3.1 sends is lost). The daemon sends nothing upstream on
 #                    its own before a client's refresh or its own renewal halfway through a
-#                    grant, so it does not notice within 60 s and this scenario FAILS today:
-#                    it documents the gap and is not registered with ctest (until the
-#                    daemon probes its upstream servers).
+#                    grant; its liveness probe (an ANNOUNCE request every
+#                    upstream_probe_interval seconds while it holds mappings there, RFC 6887
+#                    §14.1.2; 2 s in this test) finds the epoch jump instead.
 #   carrier_down     (d) miniupnpd is stopped for 20 s, its rules staying in the kernel (a
 #                    process that died; miniupnpd 2.3.1 reloads nothing, so its restart
 #                    is a loss of state with a new epoch). Meanwhile a new request from the
@@ -38,8 +38,20 @@
 # and UDP from the internet host reach a listener on the LAN host through 5 TCP and 5 UDP
 # of them.
 #
-# (e), a change of the gateway's WAN address, is not here: the daemon does not watch its
-# WAN address yet (issue 7, "WAN address change").
+#   wan_change       (e) the gateway's WAN address changes as a DHCP renew with a new lease
+#                    does it: the carrier releases the old lease (its NAT state for
+#                    198.51.100.2 goes, as a BNG's does when a subscriber's lease ends), then
+#                    198.51.100.2 is deleted from wan0, 198.51.100.3 added and the default
+#                    route put back; the carrier routes the LAN to the new address. The daemon
+#                    sees it through rtnetlink (src/wanwatch.c), moves its upstream socket to
+#                    the new source and re-creates all 200 upstream from the new address with
+#                    their nonces (RFC 6970 §5.10, RFC 7648 §3.5); the carrier's epoch did not
+#                    move, so nothing else would make it. Checked as after (a)-(d): the same
+#                    external ports, the carrier's rules all to the new address and none left
+#                    to the old, the gateway's map, traffic; the external address, and so the
+#                    daemon's Epoch, stays (RFC 6887 §8.5: it is the carrier's). Then the same
+#                    lease is renewed (delete and re-add 198.51.100.3): one debounced
+#                    non-change, nothing re-created.
 # Every wait is bounded; the lab cleans up on exit (scripts/lab.sh). Diagnostics: the
 # daemon runs with -v; LAB_CARRIER_DEBUG=1 logs miniupnpd to $LAB_TMP/miniupnpd.log
 # (keep it with LAB_KEEP_TMP=1).
@@ -54,9 +66,9 @@ scenario="${2:-}"
 daemon="$build/pcp-iwfd"
 ctl="$build/pcp-iwfctl"
 case $scenario in
-restart | carrier_restart | carrier_restart_silent | carrier_down) ;;
+restart | carrier_restart | carrier_restart_silent | carrier_down | wan_change) ;;
 *)
-	echo "usage: $0 BUILD_DIR restart|carrier_restart|carrier_restart_silent|carrier_down" >&2
+	echo "usage: $0 BUILD_DIR restart|carrier_restart|carrier_restart_silent|carrier_down|wan_change" >&2
 	exit 2
 	;;
 esac
@@ -117,12 +129,13 @@ for m in json.load(sys.stdin):
 		sort
 }
 # what the carrier must hold for the gateway's list: "proto extport gwwan:localport"
+# (gwwan: $1, default the gateway's WAN address)
 gw_carrier_expect() {
 	gwctl list --json | python3 -c '
 import json, sys
 for m in json.load(sys.stdin):
     print(m["protocol"], m["external_port"], "%s:%d" % (sys.argv[1], m["local_port"]))' \
-		"$LAB_GW_WAN_IP" | sort
+		"${1:-$LAB_GW_WAN_IP}" | sort
 }
 # mappings of the gateway's list that are not granted (renewing, ...)
 gw_not_granted() {
@@ -288,6 +301,7 @@ state="$LAB_TMP/state"
 	echo "lan_interface = $LAB_GW_LAN_IF"
 	echo "wan_interface = $LAB_GW_WAN_IF"
 	echo "upstream_server = $LAB_CGN_IP"
+	echo "upstream_probe_interval = 2"	# a silent carrier restart is seen at once
 	echo "upnp = no"
 	echo "natpmp = no"
 	echo "max_mappings_per_host = $((NTOTAL + 16))"
@@ -337,6 +351,13 @@ after_carrier_restart() {
 	verify "$what" "$deadline" "$t0"
 	lab_check "$what: no mapping was removed" eval "! grep -q 'mapping removed' '$log'"
 }
+
+# the daemon's own Epoch (status)
+gw_epoch() {
+	gwctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["epoch"])'
+}
+# how often the daemon logged a change of its WAN address
+wan_changes() { grep -c 'changed its IPv4 address' "$log"; }
 
 case $scenario in
 restart)
@@ -421,6 +442,49 @@ carrier_down)
 	lab_check "(d) ... and its delete" rc_is back_del 0
 	lab_check "(d) the carrier holds the $NTOTAL again, nothing left behind" \
 		lab_wait_for "[ \"\$(lab_carrier_mappings)\" = \"\$(gw_carrier_expect)\" ] && [ \"\$(carrier_rule_count)\" = $NTOTAL ]" 5
+	;;
+wan_change)
+	sleep 2
+	old_ip=$LAB_GW_WAN_IP
+	new_ip=198.51.100.3
+	epoch=$(gw_epoch)
+	recreate0=$(recreations)
+	lab_say "(e) the gateway's WAN address changes, as a DHCP renew with a new lease: $old_ip -> $new_ip"
+	# the carrier's NAT state for the old lease goes with it, as a BNG's does when a
+	# subscriber's lease ends: so the ports are free for the new address again
+	lab_carrier_release "$old_ip"
+	lab_check "(e) the carrier holds no rule for the old address $old_ip" \
+		eval "[ \"\$(carrier_rule_count)\" = 0 ] && [ \"\$(carrier_filter_rules)\" = 0 ]"
+	t0=$EPOCHSECONDS
+	lab_gw_wan_readdress "$new_ip" || { echo "FAIL - cannot change the WAN address"; exit 1; }
+	deadline=$((t0 + RECOVER_S))
+	lab_check "(e) the daemon sees the change (rtnetlink)" \
+		lab_wait_for "grep -q 'changed its IPv4 address: $old_ip -> $new_ip' '$log'" 10
+	lab_check "(e) ... once (the delete and the add are one change)" [ "$(wan_changes)" = 1 ]
+	lab_check "(e) its upstream socket leaves from $new_ip now" \
+		lab_wait_for "lab_exec gw ss -Hun dst $LAB_CGN_IP:5351 | grep -qE ' ${new_ip//./\\.}(%[^ ]*)?:'" 5
+	lab_check "(e) it re-creates all $NTOTAL upstream" \
+		lab_wait_for "[ \"\$(recreations)\" -gt $recreate0 ]" "$(lab_secs_left "$deadline")"
+	# verify: the carrier's rules to the new address, the same external ports, none left
+	# pointing at the old one, nothing duplicated, the gateway's map, traffic
+	verify "(e)" "$deadline" "$t0"
+	lab_check "(e) the list still has the same external addresses and ports" \
+		[ "$(gw_list)" = "$(cat "$LAB_TMP/made")" ]
+	lab_check "(e) no mapping was removed" eval "! grep -q 'mapping removed' '$log'"
+	lab_check "(e) the external address stayed the carrier's: no Epoch reset ($(gw_epoch) >= $epoch)" \
+		eval "[ \"\$(gw_epoch)\" -ge '$epoch' ] && ! grep -q 'external address changed' '$log'"
+
+	lab_say "(e) the same lease again: $new_ip deleted and added back at once"
+	recreate0=$(recreations)
+	lab_gw_wan_readdress "$new_ip" || { echo "FAIL - cannot re-add the WAN address"; exit 1; }
+	# past the watcher's debounce (2 s) and the 0-5 s jitter a re-creation would wait
+	sleep 8
+	lab_check "(e) ... is no change: none logged, nothing re-created" \
+		eval "[ \"\$(wan_changes)\" = 1 ] && [ \"\$(recreations)\" = $recreate0 ]"
+	lab_check "(e) ... the mappings stay as they are" [ "$(gw_list)" = "$(cat "$LAB_TMP/made")" ]
+	lab_check "(e) ... and so do the carrier's and the gateway's rules" \
+		eval "[ \"\$(lab_carrier_mappings)\" = \"\$(gw_carrier_expect)\" ] && [ \"\$(nft_elements)\" = $NTOTAL ]"
+	traffic "(e)-same-lease"
 	;;
 esac
 

@@ -13,6 +13,10 @@
 # >= the value before the restart); the daemon refreshed the upstream mappings with their
 # stored nonces (its log); and a refresh from the LAN host with the SAME nonce is answered
 # SUCCESS with the same external port (not NOT_AUTHORIZED: the nonce survived).
+#   (c) a burst of PCP MAP requests, and SIGKILL from the client itself the moment the
+#       BURST_KILL_AFTER-th SUCCESS arrives, with the rest of the burst still in flight: every
+#       mapping a SUCCESS was received for is back after the restart (a SUCCESS goes out only
+#       once its journal group is synced: docs/state.md "Replies wait for the commit").
 # Last, a truncated state file: the daemon logs file:line, moves it aside to
 # <state_file>.corrupt-<time> and starts with no mappings, an empty nft map and a fresh
 # Epoch.
@@ -34,6 +38,9 @@ lab_hard_timeout 280 "$0" "$@"
 
 NMAP=10		# per protocol
 BASE_PORT=7100
+BURST=40	# (c): requests sent at once
+BURST_KILL_AFTER=12
+BURST_PORT=7300
 
 jget() {
 	python3 -c 'import json, sys
@@ -184,6 +191,71 @@ start_daemon sigkill
 # second behind what a client saw last: RFC 6887 §8.5 allows exactly that (a client sees lost
 # state only when the Epoch went back by more than one second).
 after_restart sigkill "$((epoch - 1))"
+
+# (c) SIGKILL right after SUCCESS replies, mid-burst
+cat >"$LAB_TMP/burst.py" <<'PY'
+import os, signal, socket, struct, sys, time
+gw, n, kill_after, base, pid, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
+    int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((gw, 5351))
+me = socket.inet_aton(s.getsockname()[0])
+mapped = b"\0" * 10 + b"\xff\xff"
+asked = {}
+for i in range(n):
+    nonce = os.urandom(12)
+    proto = 6 if i % 2 == 0 else 17
+    asked[nonce] = (proto, base + i)
+    # RFC 6887 §7.1 header, §11.1 MAP body
+    s.send(struct.pack("!BBHI", 2, 1, 0, 600) + mapped + me + nonce +
+           struct.pack("!B3xHH", proto, base + i, 0) + mapped + b"\0" * 4)
+got, killed = [], False
+s.settimeout(0.2)
+end = time.time() + 15
+while time.time() < end and len(got) < n:
+    try:
+        r = s.recv(1100)
+    except socket.timeout:
+        continue
+    if len(r) < 60 or r[1] != 0x81 or r[3] != 0 or r[24:36] not in asked:
+        continue
+    proto, port = asked.pop(r[24:36])
+    got.append("%s %d %s %d" % ("tcp" if proto == 6 else "udp", port,
+               socket.inet_ntoa(r[56:60]), struct.unpack("!H", r[42:44])[0]))
+    if len(got) == kill_after and not killed:
+        os.kill(pid, signal.SIGKILL)
+        killed = True
+        end = time.time() + 0.5	# what was on its way already
+open(out, "w").write("".join(l + "\n" for l in sorted(got)))
+print("burst: %d SUCCESS, killed=%s" % (len(got), killed))
+PY
+sleep 2
+lab_say "(c) a burst of $BURST MAP requests, SIGKILL after $BURST_KILL_AFTER SUCCESS replies"
+lab_exec lan python3 "$LAB_TMP/burst.py" "$LAB_GW_LAN_IP" "$BURST" "$BURST_KILL_AFTER" \
+	"$BURST_PORT" "$daemon_pid" "$LAB_TMP/burst_ok" >"$LAB_TMP/burst.out" 2>&1
+cat "$LAB_TMP/burst.out"
+lab_check "(c) the daemon was killed mid-burst" grep -q "killed=True" "$LAB_TMP/burst.out"
+lab_check "(c) at least $BURST_KILL_AFTER SUCCESS replies came" \
+	[ "$(wc -l <"$LAB_TMP/burst_ok")" -ge "$BURST_KILL_AFTER" ]
+lab_kill "$daemon_pid"
+lab_check "(c) the changes went to the journal, a group per turn" \
+	grep -q "^group [0-9]*$" "$state.journal"
+start_daemon burst
+burst_back() {
+	local have
+	have=$(gw_list)
+	while read -r line; do
+		grep -qx "$line" <<<"$have" || return 1
+	done <"$LAB_TMP/burst_ok"
+}
+lab_check "(c) every mapping answered SUCCESS is back, with its external port" \
+	lab_wait_for burst_back 15
+if ! burst_back; then
+	echo "  answered SUCCESS:"; sed 's/^/    /' "$LAB_TMP/burst_ok"
+	echo "  the gateway's list:"; gw_list | sed 's/^/    /'
+fi
+lab_check "(c) ... and the $((2 * NMAP)) of before" \
+	eval "[ \"\$(gw_list | awk '\$2 >= $BASE_PORT && \$2 < $((BASE_PORT + NMAP))' | wc -l)\" = $((2 * NMAP)) ]"
 
 # a corrupt state file: reported, moved aside, a fresh start
 sleep 2

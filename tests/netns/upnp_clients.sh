@@ -31,7 +31,7 @@ ctl="$build/pcp-iwfctl"
 # the distribution's python: python3-miniupnpc lives there, not in a pyenv
 PY=/usr/bin/python3
 client="$here/upnp_soap_client.py"
-strict_wan="${UPNP_CLIENTS_STRICT_WAN:-0}"
+strict_wan="${UPNP_CLIENTS_STRICT_WAN:-1}"
 if [ -z "$build" ] || [ ! -x "$daemon" ] || [ ! -x "$ctl" ]; then
 	echo "SKIP: no pcp-iwfd / pcp-iwfctl in build directory '${build}'" >&2
 	exit 77

@@ -14,6 +14,11 @@
  *   reconcile FILE				(lines "PROTO EXT ADDR INT TIMEOUT")
  *   destroy
  *   sleep SECONDS				(lets kernel timeouts run)
+ *   guard LANS TCP_PORTS UDP_PORTS [N]	(set_guard; comma lists,
+ *						 "-" for none; the first N
+ *						 TCP ports limited, default
+ *						 all; prints "guard 0" or
+ *						 "guard -1")
  *
  * Every callback prints "done VERB PROTO/EXT_PORT STATUS" with STATUS 0 or
  * the errno name; reconcile and destroy print "VERB 0" or "VERB -1".
@@ -36,6 +41,8 @@
 
 #define DRIVER_MAX_WORDS	8
 #define DRIVER_MAX_RULES	100000
+/* More than set_guard takes, so that its refusal can be tested. */
+#define DRIVER_MAX_LIST		(BACKEND_GUARD_MAX_PORTS + 2)
 
 struct driver_change {
 	const char	*verb;
@@ -179,6 +186,62 @@ driver_queue(struct backend *b, const char *verb, char **w, int nw)
 	return rc;
 }
 
+/* "a,b,c" into words (in place), "-" is none; -1 when too many. */
+static int
+driver_list(char *s, char **out)
+{
+	char *save = NULL, *t;
+	int n = 0;
+
+	if (strcmp(s, "-") == 0)
+		return 0;
+	for (t = strtok_r(s, ",", &save); t != NULL;
+	    t = strtok_r(NULL, ",", &save)) {
+		if (n == DRIVER_MAX_LIST)
+			return -1;
+		out[n++] = t;
+	}
+	return n;
+}
+
+static int
+driver_ports(char *s, uint16_t *ports)
+{
+	char *w[DRIVER_MAX_LIST];
+	unsigned long v;
+	int i, n;
+
+	if ((n = driver_list(s, w)) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!driver_number(w[i], UINT16_MAX, &v))
+			return -1;
+		ports[i] = (uint16_t)v;
+	}
+	return n;
+}
+
+static int
+driver_guard(struct backend *b, char **w, int nw)
+{
+	char *lans[DRIVER_MAX_LIST];
+	uint16_t tcp[DRIVER_MAX_LIST], udp[DRIVER_MAX_LIST];
+	unsigned long n_limited;
+	int n_lan, n_tcp, n_udp;
+
+	if ((n_lan = driver_list(w[0], lans)) == -1 ||
+	    (n_tcp = driver_ports(w[1], tcp)) == -1 ||
+	    (n_udp = driver_ports(w[2], udp)) == -1)
+		return -1;
+	n_limited = (unsigned long)n_tcp;
+	if (nw == 4 && !driver_number(w[3], DRIVER_MAX_LIST, &n_limited))
+		return -1;
+	printf("guard %d\n", b->ops->set_guard(b, (const char * const *)lans,
+	    (size_t)n_lan, tcp, (size_t)n_tcp, (size_t)n_limited, udp,
+	    (size_t)n_udp));
+	return 0;
+}
+
 /* One command; -1 when it is malformed. */
 static int
 driver_command(struct backend *b, char *line)
@@ -204,7 +267,10 @@ driver_command(struct backend *b, char *line)
 	else if (strcmp(w[0], "sleep") == 0 && nw == 2 &&
 	    driver_number(w[1], UINT_MAX, &secs))
 		sleep((unsigned int)secs);
-	else
+	else if (strcmp(w[0], "guard") == 0 && (nw == 4 || nw == 5)) {
+		if (driver_guard(b, w + 1, nw - 1) == -1)
+			return -1;
+	} else
 		return -1;
 	fflush(stdout);
 	return 0;

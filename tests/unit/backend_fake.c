@@ -2,6 +2,7 @@
  * backend_fake.c - the in-memory backend for tests; see backend_fake.h.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,6 +45,11 @@ struct fake_backend {
 	struct fake_fault	 fail_refresh;
 	struct fake_fault	 fail_commit;
 	unsigned int		 fail_reconcile;
+	struct backend_fake_guard guard;	/* applied */
+	struct backend_fake_guard next_guard;	/* for the next commit */
+	bool			 has_guard;
+	bool			 guard_pending;
+	unsigned int		 guard_sets;
 };
 
 static struct fake_backend *
@@ -310,6 +316,13 @@ fake_commit(struct backend *b)
 	bool whole_fails;
 
 	fb->counters.commit_calls++;
+	/* like backend_nft: the guard first, in a transaction of its own */
+	if (fb->guard_pending) {
+		fb->guard = fb->next_guard;
+		fb->has_guard = true;
+		fb->guard_pending = false;
+		fb->guard_sets++;
+	}
 	/* callbacks may queue changes: they wait for the next commit */
 	if ((q = fake_take_queue(fb, &n)) == NULL)
 		return;
@@ -331,7 +344,50 @@ fake_commit(struct backend *b)
 static bool
 fake_pending(const struct backend *b)
 {
-	return fake_of_const(b)->n_queue > 0;
+	const struct fake_backend *fb = fake_of_const(b);
+
+	return fb->n_queue > 0 || fb->guard_pending;
+}
+
+static bool
+fake_guard_ports(uint16_t *dst, size_t *n_dst, const uint16_t *src, size_t n)
+{
+	size_t i;
+
+	if (n > BACKEND_GUARD_MAX_PORTS)
+		return false;
+	for (i = 0; i < n; i++)
+		if ((dst[i] = src[i]) == 0)
+			return false;
+	*n_dst = n;
+	return true;
+}
+
+static int
+fake_set_guard(struct backend *b, const char * const *lan_ifnames,
+    size_t n_lan, const uint16_t *tcp_ports, size_t n_tcp, size_t n_limited,
+    const uint16_t *udp_ports, size_t n_udp)
+{
+	struct fake_backend *fb = fake_of(b);
+	struct backend_fake_guard g;
+	size_t i;
+
+	memset(&g, 0, sizeof(g));
+	if (n_lan > BACKEND_FAKE_GUARD_MAX_LANS || n_limited > n_tcp ||
+	    !fake_guard_ports(g.tcp, &g.n_tcp, tcp_ports, n_tcp) ||
+	    !fake_guard_ports(g.udp, &g.n_udp, udp_ports, n_udp))
+		return -1;
+	for (i = 0; i < n_lan; i++) {
+		if (lan_ifnames[i] == NULL || lan_ifnames[i][0] == '\0' ||
+		    strlen(lan_ifnames[i]) >= IFNAMSIZ)
+			return -1;
+		memcpy(g.lans[i], lan_ifnames[i], strlen(lan_ifnames[i]) + 1);
+	}
+	g.n_lan = n_lan;
+	g.n_limited = n_limited;
+	fb->next_guard = g;
+	fb->guard_pending = true;
+	return 0;
 }
 
 static int
@@ -371,6 +427,7 @@ const struct backend_ops backend_fake_ops = {
 	.commit = fake_commit,
 	.pending = fake_pending,
 	.reconcile = fake_reconcile,
+	.set_guard = fake_set_guard,
 };
 
 /* --- test hooks --- */
@@ -419,6 +476,20 @@ backend_fake_rule(const struct backend *b, size_t i)
 	const struct fake_backend *fb = fake_of_const(b);
 
 	return i < fb->n_rules ? &fb->rules[i] : NULL;
+}
+
+const struct backend_fake_guard *
+backend_fake_guard(const struct backend *b)
+{
+	const struct fake_backend *fb = fake_of_const(b);
+
+	return fb->has_guard ? &fb->guard : NULL;
+}
+
+unsigned int
+backend_fake_guard_sets(const struct backend *b)
+{
+	return fake_of_const(b)->guard_sets;
 }
 
 size_t

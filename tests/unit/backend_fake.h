@@ -11,6 +11,7 @@
 #ifndef IWFD_BACKEND_FAKE_H
 #define IWFD_BACKEND_FAKE_H
 
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,6 +33,18 @@ struct backend_fake_counters {
 	size_t		 last_batch;	/* changes in the last batch */
 };
 
+/* What set_guard asked for, as given (no deduplication). */
+#define BACKEND_FAKE_GUARD_MAX_LANS	16
+struct backend_fake_guard {
+	char		 lans[BACKEND_FAKE_GUARD_MAX_LANS][IFNAMSIZ];
+	size_t		 n_lan;
+	uint16_t	 tcp[BACKEND_GUARD_MAX_PORTS];
+	size_t		 n_tcp;
+	size_t		 n_limited;	/* the first n_limited of tcp */
+	uint16_t	 udp[BACKEND_GUARD_MAX_PORTS];
+	size_t		 n_udp;
+};
+
 /* backend_fake_ops.open() without parameters. */
 struct backend	*backend_fake_new(void);
 
@@ -51,6 +64,15 @@ const struct backend_rule *
 /* The i-th installed rule (any order), i < backend_fake_rule_count(). */
 const struct backend_rule *
 		 backend_fake_rule(const struct backend *, size_t i);
+/* The guard the last commit applied (NULL: none yet), and how many
+   set_guard calls were applied; set_guard refuses what backend_nft
+   refuses (port 0, too many ports, n_limited > n_tcp, an empty name)
+   and more than
+   BACKEND_FAKE_GUARD_MAX_LANS names. */
+const struct backend_fake_guard *
+		 backend_fake_guard(const struct backend *);
+unsigned int	 backend_fake_guard_sets(const struct backend *);
+
 /* Changes queued and not committed yet. */
 size_t		 backend_fake_queued(const struct backend *);
 

@@ -2,8 +2,9 @@
  * test_backend.c - the backend contract (backend.h) on backend_none and on
  * the fake the scenario tests use: callbacks run once, at commit, with the
  * right status; ECANCELED at close; the fake's rules, counters and failure
- * injection. backend_nft is tested against a real kernel in
- * tests/netns/backend_nft.sh.
+ * injection; set_guard on both (the fake records the guard a commit
+ * applied). backend_nft is tested against a real kernel in
+ * tests/netns/backend_nft.sh, its guard too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -434,6 +435,112 @@ test_fake_requeue(void **state)
 	requeue_during_commit(&backend_fake_ops);
 }
 
+/* --- the guard (set_guard) --- */
+
+static const char *const guard_lans[] = { "lan0", "lan1" };
+static const uint16_t guard_tcp[] = { 49152, 40001 };
+static const uint16_t guard_udp[] = { 5351, 1900 };
+
+static void
+test_none_guard(void **state)
+{
+	struct backend *b;
+
+	(void)state;
+	b = backend_none_ops.open(&params);
+	assert_non_null(b);
+	assert_non_null(b->ops->set_guard);
+	assert_int_equal(b->ops->set_guard(b, guard_lans, 2, guard_tcp, 2, 1,
+	    guard_udp, 2), 0);
+	/* nothing is installed, so nothing waits for a commit */
+	assert_false(b->ops->pending(b));
+	b->ops->close(b);
+}
+
+static void
+test_fake_guard_at_commit(void **state)
+{
+	struct done_log log;
+	struct done_ref refs[MAX_CALLS];
+	struct backend_rule a = rule(MAP_PROTO_TCP, 6000, 10, 6000, 30);
+	const struct backend_fake_guard *g;
+	struct backend *b;
+
+	(void)state;
+	refs_init(&log, refs);
+	b = backend_fake_new();
+	assert_non_null(b);
+	assert_null(backend_fake_guard(b));
+	assert_int_equal(b->ops->set_guard(b, guard_lans, 2, guard_tcp, 2, 1,
+	    guard_udp, 2), 0);
+	/* applied by the next commit, like a change */
+	assert_true(b->ops->pending(b));
+	assert_null(backend_fake_guard(b));
+	b->ops->commit(b);
+	assert_false(b->ops->pending(b));
+	g = backend_fake_guard(b);
+	assert_non_null(g);
+	assert_int_equal(backend_fake_guard_sets(b), 1);
+	assert_int_equal(g->n_lan, 2);
+	assert_string_equal(g->lans[0], "lan0");
+	assert_string_equal(g->lans[1], "lan1");
+	assert_int_equal(g->n_tcp, 2);
+	assert_int_equal(g->tcp[0], 49152);
+	assert_int_equal(g->tcp[1], 40001);
+	assert_int_equal(g->n_limited, 1);
+	assert_int_equal(g->n_udp, 2);
+	assert_int_equal(g->udp[0], 5351);
+	assert_int_equal(g->udp[1], 1900);
+	/* a guard alone is not a batch of changes */
+	assert_int_equal(backend_fake_counters(b)->commits, 0);
+
+	/* the next one replaces it, in the same commit as a change */
+	assert_int_equal(b->ops->set_guard(b, guard_lans, 1, NULL, 0, 0,
+	    guard_udp, 1), 0);
+	assert_int_equal(b->ops->add(b, &a, record_done, &refs[0]), 0);
+	b->ops->commit(b);
+	assert_int_equal(log.status[0], 0);
+	g = backend_fake_guard(b);
+	assert_int_equal(backend_fake_guard_sets(b), 2);
+	assert_int_equal(g->n_lan, 1);
+	assert_int_equal(g->n_tcp, 0);
+	assert_int_equal(g->n_udp, 1);
+	assert_int_equal(g->udp[0], 5351);
+	b->ops->close(b);
+}
+
+static void
+test_fake_guard_refused(void **state)
+{
+	static const uint16_t zero[] = { 5351, 0 };
+	static const uint16_t many[BACKEND_GUARD_MAX_PORTS + 1] = {
+		1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	static const char *const empty[] = { "" };
+	static const char *const too_long[] = { "abcdefghijklmnopq" };
+	struct backend *b;
+
+	(void)state;
+	b = backend_fake_new();
+	assert_non_null(b);
+	assert_int_equal(b->ops->set_guard(b, guard_lans, 2, zero, 2, 0, NULL,
+	    0), -1);
+	assert_int_equal(b->ops->set_guard(b, guard_lans, 2, NULL, 0, 0, many,
+	    BACKEND_GUARD_MAX_PORTS + 1), -1);
+	/* more limited ports than ports */
+	assert_int_equal(b->ops->set_guard(b, guard_lans, 2, guard_tcp, 2, 3,
+	    NULL, 0), -1);
+	assert_int_equal(b->ops->set_guard(b, empty, 1, NULL, 0, 0, guard_udp,
+	    1), -1);
+	assert_int_equal(b->ops->set_guard(b, too_long, 1, NULL, 0, 0,
+	    guard_udp, 1), -1);
+	/* nothing changed, nothing to commit */
+	assert_false(b->ops->pending(b));
+	b->ops->commit(b);
+	assert_null(backend_fake_guard(b));
+	assert_int_equal(backend_fake_guard_sets(b), 0);
+	b->ops->close(b);
+}
+
 int
 main(void)
 {
@@ -448,6 +555,9 @@ main(void)
 		cmocka_unit_test(test_fake_reconcile_expire_destroy),
 		cmocka_unit_test(test_fake_close_cancels),
 		cmocka_unit_test(test_fake_requeue),
+		cmocka_unit_test(test_none_guard),
+		cmocka_unit_test(test_fake_guard_at_commit),
+		cmocka_unit_test(test_fake_guard_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

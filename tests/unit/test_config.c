@@ -280,6 +280,41 @@ test_defaults(void **state)
 	assert_string_equal(cfg.nft_table, "pcp_iwfd");
 	assert_string_equal(cfg.user, "pcp-iwfd");
 	assert_int_equal(cfg.n_acl, 0);
+	assert_false(cfg.upstream_dhcp);
+	assert_false(cfg.upstream_default_router);
+	assert_false(config_has_upstream(&cfg));
+}
+
+/* upstream_server = dhcp (RFC 7291 discovery) is a flag, not a list
+   element: no server is known from the file, yet there is an upstream. */
+static void
+test_upstream_dhcp(void **state)
+{
+	static const char text[] = "lan_interface = br0\n"
+	    "wan_interface = eth0\nupstream_server = dhcp\n";
+	static const char text_dr[] = "lan_interface = br0\n"
+	    "wan_interface = eth0\nupstream_server =  dhcp \n"
+	    "upstream_default_router = yes\n";
+	static const char bad[] = "lan_interface = br0\n"
+	    "wan_interface = eth0\nupstream_server = DHCP\n";
+
+	(void)state;
+	assert_int_equal(config_parse_buffer("t", text, strlen(text), &cfg,
+	    &errs), 0);
+	assert_true(cfg.upstream_dhcp);
+	assert_false(cfg.upstream_default_router);
+	assert_int_equal(cfg.n_upstream_server, 0);
+	assert_true(config_has_upstream(&cfg));
+	assert_int_equal(config_parse_buffer("t", text_dr, strlen(text_dr),
+	    &cfg, &errs), 0);
+	assert_true(cfg.upstream_dhcp);
+	assert_true(cfg.upstream_default_router);
+	/* the keyword is lower case, like every other word of the file */
+	assert_int_equal(config_parse_buffer("t", bad, strlen(bad), &cfg,
+	    &errs), -1);
+	assert_int_equal(errs.count, 1);
+	assert_string_equal(errs.msg[0], "t:3: upstream_server: \"DHCP\" is "
+	    "not an IPv4 or IPv6 address");
 }
 
 static void
@@ -486,6 +521,7 @@ main(void)
 		cmocka_unit_test(test_docs_example),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_stored_values),
+		cmocka_unit_test(test_upstream_dhcp),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_error_cap),
 		cmocka_unit_test(test_long_value),

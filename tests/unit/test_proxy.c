@@ -2330,6 +2330,43 @@ test_last_nat_wan_change(void **state)
 	px_assert_addr(&res.ext_addr, "100.64.0.9");
 }
 
+/* A client's repeated request that joins our own renewal in flight
+   brings its lease along (review fix): lease 300 on a 120 s grant, the
+   renewal under way, the client asks again with an infinite lease; the
+   mapping then lives on past 300 s. */
+static void
+test_lease_join_renewal(void **state)
+{
+	struct mapping *mp;
+	struct map_req r;
+	struct map_result res;
+	unsigned int i;
+
+	(void)state;
+	mp = px_grant_lease(300, 300, 120);
+	assert_non_null(mp);
+	TIME_PASSES(60 * PX_MS);		/* our renewal goes out */
+	assert_int_equal(mp->state, MAP_STATE_RENEWING);
+	px_req(&r, PX_HOST, MAP_PROTO_TCP, 8080, 8080, 86400, 9);
+	r.origin = MAP_ORIGIN_UPNP;
+	r.flags |= MAP_F_PREFER_FAILURE;
+	r.lease = MAP_LEASE_INFINITE;
+	assert_false(px_submit(&r, &tag_b, &res));	/* joins it */
+	assert_int_equal(mapping_lease_remaining(mp, x->w.now),
+	    TABLE_LIFETIME_INFINITE);
+	srv_answer_last(PCP_SUCCESS, 120, 8080);
+	END_TURN();
+	assert_int_equal(px_last_done()->res.err, MAP_OK);
+	/* renewed every 60 s past the old lease's end at 300 s */
+	for (i = 0; i < 8; i++) {
+		TIME_PASSES(60 * PX_MS);
+		assert_int_equal(mp->state, MAP_STATE_RENEWING);
+		srv_answer_last(PCP_SUCCESS, 120, 8080);
+		END_TURN();
+	}
+	assert_ptr_equal(px_find(PX_HOST, MAP_PROTO_TCP, 8080), mp);
+}
+
 int
 main(void)
 {
@@ -2357,6 +2394,7 @@ main(void)
 		PX_TEST(test_cancel, setup_local),
 		PX_TEST(test_expiry, setup_local),
 		PX_TEST(test_lease_renewed, setup_local),
+		PX_TEST(test_lease_join_renewal, setup_local),
 		PX_TEST(test_recreate_paced, setup_local),
 		PX_TEST(test_recreate_window, setup_local),
 		PX_TEST(test_lease_ends, setup_local),

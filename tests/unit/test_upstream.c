@@ -59,6 +59,9 @@ struct harness {
 	size_t		 nstate;
 	enum upstream_state state_old, state_new;
 	unsigned int	 state_server;
+	/* holds_mappings */
+	bool		 holds[UPSTREAM_MAX_SERVERS];
+	size_t		 nholds;
 };
 
 static struct harness *h;
@@ -133,11 +136,21 @@ h_state(void *arg, unsigned int server, enum upstream_state old,
 	h->state_new = new_state;
 }
 
+static bool
+h_holds(void *arg, unsigned int server)
+{
+	assert_ptr_equal(arg, h);
+	assert_true(server < UPSTREAM_MAX_SERVERS);
+	h->nholds++;
+	return h->holds[server];
+}
+
 static const struct upstream_cb h_cb = {
 	.done = h_done,
 	.lost_state = h_lost,
 	.mapping_update = h_update,
 	.state_changed = h_state,
+	.holds_mappings = h_holds,
 };
 
 /* ---- addresses ---- */
@@ -1127,6 +1140,366 @@ test_lifetime_zero_matching(void **state)
 	assert_int_equal(h->done_resp.result, PCP_NOT_AUTHORIZED);
 }
 
+/* ---- the liveness probe (RFC 6887 §14.1.2) ---- */
+
+#define H_PROBE_MS	30000u
+#define H_PROBE_MIN	(H_PROBE_MS - H_PROBE_MS / 4)
+#define H_PROBE_MAX	(H_PROBE_MS + H_PROBE_MS / 4)
+
+/* Whether sent packet k is a probe: an ANNOUNCE request, lifetime 0, no
+   body, from the local address toward that server (C-01). */
+static bool
+h_is_probe(size_t k)
+{
+	const struct h_sent *s = &h->sent[k % H_MAX_SENT];
+	struct pcp_msg m;
+	struct in6_addr local;
+
+	h_decode_sent(s, &m);
+	if (m.opcode != PCP_OP_ANNOUNCE)
+		return false;
+	local = h_addr(s->server == 0 ? H_LOCAL0 : H_LOCAL1);
+	assert_int_equal(s->len, PCP_HDR_SIZE);
+	assert_int_equal(m.lifetime, 0);
+	assert_memory_equal(&m.client_addr, &local, sizeof(local));
+	return true;
+}
+
+static size_t
+h_count_probes(void)
+{
+	size_t k, n = 0;
+
+	for (k = 0; k < h->nsent; k++)
+		if (h_is_probe(k))
+			n++;
+	return n;
+}
+
+/* The server's answer to an ANNOUNCE request, with any result. */
+static void
+h_announce_result(unsigned int server, uint8_t result, uint32_t epoch)
+{
+	struct pcp_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.version = PCP_VERSION;
+	m.response = true;
+	m.opcode = PCP_OP_ANNOUNCE;
+	m.result = result;
+	m.epoch = epoch;
+	h_input(server, &m);
+}
+
+/* An epoch that advances with our clock since H_T0. */
+static uint32_t
+h_epoch_now(void)
+{
+	return H_EPOCH0 + (uint32_t)((h->now - H_T0) / 1000);
+}
+
+/* Run the clock until the next send (at most ms), true if one came. */
+static bool
+h_until_sent(uint64_t ms)
+{
+	uint64_t target = h->now + ms, next;
+	size_t before = h->nsent;
+
+	while (h->nsent == before &&
+	    (next = upstream_next_deadline(h->u)) <= target) {
+		if (next > h->now)
+			h->now = next;
+		upstream_tick(h->u, h->now);
+	}
+	if (h->nsent == before)
+		h->now = target;
+	return h->nsent > before;
+}
+
+/* A server holding our mappings and silent is probed every 30 s +-25 %,
+   each probe one ANNOUNCE datagram; the gaps really vary. */
+static void
+test_probe_interval_jitter(void **state)
+{
+	uint64_t last, gap, min_gap = UINT64_MAX, max_gap = 0;
+	size_t i;
+
+	(void)state;
+	h->holds[0] = true;
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	h_announce(0, h_epoch_now());		/* heard from: up */
+	last = h->now;
+	for (i = 0; i < 40; i++) {
+		assert_true(h_until_sent(H_PROBE_MAX + 1));
+		assert_true(h_is_probe(h->nsent - 1));
+		assert_int_equal(h_last_sent()->server, 0);
+		gap = h->now - last;
+		assert_in_range(gap, H_PROBE_MIN, H_PROBE_MAX);
+		if (gap < min_gap)
+			min_gap = gap;
+		if (gap > max_gap)
+			max_gap = gap;
+		last = h->now;
+		/* answered at once: the next waits a whole interval */
+		h_announce_result(0, PCP_SUCCESS, h_epoch_now());
+	}
+	assert_int_equal(h->nsent, 40);		/* no retransmission */
+	assert_true(max_gap - min_gap > H_PROBE_MS / 4);
+	assert_int_equal(h->nlost, 0);
+	assert_int_equal(h->ndone, 0);
+	{
+		struct upstream_server_info info;
+
+		upstream_server_info(h->u, 0, &info);
+		assert_int_equal(info.probes, 40);
+		assert_int_equal(info.probe_misses, 0);
+		assert_int_equal(info.state, UPSTREAM_UP);
+	}
+	/* unanswered, a probe is not retransmitted before the next one */
+	assert_true(h_until_sent(H_PROBE_MAX + 1));
+	assert_false(h_until_sent(H_PROBE_MIN - 1));
+}
+
+/* Replies to real requests prove the server alive (their epochs are
+   checked): no probe while they come, one after a silence. */
+static void
+test_probe_skipped_while_traffic(void **state)
+{
+	static struct upstream_txn t;
+	struct pcp_msg r;
+	uint64_t last = 0;
+	size_t i;
+
+	(void)state;
+	h->holds[0] = true;
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	for (i = 0; i < 20; i++) {
+		h_txn(&t, 40, (uint16_t)(7000 + i));
+		assert_true(upstream_start(h->u, &t, h->now));
+		h_response(&t, PCP_SUCCESS, h_epoch_now(), &r);
+		h_input(0, &r);
+		last = h->now;
+		TIME_PASSES(H_PROBE_MIN - 1000);
+	}
+	assert_int_equal(h->ndone, 20);
+	assert_int_equal(h->nsent, 20);
+	assert_int_equal(h_count_probes(), 0);
+	/* the traffic stops: a probe within an interval of the last reply */
+	assert_true(h_until_sent(H_PROBE_MAX));
+	assert_true(h_is_probe(h->nsent - 1));
+	assert_in_range(h->now - last, H_PROBE_MIN, H_PROBE_MAX);
+}
+
+/* A restart whose ANNOUNCE never arrived: the probe's answer shows the
+   Epoch gone back (§8.5) and lost_state fires, once. */
+static void
+test_probe_finds_epoch_jump(void **state)
+{
+	struct upstream_server_info info;
+
+	(void)state;
+	h->holds[0] = true;
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	h_announce(0, 500000);
+	TIME_PASSES(5000);
+	assert_true(h_until_sent(H_PROBE_MAX));
+	assert_true(h_is_probe(h->nsent - 1));
+	assert_int_equal(h->nlost, 0);
+	h_announce_result(0, PCP_SUCCESS, 3);
+	assert_int_equal(h->nlost, 1);
+	assert_int_equal(h->lost_server, 0);
+	upstream_server_info(h->u, 0, &info);
+	assert_true(info.epoch_known);
+	assert_int_equal(info.epoch, 3);
+	assert_int_equal(info.state, UPSTREAM_UP);
+	/* the next probe finds the new epoch consistent */
+	assert_true(h_until_sent(H_PROBE_MAX + 1));
+	h_announce_result(0, PCP_SUCCESS, 3 + (uint32_t)(h->now -
+	    h->sent[(h->nsent - 2) % H_MAX_SENT].at) / 1000);
+	assert_int_equal(h->nlost, 1);
+}
+
+/* A DOWN server holding our mappings is probed every 15 s +-25 %; its
+   first answer brings it up (and its last error stays for status). */
+static void
+test_probe_down_to_up(void **state)
+{
+	struct upstream_server_info info;
+	uint64_t last;
+	size_t i;
+
+	(void)state;
+	h->holds[0] = true;
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	h_announce(0, h_epoch_now());
+	upstream_hard_error(h->u, 0, ECONNREFUSED, h->now);
+	upstream_server_info(h->u, 0, &info);
+	assert_int_equal(info.state, UPSTREAM_DOWN);
+	last = h->now;
+	for (i = 0; i < 6; i++) {
+		assert_true(h_until_sent(H_PROBE_MAX));
+		assert_true(h_is_probe(h->nsent - 1));
+		assert_in_range(h->now - last, H_PROBE_MIN / 2,
+		    H_PROBE_MAX / 2);
+		last = h->now;
+	}
+	upstream_server_info(h->u, 0, &info);
+	assert_int_equal(info.state, UPSTREAM_DOWN);
+	assert_int_equal(info.probe_misses, 5);
+	h->nstate = 0;
+	h_announce_result(0, PCP_SUCCESS, h_epoch_now());
+	assert_int_equal(h->nstate, 1);
+	assert_int_equal(h->state_old, UPSTREAM_DOWN);
+	assert_int_equal(h->state_new, UPSTREAM_UP);
+	assert_int_equal(h->nlost, 0);
+	upstream_server_info(h->u, 0, &info);
+	assert_int_equal(info.state, UPSTREAM_UP);
+	assert_int_equal(info.probe_misses, 0);
+	assert_string_equal(info.last_error, strerror(ECONNREFUSED));
+	/* up again: back to the 30 s pace */
+	assert_true(h_until_sent(H_PROBE_MAX));
+	assert_in_range(h->now - last, H_PROBE_MIN, H_PROBE_MAX);
+}
+
+/* A DOWN server without our mappings: probes back off, doubling, to RFC
+   7488's 15 minutes; a probe that cannot be sent keeps it DOWN. */
+static void
+test_probe_down_backoff(void **state)
+{
+	static const uint64_t cap = 15 * 60 * 1000;
+	uint64_t last, base = H_PROBE_MS / 2, want;
+	size_t i;
+
+	(void)state;
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	h->send_error[0] = EHOSTUNREACH;
+	TIME_PASSES(1);				/* armed */
+	h_announce(0, h_epoch_now());
+	h->holds[0] = true;
+	/* the probe's send fails hard: DOWN, like a request's (RFC 7488) */
+	assert_false(h_until_sent(H_PROBE_MAX + 1));
+	{
+		struct upstream_server_info info;
+
+		upstream_server_info(h->u, 0, &info);
+		assert_int_equal(info.state, UPSTREAM_DOWN);
+		assert_string_equal(info.last_error, strerror(EHOSTUNREACH));
+		assert_int_equal(info.probes, 1);
+	}
+	h->send_error[0] = 0;
+	h->holds[0] = false;
+	assert_true(h_until_sent(H_PROBE_MAX));
+	last = h->now;
+	for (i = 1; i < 12; i++) {
+		want = base << i < cap ? base << i : cap;
+		assert_true(h_until_sent(cap + cap / 4 + 1));
+		assert_in_range(h->now - last, want - want / 4,
+		    want + want / 4);
+		last = h->now;
+	}
+	assert_int_equal(h->nlost, 0);
+}
+
+/* No mappings held and not DOWN, or probing off: nothing is sent. */
+static void
+test_probe_none_when_idle(void **state)
+{
+	(void)state;
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	TIME_PASSES(3600000);			/* UNKNOWN, nothing held */
+	h_announce(0, h_epoch_now());
+	TIME_PASSES(3600000);			/* UP, nothing held */
+	assert_int_equal(h->nsent, 0);
+	assert_true(h->nholds > 0);		/* it did ask */
+	/* off: not even a DOWN server is probed */
+	upstream_set_probe_interval(h->u, 0);
+	h->holds[0] = true;
+	upstream_hard_error(h->u, 0, ECONNREFUSED, h->now);
+	assert_true(upstream_next_deadline(h->u) == UINT64_MAX);
+	TIME_PASSES(3600000);
+	assert_int_equal(h->nsent, 0);
+	/* a server without a local address cannot be probed either */
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	upstream_set_local(h->u, 0, NULL);
+	TIME_PASSES(3600000);
+	assert_int_equal(h->nsent, 0);
+}
+
+/* The probe's answer is never a transaction's, and a transaction's never
+   the probe's; an error answer to the probe still shows the server up. */
+static void
+test_probe_reply_not_mistaken(void **state)
+{
+	static struct upstream_txn t;
+	struct pcp_msg r;
+
+	(void)state;
+	h->holds[0] = true;
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	h_announce(0, h_epoch_now());
+	assert_true(h_until_sent(H_PROBE_MAX));
+	assert_true(h_is_probe(h->nsent - 1));
+	h_txn(&t, 41, 7100);
+	t.deadline = h->now + 1000000;
+	assert_true(upstream_start(h->u, &t, h->now));
+	/* the probe's answer does not end the MAP */
+	h_announce_result(0, PCP_UNSUPP_OPCODE, h_epoch_now());
+	assert_int_equal(h->ndone, 0);
+	assert_int_equal(upstream_in_flight(h->u), 1);
+	{
+		struct upstream_server_info info;
+
+		upstream_server_info(h->u, 0, &info);
+		assert_int_equal(info.probe_misses, 0);
+		assert_int_equal(info.replies, 2);
+	}
+	/* the MAP's answer ends the MAP only */
+	h_response(&t, PCP_SUCCESS, h_epoch_now(), &r);
+	h_input(0, &r);
+	assert_int_equal(h->ndone, 1);
+	assert_ptr_equal(h->done_txn, &t);
+	assert_int_equal(h->done_resp.opcode, PCP_OP_MAP);
+	assert_int_equal(h->nlost, 0);
+}
+
+/* A server that answered probes and then leaves three in a row unanswered
+   is DOWN; one that never answered one is not judged by them. */
+static void
+test_probe_misses_mark_down(void **state)
+{
+	struct upstream_server_info info;
+	size_t i;
+
+	(void)state;
+	h->holds[0] = true;
+	upstream_set_probe_interval(h->u, H_PROBE_MS);
+	h_announce(0, h_epoch_now());
+	for (i = 0; i < 10; i++)		/* never answered */
+		assert_true(h_until_sent(H_PROBE_MAX + 1));
+	upstream_server_info(h->u, 0, &info);
+	assert_int_equal(info.state, UPSTREAM_UP);
+	assert_int_equal(info.probe_misses, 9);
+	h_announce_result(0, PCP_SUCCESS, h_epoch_now());	/* answered */
+	for (i = 0; i < 3; i++) {
+		assert_true(h_until_sent(H_PROBE_MAX + 1));
+		upstream_server_info(h->u, 0, &info);
+		assert_int_equal(info.state, UPSTREAM_UP);
+	}
+	/* the fourth probe's time: three went unanswered */
+	assert_true(h_until_sent(H_PROBE_MAX + 1));
+	upstream_server_info(h->u, 0, &info);
+	assert_int_equal(info.state, UPSTREAM_DOWN);
+	assert_string_equal(info.last_error, "no answer to ANNOUNCE");
+	/* it keeps probing at the DOWN pace */
+	{
+		uint64_t last = h->now;
+
+		assert_true(h_until_sent(H_PROBE_MAX));
+		assert_in_range(h->now - last, H_PROBE_MIN / 2,
+		    H_PROBE_MAX / 2);
+	}
+}
+
 #define H_TEST(f)	cmocka_unit_test_setup_teardown(f, h_setup, h_teardown)
 
 int
@@ -1157,6 +1530,14 @@ main(void)
 		H_TEST(test_many_transactions),
 		H_TEST(test_newer_replaces_older),
 		H_TEST(test_lifetime_zero_matching),
+		H_TEST(test_probe_interval_jitter),
+		H_TEST(test_probe_skipped_while_traffic),
+		H_TEST(test_probe_finds_epoch_jump),
+		H_TEST(test_probe_down_to_up),
+		H_TEST(test_probe_down_backoff),
+		H_TEST(test_probe_none_when_idle),
+		H_TEST(test_probe_reply_not_mistaken),
+		H_TEST(test_probe_misses_mark_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
