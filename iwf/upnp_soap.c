@@ -867,22 +867,36 @@ upnp_may_delete(const struct mapping *m, const struct in6_addr *requester)
 	return MAP_OK;
 }
 
-static bool
-upnp_delete_port_mapping(struct upnp_ctx *c)
+/*
+ * The entry of (NewRemoteHost, NewExternalPort, NewProtocol), the key of
+ * DeletePortMapping and GetSpecificPortMappingEntry: 402 for bad
+ * arguments, 714 (no PCP traffic) when there is none - and for a specific
+ * remote host: we make no mapping for one.
+ */
+static enum map_err
+upnp_entry_arg(struct upnp_ctx *c, struct mapping **m)
 {
-	struct mapping *m;
-	enum map_err err;
 	uint16_t port;
 	uint8_t proto;
 
 	if (!upnp_arg_ui2(c->act, "NewExternalPort", &port) ||
 	    !upnp_arg_proto(c->act, &proto))
-		return upnp_fail(c, MAP_ERR_INVALID_ARGS);
-	/* we make no mapping for a specific remote host: nothing there */
+		return MAP_ERR_INVALID_ARGS;
 	if (!upnp_remote_wildcard(c->act) ||
-	    (m = upnp_find_outer(c->s, &c->act->requester, proto, port)) ==
+	    (*m = upnp_find_outer(c->s, &c->act->requester, proto, port)) ==
 	    NULL)
-		return upnp_fail(c, MAP_ERR_NOT_FOUND);	/* 714, no PCP */
+		return MAP_ERR_NOT_FOUND;
+	return MAP_OK;
+}
+
+static bool
+upnp_delete_port_mapping(struct upnp_ctx *c)
+{
+	struct mapping *m;
+	enum map_err err;
+
+	if ((err = upnp_entry_arg(c, &m)) != MAP_OK)
+		return upnp_fail(c, err);
 	if ((err = upnp_may_delete(m, &c->act->requester)) != MAP_OK ||
 	    (err = upnp_delete(c, m)) != MAP_OK)
 		return upnp_fail(c, err);
@@ -962,17 +976,11 @@ upnp_entry_out(struct upnp_ctx *c, const struct mapping *m, bool generic)
 static bool
 upnp_get_specific(struct upnp_ctx *c)
 {
-	const struct mapping *m;
-	uint16_t port;
-	uint8_t proto;
+	struct mapping *m;
+	enum map_err err;
 
-	if (!upnp_arg_ui2(c->act, "NewExternalPort", &port) ||
-	    !upnp_arg_proto(c->act, &proto))
-		return upnp_fail(c, MAP_ERR_INVALID_ARGS);
-	if (!upnp_remote_wildcard(c->act) ||
-	    (m = upnp_find_outer(c->s, &c->act->requester, proto, port)) ==
-	    NULL)
-		return upnp_fail(c, MAP_ERR_NOT_FOUND);
+	if ((err = upnp_entry_arg(c, &m)) != MAP_OK)
+		return upnp_fail(c, err);
 	upnp_entry_out(c, m, false);
 	return true;
 }

@@ -403,6 +403,16 @@ state_out_put(struct state_out *o, const char *line, size_t len)
 		o->failed = true;
 }
 
+/* One line into line[STATE_LINE_MAX]: its length, or -1 when it does not
+   fit (the writers of the base and of the journal). */
+static int __attribute__((format(printf, 2, 0)))
+state_vline(char *line, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(line, STATE_LINE_MAX, fmt, ap);
+
+	return n < 0 || n >= STATE_LINE_MAX ? -1 : n;
+}
+
 static void __attribute__((format(printf, 2, 3)))
 state_out_printf(struct state_out *o, const char *fmt, ...)
 {
@@ -411,13 +421,12 @@ state_out_printf(struct state_out *o, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	n = state_vline(line, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line)) {
+	if (n == -1)
 		o->failed = true;
-		return;
-	}
-	state_out_put(o, line, (size_t)n);
+	else
+		state_out_put(o, line, (size_t)n);
 }
 
 static void
@@ -2336,13 +2345,12 @@ state_journal_printf(struct state_journal *j, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	n = state_vline(line, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line)) {
+	if (n == -1)
 		j->oom = true;
-		return;
-	}
-	state_journal_put(j, line, (size_t)n);
+	else
+		state_journal_put(j, line, (size_t)n);
 }
 
 static void
