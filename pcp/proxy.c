@@ -1337,6 +1337,7 @@ proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
 	struct mapping *m = pend->m;
 	struct map_result res;
 	uint32_t granted;
+	bool moved;
 
 	/* any change here is committed at the end of this loop turn */
 	proxy_kick(p);
@@ -1414,10 +1415,22 @@ proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
 		free(pend->refresh);
 		pend->refresh = NULL;
 	}
+	moved = (pend->work == PROXY_WORK_RECREATE ||
+	    pend->work == PROXY_WORK_RENEW) &&
+	    (m->outer_port != resp->ext_port ||
+	    !IN6_ARE_ADDR_EQUAL(&m->outer_addr, &resp->ext_addr));
 	m->upstream = txn->server;
 	m->outer_addr = resp->ext_addr;
 	m->outer_port = resp->ext_port;
 	proxy_learn_ext_addr(p, &resp->ext_addr);
+	if (moved) {
+		log_info("proxy: %s port %u moved upstream to port %u",
+		    map_proto_name(m->protocol) != NULL ?
+		    map_proto_name(m->protocol) : "?", m->internal_port,
+		    m->outer_port);
+		if (p->p.mapping_moved != NULL)
+			p->p.mapping_moved(p->p.cb_arg, m);
+	}
 	/* P-10: never more than the upstream granted. */
 	granted = resp->lifetime < txn->lifetime ? resp->lifetime :
 	    txn->lifetime;

@@ -58,6 +58,10 @@ struct proxy_params {
 	/* The outermost external address changed (not: became known). The
 	   daemon restarts its Epoch (RFC 6887 §8.5) and tells its clients. */
 	void		(*ext_addr_changed)(void *cb_arg, const struct in6_addr *);
+	/* Our own work (a re-creation after the upstream lost state, a
+	   lease renewal) came back with another outermost address or port
+	   for m: its client was not told. NULL: nobody listens. */
+	void		(*mapping_moved)(void *cb_arg, const struct mapping *);
 	/* The proxy queued work or changed its deadlines: at the end of this
 	   loop turn call proxy_commit() and re-arm the timer at
 	   proxy_next_deadline(). */

@@ -103,6 +103,11 @@ iwfd_build_policy(struct iwfd *iwfd, const struct iwfd_config *conf)
 /* After a failed write, the next try waits this long (each failure is
    logged by state_write; a full disk must not flood the log). */
 #define IWFD_STATE_RETRY_MS	5000
+/* Re-creations that moved external ports settle this long before the one
+   Epoch restart that tells the clients (iwfd_mapping_moved). */
+#define IWFD_MOVED_SETTLE_MS	2000
+
+static void	iwfd_epoch_announce(struct iwfd *);
 
 static void
 iwfd_state_header(const struct iwfd *iwfd, struct state_header *hdr)
@@ -355,6 +360,8 @@ iwfd_turn_cb(evutil_socket_t fd, short what, void *arg)
 	   GRANTED; the replies after the state */
 	iwfd_turn_commit(iwfd, now);
 	deadline = proxy_next_deadline(iwfd->proxy);
+	if (iwfd->moved_at != 0 && iwfd->moved_at < deadline)
+		deadline = iwfd->moved_at;
 	if (iwfd->state_failing && iwfd->state_retry_ms < deadline)
 		deadline = iwfd->state_retry_ms;
 	/* the address probe: deleting its mapping after the core's answer */
@@ -387,6 +394,13 @@ iwfd_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	proxy_tick(iwfd->proxy, now);	/* kicks */
+	if (iwfd->moved_at != 0 && iwfd->moved_at <= now) {
+		iwfd->moved_at = 0;
+		log_info("external ports moved upstream: restarting the Epoch "
+		    "so that clients map again and learn them");
+		iwfd_epoch_announce(iwfd);
+		iwfd_kick(iwfd);
+	}
 	if (iwfd->probe != NULL)
 		addr_probe_tick(iwfd->probe, now);
 	if (iwfd->natpmp != NULL)
@@ -463,6 +477,32 @@ iwfd_ext_addr_changed(void *arg, const struct in6_addr *addr)
 	struct iwfd *iwfd = arg;
 
 	(void)addr;
+	iwfd_epoch_announce(iwfd);
+}
+
+/*
+ * A re-creation moved a mapping's external port (the carrier gave
+ * another after losing its state): its client believes the old one. PCP
+ * and NAT-PMP clients map again when our Epoch restarts (RFC 6887 §8.5:
+ * lost mappings reset it; RFC 6886 §3.6, §3.7) and learn the new port
+ * from the answer, which the table gives at once. One restart after the
+ * wave of re-creations settles (IWFD_MOVED_SETTLE_MS), not one each.
+ * UPnP control points cannot be told (RFC 6970 §5.10).
+ */
+static void
+iwfd_mapping_moved(void *arg, const struct mapping *m)
+{
+	struct iwfd *iwfd = arg;
+
+	(void)m;
+	if (iwfd->moved_at == 0)
+		iwfd->moved_at = iwfd_now_ms(iwfd) + IWFD_MOVED_SETTLE_MS;
+}
+
+/* Restart our Epoch and tell the clients (PCP ANNOUNCE, NAT-PMP). */
+static void
+iwfd_epoch_announce(struct iwfd *iwfd)
+{
 	iwfd_epoch_restart(iwfd);
 	iwfd->state_dirty = true;
 	if (iwfd->pcp != NULL && iwfd->conf->pcp)
@@ -563,6 +603,7 @@ iwfd_open_proxy(struct iwfd *iwfd, const struct iwfd_config *conf,
 	pp.upstream = iwfd->upstream;
 	pp.random_seed = seed;
 	pp.ext_addr_changed = iwfd_ext_addr_changed;
+	pp.mapping_moved = iwfd_mapping_moved;
 	pp.kick = iwfd_proxy_kick;
 	pp.cb_arg = iwfd;
 	if ((iwfd->proxy = proxy_new(&pp)) == NULL)

@@ -72,6 +72,9 @@ struct iwfd {
 	uint32_t		 epoch_base_s;
 	uint64_t		 epoch_start_ms;
 	uint64_t		 started_ms;
+	/* a re-creation moved external ports: restart the Epoch at this
+	   time (iwfd_mapping_moved); 0: none */
+	uint64_t		 moved_at;
 
 	/* The state file (docs/state.md): the NAT-PMP nonce secret it keeps,
 	   the table generation last written, a change the table does not

@@ -187,6 +187,16 @@ scn_ext_changed(void *arg, const struct in6_addr *addr)
 		w->conf.ext_addr_changed(w->conf.hook_arg, addr);
 }
 
+/* proxy_params.mapping_moved: counted */
+static void
+scn_mapping_moved(void *arg, const struct mapping *m)
+{
+	struct scn_world *w = arg;
+
+	(void)m;
+	w->moved++;
+}
+
 /* ---- the world ---- */
 
 static int
@@ -237,6 +247,7 @@ scn_world_proxy(struct scn_world *w)
 	pp.wan_addr = w->wan;
 	pp.wan_addr_known = true;
 	pp.ext_addr_changed = scn_ext_changed;
+	pp.mapping_moved = scn_mapping_moved;
 	pp.kick = scn_kick;
 	pp.cb_arg = w;
 	return (w->p = proxy_new(&pp)) == NULL ? -1 : 0;

@@ -149,6 +149,7 @@ struct scn_world {
 	unsigned int	 turns;		/* scn_end_turn()s that committed */
 	unsigned int	 nlost;		/* lost_state reports */
 	unsigned int	 ext_changes;
+	unsigned int	 moved;		/* proxy mapping_moved calls */
 	struct in6_addr	 ext_changed_to;
 	struct scn_world_conf conf;
 };

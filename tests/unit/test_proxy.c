@@ -2367,6 +2367,37 @@ test_lease_join_renewal(void **state)
 	assert_ptr_equal(px_find(PX_HOST, MAP_PROTO_TCP, 8080), mp);
 }
 
+/* A re-creation that comes back with another external port (the carrier
+   lost state and gave another): the mapping takes it and the daemon is
+   told once for it (mapping_moved: it restarts its Epoch so that clients
+   map again); one that keeps its port is no news. */
+static void
+test_recreate_moved(void **state)
+{
+	struct mapping *ms[2];
+	uint64_t lost_at;
+	size_t first, i;
+
+	(void)state;
+	ms[0] = px_grant(PX_HOST, MAP_PROTO_TCP, 8080, PX_LIFETIME, 1, 40080);
+	ms[1] = px_grant(PX_HOST2, MAP_PROTO_UDP, 8081, PX_LIFETIME, 2,
+	    40081);
+	lost_at = x->w.now;
+	proxy_upstream_lost_state(x->w.p, 0, x->w.now);
+	first = px_recreate(lost_at, 2);
+	for (i = 0; i < 2; i++) {
+		struct mapping *mp = px_assert_recreate(first + i, ms, 2);
+
+		srv_answer(first + i, PCP_SUCCESS, PX_LIFETIME,
+		    mp == ms[0] ? 41080 : 40081);
+	}
+	END_TURN();
+	assert_int_equal(ms[0]->outer_port, 41080);
+	assert_int_equal(ms[1]->outer_port, 40081);
+	assert_int_equal(x->w.moved, 1);
+	assert_int_equal(x->ndone, 2);		/* no client was answered */
+}
+
 int
 main(void)
 {
@@ -2384,6 +2415,7 @@ main(void)
 		PX_TEST(test_delete_while_pending, setup_local),
 		PX_TEST(test_nonce_and_prefer_failure, setup_local),
 		PX_TEST(test_lost_state_recreates, setup_local),
+		PX_TEST(test_recreate_moved, setup_local),
 		PX_TEST(test_ext_addr_change, setup_local),
 		PX_TEST(test_nat_none, setup_none),
 		PX_TEST(test_last_nat, setup_last),
