@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_state_format.h"
 #include "state.h"
 #include "table.h"
 
@@ -30,21 +31,6 @@
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static struct state_errors errs;
-
-static char *
-fuzz_format(const struct state_image *img, size_t *len)
-{
-	char *text = NULL;
-	FILE *f;
-
-	if ((f = open_memstream(&text, len)) == NULL)
-		abort();
-	if (state_format(img, f) != 0)
-		abort();
-	if (fclose(f) != 0)
-		abort();
-	return text;
-}
 
 static void
 fuzz_check_errors(int rc, const struct state_image *img)

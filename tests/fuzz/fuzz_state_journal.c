@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_state_format.h"
 #include "state.h"
 #include "table.h"
 
@@ -71,21 +72,6 @@ fuzz_base(struct state_image *img)
 	if (n < 0 || state_parse("fuzz.base", text, (size_t)n, img,
 	    &errs) != 0)
 		abort();
-}
-
-static char *
-fuzz_format(const struct state_image *img, size_t *len)
-{
-	char *text = NULL;
-	FILE *f;
-
-	if ((f = open_memstream(&text, len)) == NULL)
-		abort();
-	if (state_format(img, f) != 0)
-		abort();
-	if (fclose(f) != 0)
-		abort();
-	return text;
 }
 
 static void
