@@ -37,6 +37,7 @@
 #include "natpmp_wire.h"
 #include "pcp_wire.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "table.h"
 
 /* A map request waiting for the core. */
@@ -241,6 +242,17 @@ natpmp_done(void *arg, const struct map_req *req, const struct map_result *res)
  * waits (RFC 6886 §3.1: the client retransmits the same request), and how
  * many records the host has.
  */
+/* The same client socket, opcode, internal port and kind (map or delete):
+   the host's requester address was compared by the caller. */
+static bool
+natpmp_pending_same(const struct natpmp_pending *pd, uint16_t src_port,
+    uint8_t opcode, uint16_t internal_port, uint32_t lifetime)
+{
+	return pd->req.requester_port == src_port && pd->opcode == opcode &&
+	    pd->req.internal_port == internal_port &&
+	    (pd->req.lifetime == 0) == (lifetime == 0);
+}
+
 static struct natpmp_pending *
 natpmp_pending_find(const struct natpmp *n, uint8_t opcode,
     const struct map_req *req, size_t *host_count)
@@ -252,10 +264,8 @@ natpmp_pending_find(const struct natpmp *n, uint8_t opcode,
 		if (!IN6_ARE_ADDR_EQUAL(&pd->req.requester, &req->requester))
 			continue;
 		(*host_count)++;
-		if (pd->req.requester_port == req->requester_port &&
-		    pd->opcode == opcode &&
-		    pd->req.internal_port == req->internal_port &&
-		    (pd->req.lifetime == 0) == (req->lifetime == 0))
+		if (natpmp_pending_same(pd, req->requester_port, opcode,
+		    req->internal_port, req->lifetime))
 			same = pd;
 	}
 	return same;
@@ -438,6 +448,60 @@ natpmp_addr(struct natpmp *n, const struct pcp_frontend_peer *peer)
 
 /* ---- input --------------------------------------------------------------- */
 
+/* Is the datagram a retransmission of a request that waits here (a map
+   request for the core, an address request for the probe)? Those join
+   the waiting one (natpmp_submit, natpmp_addr). Nothing to look at, and
+   nothing parsed, while none waits. */
+static bool
+natpmp_waiting(const struct natpmp *n, const struct pcp_frontend_peer *peer,
+    const struct in6_addr *src, uint16_t src_port, const uint8_t *pkt,
+    size_t len)
+{
+	const struct natpmp_pending *pd;
+	const struct natpmp_addr_wait *w;
+	struct natpmp_request wr;
+
+	if (n->stats.pending == 0 && n->stats.addr_waiting == 0)
+		return false;
+	if (natpmp_decode_request(pkt, len, &wr) != NATPMP_REQUEST)
+		return false;
+	if (wr.opcode == NATPMP_OP_ADDRESS) {
+		TAILQ_FOREACH(w, &n->addr_wait, entry)
+			if (w->peer.src_len == peer->src_len &&
+			    memcmp(&w->peer.src, &peer->src,
+			    peer->src_len) == 0)
+				return true;
+		return false;
+	}
+	TAILQ_FOREACH(pd, &n->pending, entry)
+		if (IN6_ARE_ADDR_EQUAL(&pd->req.requester, src) &&
+		    natpmp_pending_same(pd, src_port, wr.opcode,
+		    wr.internal_port, wr.lifetime))
+			return true;
+	return false;
+}
+
+/*
+ * Issue 8: one token of the host's rate limit per request, taken before
+ * parsing; the PCP front-end's interface check came first, so only LAN
+ * hosts spend tokens. Over the rate the request is dropped without an
+ * answer (an answer would feed the flood; RFC 6886 §3.1: the client
+ * retransmits). A retransmission of a request that waits costs nothing:
+ * it joins the waiting one.
+ */
+static bool
+natpmp_charge(struct natpmp *n, const struct pcp_frontend_peer *peer,
+    const struct in6_addr *src, uint16_t src_port, const uint8_t *pkt,
+    size_t len)
+{
+	if (natpmp_waiting(n, peer, src, src_port, pkt, len))
+		return true;
+	if (ratelimit_allow(n->p.ratelimit, src, natpmp_now(n)))
+		return true;
+	n->stats.rate_limited++;
+	return false;
+}
+
 void
 natpmp_input(void *arg, struct pcp_frontend *fe,
     const struct pcp_frontend_peer *peer, const uint8_t *pkt, size_t len)
@@ -457,6 +521,8 @@ natpmp_input(void *arg, struct pcp_frontend *fe,
 	}
 	sin = (const struct sockaddr_in *)(const void *)&peer->src;
 	pcp_addr_from_v4(&src, &sin->sin_addr);
+	if (!natpmp_charge(n, peer, &src, ntohs(sin->sin_port), pkt, len))
+		return;
 	switch (natpmp_decode_request(pkt, len, &wr)) {
 	case NATPMP_DROP:
 		n->stats.dropped++;

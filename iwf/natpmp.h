@@ -23,6 +23,7 @@
 
 struct addr_probe;
 struct proxy;
+struct ratelimit;
 struct table;
 
 /* Requests waiting for the core at once, in all and from one host (so
@@ -63,6 +64,11 @@ struct natpmp_params {
 	   front-ends (op 0 waits for it); NULL: none, op 0 is answered
 	   from what the proxy knows. It must outlive the natpmp. */
 	struct addr_probe *probe;
+	/* Issue 8: the per-host request rate limit the daemon's protocols
+	   share (src/ratelimit.h): one token per request, taken before it
+	   is parsed; over the rate dropped. NULL: no limit. It must outlive
+	   the natpmp. */
+	struct ratelimit *ratelimit;
 };
 
 struct natpmp_stats {
@@ -72,6 +78,7 @@ struct natpmp_stats {
 	uint64_t	 submitted;	/* map requests handed to the core */
 	uint64_t	 overload;	/* answered 4: too many pending */
 	uint64_t	 joined;	/* retransmissions joined to a wait */
+	uint64_t	 rate_limited;	/* dropped: the host over its rate */
 	uint64_t	 announcements;	/* multicast copies sent */
 	size_t		 pending;	/* map requests waiting now */
 	size_t		 addr_waiting;	/* op 0 waiting for the probe */

@@ -82,9 +82,12 @@
 #include "log.h"
 #include "map_err.h"
 #include "outbox.h"
+#include "policy.h"
+#include "ratelimit.h"
 #include "upnp.h"
 #include "upnp_guard.h"
 #include "upnp_http.h"
+#include "util.h"
 
 /* The worker's own deadline: the action layer answers by
    UPNP_CLIENT_WAIT_MS; this margin only covers a stalled loop. */
@@ -107,6 +110,15 @@
 #define UPNP_CONNECTED		"Connected"
 #define UPNP_CONNECTION_TYPES	"IP_Routed"
 #define UPNP_SERVICE_URN	"urn:schemas-upnp-org:service:"
+/* Refusals (split horizon, rate) are logged at most this often, with the
+   count since the last line. */
+#define UPNP_REPORT_MS		10000
+
+/* One throttled log line about refusals. */
+struct upnp_report {
+	uint64_t		 last;		/* ms; 0: never */
+	uint64_t		 count;		/* since the last line */
+};
 
 struct upnp_job {
 	struct upnp		*u;
@@ -158,6 +170,16 @@ struct upnp {
 	struct upnp_event_vars	 vars;
 	uint32_t		 system_update_id;	/* IGD:2 */
 
+	/* Split horizon: written in upnp_open before pupnp starts, then
+	   only read (by the workers too). */
+	struct policy_prefix	*lan;
+	size_t			 n_lan;
+	uint64_t		 not_lan;	/* under lock */
+	struct upnp_report	 not_lan_report; /* under lock */
+	struct ratelimit	*ratelimit;	/* loop only */
+	uint64_t		 rate_limited;	/* loop only */
+	struct upnp_report	 rate_report;	/* loop only */
+
 	struct upnp_job		*in_flight;	/* loop only */
 	/* answers held until the turn's state commit (outbox.h), through
 	   job->next; loop only */
@@ -188,6 +210,41 @@ upnp_reply_error(struct upnp_reply *reply, enum map_err err,
 	memset(reply, 0, sizeof(*reply));
 	reply->err = version == 2 ? row->upnp_v2 : row->upnp_v1;
 	reply->err_desc = map_err_upnp_name((unsigned int)reply->err);
+}
+
+/* Count one refusal; log it unless a line went out less than
+   UPNP_REPORT_MS ago (a flood must not flood the log). */
+static void
+upnp_report(struct upnp_report *r, uint64_t now, const char *what,
+    const struct in6_addr *host)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	r->count++;
+	if (r->last != 0 && now - r->last < UPNP_REPORT_MS)
+		return;
+	if (IN6_IS_ADDR_V4MAPPED(host))
+		inet_ntop(AF_INET, &host->s6_addr[12], buf, sizeof(buf));
+	else
+		inet_ntop(AF_INET6, host, buf, sizeof(buf));
+	log_info("upnp: %s %s; %" PRIu64 " refused since the last report",
+	    what, buf, r->count);
+	r->count = 0;
+	r->last = now != 0 ? now : 1;
+}
+
+/* Split horizon (spec/iwf.md X-02): is the control point inside a LAN
+   prefix? Any thread: u->lan does not change once pupnp runs. */
+static bool
+upnp_is_lan(const struct upnp *u, const struct in6_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < u->n_lan; i++)
+		if (util_prefix_match(&u->lan[i].addr, a,
+		    u->lan[i].prefix_len))
+			return true;
+	return false;
 }
 
 /* ---- the loop side -------------------------------------------------- */
@@ -368,6 +425,16 @@ upnp_job_run(struct upnp *u, struct upnp_job *job, uint64_t now)
 
 	if (upnp_job_abandoned(u, job)) {
 		upnp_job_unref(u, job);
+		return;
+	}
+	/* issue 8: the same per-host rate as on our HTTP server; over it
+	   501 ActionFailed, and the action layer never sees the job */
+	if (!ratelimit_allow(u->ratelimit, &job->act.requester, now)) {
+		u->rate_limited++;
+		upnp_report(&u->rate_report, now, "over its request rate: "
+		    "501 to", &job->act.requester);
+		upnp_reply_error(&reply, MAP_ERR_INTERNAL, u->version);
+		upnp_job_finish(u, job, &reply);
 		return;
 	}
 	/* listed first: done must find it even if it came at once */
@@ -713,7 +780,8 @@ upnp_answer(const struct upnp *u, UpnpActionRequest *req,
 	const char *type, *desc;
 	size_t i;
 
-	if (reply->err != 0) {
+	/* no action (refused before it was read): only an error can answer */
+	if (reply->err != 0 || act == NULL) {
 		desc = reply->err_desc;
 		if (desc == NULL || desc[0] == '\0')
 			desc = map_err_upnp_name((unsigned int)reply->err);
@@ -807,12 +875,52 @@ upnp_job_wait(struct upnp *u, struct upnp_job *job)
 	return UPNP_WAIT_GAVE_UP;
 }
 
+/* A worker's monotonic ms (u->now is the loop's). */
+static uint64_t
+upnp_worker_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * UPNP_MS_PER_S +
+	    (uint64_t)ts.tv_nsec / UPNP_NS_PER_MS;
+}
+
+/*
+ * Split horizon on pupnp's port (spec/iwf.md X-02): a control point
+ * outside the LAN prefixes gets 606 "Action not authorized" at once,
+ * nothing of its request reaches the loop. pupnp has read and parsed the
+ * request already and answers whatever we say (soap_device.c
+ * handle_invoke_action), so the fault is the least it can be told; our
+ * own HTTP server closes such a connection before reading it.
+ */
+static bool
+upnp_worker_lan(struct upnp *u, UpnpActionRequest *req)
+{
+	struct in6_addr requester;
+	struct upnp_reply reply;
+
+	upnp_requester(UpnpActionRequest_get_CtrlPtIPAddr(req), &requester);
+	if (upnp_is_lan(u, &requester))
+		return true;
+	pthread_mutex_lock(&u->lock);
+	u->not_lan++;
+	upnp_report(&u->not_lan_report, upnp_worker_now(),
+	    "refused a control point outside the LAN:", &requester);
+	pthread_mutex_unlock(&u->lock);
+	upnp_reply_error(&reply, MAP_ERR_ACTION_DENIED, u->version);
+	upnp_answer(u, req, NULL, &reply);
+	return false;
+}
+
 static void
 upnp_action_request(struct upnp *u, UpnpActionRequest *req)
 {
 	struct upnp_job *job;
 	struct upnp_reply reply;
 
+	if (!upnp_worker_lan(u, req))
+		return;
 	if ((job = calloc(1, sizeof(*job))) == NULL) {
 		log_warn("upnp: action");
 		upnp_reply_error(&reply, MAP_ERR_INTERNAL, u->version);
@@ -1107,6 +1215,9 @@ upnp_http_start(struct upnp *u, const struct upnp_params *p,
 	hp.kick = p->kick;
 	hp.kick_arg = p->kick_arg;
 	hp.outbox = p->outbox;
+	hp.lan = u->lan;
+	hp.n_lan = u->n_lan;
+	hp.ratelimit = p->ratelimit;
 	if ((u->http = upnp_http_open(&hp)) == NULL)
 		return -1;
 	snprintf(control_base, size, "http://%s:%u", ip,
@@ -1150,6 +1261,21 @@ upnp_start(struct upnp *u, const char *desc, size_t desc_len)
 	return 0;
 }
 
+/* The LAN prefixes, copied (the caller's may change on a reload; the
+   workers read ours without a lock). One element at least: no prefixes
+   means nobody is LAN, not "no check". */
+static int
+upnp_copy_lan(struct upnp *u, const struct upnp_params *p)
+{
+	if ((u->lan = calloc(p->n_lan > 0 ? p->n_lan : 1,
+	    sizeof(*u->lan))) == NULL)
+		return -1;
+	if (p->n_lan > 0)
+		memcpy(u->lan, p->lan, p->n_lan * sizeof(*u->lan));
+	u->n_lan = p->n_lan;
+	return 0;
+}
+
 struct upnp *
 upnp_open(const struct upnp_params *p)
 {
@@ -1175,10 +1301,12 @@ upnp_open(const struct upnp_params *p)
 	u->started = time(NULL);
 	u->queue_tail = &u->queue;
 	u->system_update_id = 1;
+	u->ratelimit = p->ratelimit;
 	/* the action layer's UDN lives as long as u */
 	sp = p->soap;
 	sp.wanconn_udn = u->udn[UPNP_DEV_WANCONN];
-	if (upnp_sync_init(u) == -1 || upnp_loop_init(u, p) == -1 ||
+	if (upnp_copy_lan(u, p) == -1 || upnp_sync_init(u) == -1 ||
+	    upnp_loop_init(u, p) == -1 ||
 	    (u->soap = upnp_soap_new(&sp)) == NULL) {
 		log_warnx("upnp: out of resources");
 		upnp_close(u);
@@ -1275,6 +1403,7 @@ upnp_close(struct upnp *u)
 		pthread_cond_destroy(&u->cond);
 		pthread_mutex_destroy(&u->lock);
 	}
+	free(u->lan);
 	free(u);
 }
 
@@ -1309,4 +1438,26 @@ const char *
 upnp_desc_url(const struct upnp *u)
 {
 	return u->desc_url;
+}
+
+void
+upnp_stats(struct upnp *u, struct upnp_stats *st)
+{
+	struct upnp_http_stats hs;
+
+	memset(st, 0, sizeof(*st));
+	if (u == NULL)
+		return;
+	if (u->http != NULL) {
+		upnp_http_stats(u->http, &hs);
+		st->rate_limited = hs.rate_limited;
+		st->host_refused = hs.host_refused;
+		st->not_lan = hs.not_lan;
+	}
+	st->rate_limited += u->rate_limited;
+	if (u->sync_ready) {
+		pthread_mutex_lock(&u->lock);
+		st->not_lan += u->not_lan;
+		pthread_mutex_unlock(&u->lock);
+	}
 }

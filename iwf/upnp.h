@@ -22,6 +22,7 @@
 
 struct event_base;
 struct policy_prefix;
+struct ratelimit;
 
 /* GENA limits (spec/iwf.md §5.4, X-04). */
 #define UPNP_MAX_SUBSCRIPTIONS	32
@@ -37,10 +38,18 @@ struct upnp_params {
 	uint16_t	 port;		/* 0: pupnp picks (>= 49152) */
 	struct upnp_desc_params desc;	/* UDNs filled (upnp_desc_udns) */
 	struct upnp_soap_params soap;
-	/* The LAN prefixes: GENA callbacks and SUBSCRIBEs outside them are
-	   refused (CallStranger, CVE-2020-12695; X-04). */
+	/* The LAN prefixes (copied): GENA callbacks outside them are
+	   refused (CallStranger, CVE-2020-12695; X-04), and so are control
+	   points outside them on both SOAP paths (split horizon, X-02): our
+	   HTTP server closes their connections unanswered, a SOAP request
+	   to pupnp's port is answered 606 without reaching the loop. */
 	const struct policy_prefix *lan;
 	size_t		 n_lan;
+	/* Per-host request rate (ratelimit.h), shared with the other
+	   front-ends: one token per SOAP action request on either port,
+	   keyed by the control point's address; over it, 501 ActionFailed
+	   and nothing proxied. Used on the loop thread only. NULL: none. */
+	struct ratelimit *ratelimit;
 	uint64_t	(*now)(void *);	/* monotonic ms */
 	void		*clock_arg;
 	/* The loop ran actions: end the turn (upnp_update, the action
@@ -50,6 +59,13 @@ struct upnp_params {
 	/* Answers held until the turn's state commit (outbox.h), on our
 	   HTTP server and to pupnp's workers; NULL: at once. */
 	struct outbox	*outbox;
+};
+
+/* What the abuse limits refused, both SOAP paths together. */
+struct upnp_stats {
+	uint64_t	 rate_limited;	/* SOAP requests answered 501 */
+	uint64_t	 host_refused;	/* connections over a host's share */
+	uint64_t	 not_lan;	/* control points outside the LAN */
 };
 
 struct upnp;
@@ -72,5 +88,7 @@ uint16_t	 upnp_port(const struct upnp *);
 void		 upnp_ports(const struct upnp *, uint16_t *desc_port,
 		    uint16_t *control_port);
 const char	*upnp_desc_url(const struct upnp *);
+/* Loop thread. NULL: zeros. */
+void		 upnp_stats(struct upnp *, struct upnp_stats *);
 
 #endif

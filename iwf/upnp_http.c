@@ -69,6 +69,30 @@
  * disabled: new clients wait in the kernel's accept queue, served as soon
  * as a slot frees, instead of being refused (a burst of upnpc calls, one
  * connection each, must not fail); a stalled slot frees at the timeout.
+ *
+ * The abuse limits (issue 8):
+ *   - admission: evhttp calls the bevcb before it sets the socket, so the
+ *     peer is not known there; the bevcb activates the admit event, which
+ *     runs once the listener's callback has returned (same loop turn,
+ *     before any read of the new sockets can be dispatched: their reads
+ *     need the next poll) and reads each new socket's peer. A peer outside
+ *     the LAN prefixes (split horizon), or one that already holds its
+ *     share (max_conns_per_host) of the connections, is freed there and
+ *     then with evhttp_connection_free (public; called outside any evhttp
+ *     callback; the connection is the callback argument of its
+ *     bufferevent: http.c sets every evhttp bufferevent's callbacks with
+ *     evcon) and reset (SO_LINGER 0) before evhttp read a byte of it: a
+ *     request already in the socket buffer is never parsed (shutdown(2)
+ *     alone would not do: Linux still hands out data queued before
+ *     SHUT_RD). It stops counting against the cap and the share at once,
+ *     so one host holding its share of idle connections leaves the other
+ *     slots to the others (the console's requests);
+ *   - rate: one token of the shared limiter (ratelimit.h) per SOAP action
+ *     request, keyed by the peer, taken before the body is parsed; a
+ *     request over the rate is answered 501 Action Failed (the UPnP
+ *     Device Architecture's generic error, also what a carrier that does
+ *     not answer gets: every control point handles it, retrying or
+ *     reporting) and never reaches the action layer or the carrier.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -79,6 +103,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +122,11 @@
 #include "log.h"
 #include "map_err.h"
 #include "outbox.h"
+#include "policy.h"
+#include "ratelimit.h"
 #include "upnp.h"
 #include "upnp_http.h"
+#include "util.h"
 
 /* The listen(2) backlog: clients beyond the cap wait here. */
 #define UPNP_HTTP_BACKLOG	64
@@ -106,6 +134,9 @@
    closed then; a new connection looks too). */
 #define UPNP_HTTP_SWEEP_MS	250
 #define UPNP_HTTP_MS_PER_S	1000
+/* Refusals are logged at most this often (a flood must not flood the
+   log), with the count since the last report. */
+#define UPNP_HTTP_REPORT_MS	10000
 #define UPNP_HTTP_US_PER_MS	1000
 /* A service type we answer in: ours with the client's version. */
 #define UPNP_HTTP_TYPE_MAX	96
@@ -146,6 +177,14 @@
 struct upnp_http_conn {
 	TAILQ_ENTRY(upnp_http_conn) entry;
 	struct bufferevent	*bev;
+	struct in6_addr		 host;		/* the peer, IPv4-mapped */
+	bool			 admitted;	/* host known and let in */
+};
+
+/* One throttled log line about refusals of one kind. */
+struct upnp_http_report {
+	uint64_t		 last;		/* ms; 0: never */
+	uint64_t		 count;		/* since the last line */
 };
 
 /* An action waiting for the carrier (upnp_soap_run said false). */
@@ -174,9 +213,17 @@ struct upnp_http {
 	struct evhttp		*http;
 	struct evhttp_bound_socket *bound;
 	struct event		*sweep;
+	struct event		*admit;		/* new connections' peers */
 	uint16_t		 port;
 	size_t			 nconns;
 	bool			 paused;
+	struct policy_prefix	*lan;		/* a copy; NULL: no check */
+	size_t			 n_lan;
+	struct upnp_http_stats	 stats;
+	/* one per kind, so that one kind cannot hide another */
+	struct upnp_http_report	 not_lan_report;
+	struct upnp_http_report	 share_report;
+	struct upnp_http_report	 rate_report;
 	TAILQ_HEAD(, upnp_http_conn) conns;
 	TAILQ_HEAD(, upnp_http_job) jobs;
 	TAILQ_HEAD(, upnp_http_held) held;
@@ -251,6 +298,185 @@ upnp_http_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	upnp_http_arm_sweep(h);
 }
 
+/* A socket address as an IPv4-mapped or IPv6 address; false for
+   another family. */
+static bool
+upnp_http_sockaddr_host(const struct sockaddr_storage *ss, socklen_t len,
+    struct in6_addr *a)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET && len >= (socklen_t)sizeof(sin)) {
+		memcpy(&sin, ss, sizeof(sin));
+		a->s6_addr[10] = 0xff;
+		a->s6_addr[11] = 0xff;
+		memcpy(&a->s6_addr[12], &sin.sin_addr, sizeof(sin.sin_addr));
+		return true;
+	}
+	if (ss->ss_family == AF_INET6 && len >= (socklen_t)sizeof(sin6)) {
+		memcpy(&sin6, ss, sizeof(sin6));
+		*a = sin6.sin6_addr;
+		return true;
+	}
+	return false;
+}
+
+/* Split horizon (spec/iwf.md X-02; RFC 6887 §18.3.2 for PCP): is the
+   control point inside a LAN prefix? */
+static bool
+upnp_http_is_lan(const struct upnp_http *h, const struct in6_addr *a)
+{
+	size_t i;
+
+	if (h->lan == NULL)
+		return true;
+	for (i = 0; i < h->n_lan; i++)
+		if (util_prefix_match(&h->lan[i].addr, a,
+		    h->lan[i].prefix_len))
+			return true;
+	return false;
+}
+
+/* One refusal counted in the log: the first at once, then at most one
+   line per UPNP_HTTP_REPORT_MS with the count in between. */
+static void
+upnp_http_report(struct upnp_http *h, struct upnp_http_report *r,
+    const char *what, const struct in6_addr *host)
+{
+	char buf[INET6_ADDRSTRLEN];
+	uint64_t now = h->p.now(h->p.clock_arg);
+
+	r->count++;
+	if (r->last != 0 && now - r->last < UPNP_HTTP_REPORT_MS)
+		return;
+	if (IN6_IS_ADDR_V4MAPPED(host))
+		inet_ntop(AF_INET, &host->s6_addr[12], buf, sizeof(buf));
+	else
+		inet_ntop(AF_INET6, host, buf, sizeof(buf));
+	log_info("upnp http: %s %s; %" PRIu64 " refused since the last "
+	    "report", what, buf, r->count);
+	r->count = 0;
+	r->last = now != 0 ? now : 1;
+}
+
+/*
+ * Has the peer closed or reset this connection? evhttp learns it at its
+ * next read, which may come after a new connection of the same host was
+ * accepted in the same loop turn: a client that closes a connection and
+ * opens another at once must not be refused for the one it closed. A
+ * peek (recv(2) is on the seccomp list, poll(2) is not): 0 is the close,
+ * an error other than "nothing yet" the reset. A close behind data evhttp
+ * has not read yet still counts until evhttp reads it.
+ */
+static bool
+upnp_http_conn_gone(const struct upnp_http_conn *c)
+{
+	int fd = bufferevent_getfd(c->bev);
+	ssize_t n;
+	char b;
+
+	if (fd == -1)
+		return true;
+	n = recv(fd, &b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR);
+}
+
+/* The host's open connections; with alive, those whose peer is still
+   there (a recv(2) each). */
+static size_t
+upnp_http_count_host(const struct upnp_http *h, const struct in6_addr *host,
+    bool alive)
+{
+	const struct upnp_http_conn *c;
+	size_t n = 0;
+
+	TAILQ_FOREACH(c, &h->conns, entry)
+		if (c->admitted && IN6_ARE_ADDR_EQUAL(&c->host, host) &&
+		    (!alive || !upnp_http_conn_gone(c)))
+			n++;
+	return n;
+}
+
+/* Free a connection before evhttp read anything of it, reset it, and
+   forget it (see "The abuse limits" at the top). */
+static void
+upnp_http_refuse(struct upnp_http *h, struct upnp_http_conn *c, int fd)
+{
+	const struct linger reset = { 1, 0 };
+	bufferevent_data_cb rcb, wcb;
+	bufferevent_event_cb ecb;
+	void *evcon = NULL;
+
+	bufferevent_getcb(c->bev, &rcb, &wcb, &ecb, &evcon);
+	if ((rcb != NULL || wcb != NULL || ecb != NULL) && evcon != NULL)
+		evhttp_connection_free(evcon);
+	/* our reference keeps the socket open until the decref: a reset,
+	   not an orderly close, is what a refused client should see */
+	if (fd != -1 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset,
+	    sizeof(reset)) == -1)
+		log_warn("upnp http: SO_LINGER");
+	TAILQ_REMOVE(&h->conns, c, entry);
+	bufferevent_decref(c->bev);	/* closes the socket */
+	free(c);
+	h->nconns--;
+}
+
+/* Is this new connection let in? */
+static bool
+upnp_http_admit_one(struct upnp_http *h, struct upnp_http_conn *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (fd == -1 || getpeername(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    !upnp_http_sockaddr_host(&ss, len, &c->host)) {
+		/* gone already (ENOTCONN): evhttp sees it too */
+		return false;
+	}
+	if (!upnp_http_is_lan(h, &c->host)) {
+		h->stats.not_lan++;
+		upnp_http_report(h, &h->not_lan_report, "refused a control "
+		    "point outside the LAN:", &c->host);
+		return false;
+	}
+	/* the peeks only for a host at its share */
+	if (upnp_http_count_host(h, &c->host, false) >=
+	    h->p.max_conns_per_host && upnp_http_count_host(h, &c->host,
+	    true) >= h->p.max_conns_per_host) {
+		h->stats.host_refused++;
+		upnp_http_report(h, &h->share_report, "a host's share of the "
+		    "connections is taken: refused", &c->host);
+		return false;
+	}
+	c->admitted = true;
+	return true;
+}
+
+/* The admit event: the peers of the connections accepted since. */
+static void
+upnp_http_admit_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct upnp_http *h = arg;
+	struct upnp_http_conn *c, *next;
+	int fd;
+
+	(void)unused;
+	(void)what;
+	for (c = TAILQ_FIRST(&h->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->admitted)
+			continue;
+		fd = bufferevent_getfd(c->bev);
+		if (!upnp_http_admit_one(h, c, fd))
+			upnp_http_refuse(h, c, fd);
+	}
+	if (h->nconns < h->p.max_conns)
+		upnp_http_listening(h, true);
+}
+
 /* evhttp_set_bevcb: a new connection's bufferevent, counted. */
 static struct bufferevent *
 upnp_http_bevcb(struct event_base *base, void *arg)
@@ -277,6 +503,8 @@ upnp_http_bevcb(struct event_base *base, void *arg)
 	if (h->nconns >= h->p.max_conns)
 		upnp_http_listening(h, false);
 	upnp_http_arm_sweep(h);
+	/* its peer once evhttp has set the socket (see the top) */
+	event_active(h->admit, EV_TIMEOUT, 1);
 	return bev;
 }
 
@@ -793,6 +1021,7 @@ upnp_http_control(struct upnp_http *h, struct evhttp_request *req,
 	struct upnp_http_job *job;
 	struct upnp_action act;
 	struct upnp_reply reply;
+	struct in6_addr requester;
 	uint64_t now;
 
 	if ((job = calloc(1, sizeof(*job))) == NULL) {
@@ -802,17 +1031,28 @@ upnp_http_control(struct upnp_http *h, struct evhttp_request *req,
 	}
 	job->h = h;
 	job->req = req;
-	if (!upnp_http_action(h, req, svc, job, &act)) {
-		free(job);
-		return;
-	}
-	if (!upnp_http_peer(req, &act.requester)) {
-		log_warnx("upnp http: %s: no peer address", job->action);
+	if (!upnp_http_peer(req, &requester)) {
+		log_warnx("upnp http: no peer address");
 		upnp_http_fault_err(h, req, MAP_ERR_INTERNAL);
 		free(job);
 		return;
 	}
+	/* issue 8: charged before anything is parsed, so a flood costs
+	   little; 501 ActionFailed, the proxy never sees it */
 	now = h->p.now(h->p.clock_arg);
+	if (!ratelimit_allow(h->p.ratelimit, &requester, now)) {
+		h->stats.rate_limited++;
+		upnp_http_report(h, &h->rate_report, "over its request rate: "
+		    "501 to", &requester);
+		upnp_http_fault_err(h, req, MAP_ERR_INTERNAL);
+		free(job);
+		return;
+	}
+	if (!upnp_http_action(h, req, svc, job, &act)) {
+		free(job);
+		return;
+	}
+	act.requester = requester;
 	if (upnp_soap_run(h->p.soap, &act, now, upnp_http_done, job, &reply)) {
 		upnp_http_answer(h, job, &reply);
 		upnp_reply_free(&reply);
@@ -912,7 +1152,8 @@ upnp_http_setup(struct upnp_http *h, int fd)
 
 	if ((h->http = evhttp_new(h->p.base)) == NULL ||
 	    (h->sweep = evtimer_new(h->p.base, upnp_http_sweep_cb, h)) ==
-	    NULL) {
+	    NULL || (h->admit = event_new(h->p.base, -1, 0,
+	    upnp_http_admit_cb, h)) == NULL) {
 		log_warnx("upnp http: out of memory");
 		close(fd);
 		return false;
@@ -933,6 +1174,24 @@ upnp_http_setup(struct upnp_http *h, int fd)
 		close(fd);
 		return false;
 	}
+	return true;
+}
+
+/* The LAN prefixes, copied: the caller's may change on a reload. */
+static bool
+upnp_http_copy_lan(struct upnp_http *h, const struct upnp_http_params *p)
+{
+	if (p->lan == NULL)
+		return true;
+	/* one element at least: a pointer with no prefixes means nobody */
+	if ((h->lan = calloc(p->n_lan > 0 ? p->n_lan : 1,
+	    sizeof(*h->lan))) == NULL) {
+		log_warn("upnp http: LAN prefixes");
+		return false;
+	}
+	if (p->n_lan > 0)
+		memcpy(h->lan, p->lan, p->n_lan * sizeof(*h->lan));
+	h->n_lan = p->n_lan;
 	return true;
 }
 
@@ -957,10 +1216,19 @@ upnp_http_open(const struct upnp_http_params *p)
 		h->p.timeout_ms = UPNP_HTTP_TIMEOUT_MS;
 	if (h->p.max_conns == 0)
 		h->p.max_conns = UPNP_HTTP_MAX_CONNS;
+	if (h->p.max_conns_per_host == 0)
+		h->p.max_conns_per_host = UPNP_HTTP_MAX_CONNS_PER_HOST;
+	if (h->p.max_conns_per_host > h->p.max_conns)
+		h->p.max_conns_per_host = h->p.max_conns;
+	h->p.lan = NULL;	/* our copy below, not the caller's */
 	TAILQ_INIT(&h->conns);
 	TAILQ_INIT(&h->jobs);
 	TAILQ_INIT(&h->held);
 	upnp_http_server_name(h);
+	if (!upnp_http_copy_lan(h, p)) {
+		upnp_http_close(h);
+		return NULL;
+	}
 	if ((fd = upnp_http_listen(&p->bind_addr, p->port, &h->port)) == -1 ||
 	    !upnp_http_setup(h, fd)) {
 		upnp_http_close(h);
@@ -990,6 +1258,8 @@ upnp_http_close(struct upnp_http *h)
 		outbox_forget(h->p.outbox, TAILQ_FIRST(&h->held));
 	if (h->sweep != NULL)
 		event_free(h->sweep);
+	if (h->admit != NULL)
+		event_free(h->admit);
 	if (h->http != NULL)
 		evhttp_free(h->http);	/* the listener, every connection */
 	while ((c = TAILQ_FIRST(&h->conns)) != NULL) {
@@ -997,6 +1267,7 @@ upnp_http_close(struct upnp_http *h)
 		bufferevent_decref(c->bev);	/* closes the socket */
 		free(c);
 	}
+	free(h->lan);
 	free(h);
 }
 
@@ -1010,4 +1281,17 @@ size_t
 upnp_http_connections(const struct upnp_http *h)
 {
 	return h->nconns;
+}
+
+size_t
+upnp_http_host_connections(const struct upnp_http *h,
+    const struct in6_addr *host)
+{
+	return upnp_http_count_host(h, host, false);
+}
+
+void
+upnp_http_stats(const struct upnp_http *h, struct upnp_http_stats *st)
+{
+	*st = h->stats;
 }

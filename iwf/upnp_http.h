@@ -9,7 +9,14 @@
  * SOAPACTION header quoted or not, in any spelling) and hands the action
  * element to upnp_action_from_xml() and the action to upnp_soap_run().
  * A slow or stalled client is dropped by evhttp's timeout and pins
- * nothing; the number of connections is capped.
+ * nothing; the number of connections is capped, and so is each host's
+ * share of them.
+ *
+ * Abuse limits (issue 8, DESIGN.md "Security"): a connection from outside
+ * the LAN prefixes (split horizon) or beyond its host's share is closed
+ * as soon as it is accepted, before a byte of it is read; a SOAP request
+ * over its host's rate (ratelimit.h) is answered 501 ActionFailed
+ * without running.
  *
  * The process must ignore SIGPIPE (iwfd.c does): libevent writes with
  * writev(2).
@@ -24,6 +31,8 @@
 
 struct event_base;
 struct outbox;
+struct policy_prefix;
+struct ratelimit;
 struct upnp_soap;
 
 /* Inactivity timeout of a connection (a read or a write that makes no
@@ -32,6 +41,11 @@ struct upnp_soap;
 /* Connections served at once; beyond it new ones wait in the kernel's
    accept queue until one closes. */
 #define UPNP_HTTP_MAX_CONNS	32
+/* Connections one host may hold at once: a quarter of the cap, so one
+   compromised host (or a client that leaks connections) cannot starve the
+   others (issue 8). Deployed control points use one connection per action
+   (upnpc, libminiupnpc, goupnp), consoles a few at once. */
+#define UPNP_HTTP_MAX_CONNS_PER_HOST	8
 /* The request line and headers together (evhttp answers 400 beyond). */
 #define UPNP_HTTP_MAX_HEADERS	8192
 
@@ -50,6 +64,20 @@ struct upnp_http_params {
 	void		*kick_arg;
 	unsigned int	 timeout_ms;	/* 0: UPNP_HTTP_TIMEOUT_MS */
 	unsigned int	 max_conns;	/* 0: UPNP_HTTP_MAX_CONNS */
+	/* 0: UPNP_HTTP_MAX_CONNS_PER_HOST; never more than max_conns */
+	unsigned int	 max_conns_per_host;
+	/*
+	 * Split horizon (spec/iwf.md X-02): only control points inside
+	 * these prefixes (struct policy_prefix: IPv4-mapped) are served; a
+	 * connection from anywhere else is closed unanswered. Copied.
+	 * NULL: no check (unit tests); n_lan 0 with a pointer: nobody.
+	 */
+	const struct policy_prefix *lan;
+	size_t		 n_lan;
+	/* Per-host request rate, shared with the other front-ends: one
+	   token per SOAP action request, keyed by the control point's
+	   address. NULL: no limit. */
+	struct ratelimit *ratelimit;
 	/*
 	 * DESIGN.md "State and durability": SOAP answers are held here
 	 * until the turn's state commit (outbox.h). A successful answer to
@@ -60,6 +88,13 @@ struct upnp_http_params {
 	 * once.
 	 */
 	struct outbox	*outbox;
+};
+
+/* What the abuse limits refused (for logs, pcp-iwfctl and tests). */
+struct upnp_http_stats {
+	uint64_t	 rate_limited;	/* answered 501: over the rate */
+	uint64_t	 host_refused;	/* connections over a host's share */
+	uint64_t	 not_lan;	/* connections from outside the LAN */
 };
 
 struct upnp_http;
@@ -73,6 +108,11 @@ void		 upnp_http_close(struct upnp_http *);
 uint16_t	 upnp_http_port(const struct upnp_http *);
 /* Connections open now (counted against max_conns; for logs and tests). */
 size_t		 upnp_http_connections(const struct upnp_http *);
+/* Connections of one host (IPv4-mapped or IPv6) open now. */
+size_t		 upnp_http_host_connections(const struct upnp_http *,
+		    const struct in6_addr *host);
+void		 upnp_http_stats(const struct upnp_http *,
+		    struct upnp_http_stats *);
 /* Does a successful action of this name make, change or delete mappings
    (so its answer waits until that is durable)? */
 bool		 upnp_http_action_changes(const char *name);

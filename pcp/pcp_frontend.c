@@ -29,9 +29,11 @@
 #include "natpmp_wire.h"
 #include "outbox.h"
 #include "pcp_frontend.h"
+#include "policy.h"
 #include "pcp_relay.h"
 #include "pcp_server.h"
 #include "proxy.h"
+#include "ratelimit.h"
 
 /* Larger than PCP_MAX_SIZE: a longer datagram must be seen as longer
    (§8.2: MALFORMED_REQUEST), not silently cut to a valid size. */
@@ -78,6 +80,8 @@ struct pcp_frontend {
 	unsigned int		 announce_gap_ms;
 	struct pcp_frontend_stats stats;
 	struct outbox		*outbox;	/* NULL: send at once */
+	struct ratelimit	*ratelimit;	/* NULL: no limit */
+	const struct policy	*policy;	/* NULL: no prefix check */
 	bool			 paused;	/* reads stopped (outbox) */
 	/* pcp_server_handle()'s output, kept here rather than on the stack
 	   (it holds a 1100-octet reply); used by the read path only. */
@@ -464,9 +468,12 @@ pcp_frontend_overload(struct pcp_frontend *fe,
 }
 
 /*
- * A client retransmitting while its answer is pending just submits again:
- * the core joins it to the transaction under way (DESIGN.md "Threads and
- * the loop"), and each copy gets its reply.
+ * A request the core has not answered yet. A copy of one that waits (the
+ * client retransmitting, RFC 6887 §8.1.1) is dropped before parsing
+ * (pcp_frontend_input): the answer to the first goes to the same socket
+ * and answers the copy as well. The same request from another socket of
+ * the host is a request of its own; the core joins it to the transaction
+ * under way (DESIGN.md "Threads and the loop").
  */
 static void
 pcp_frontend_submit(struct pcp_frontend *fe,
@@ -525,6 +532,48 @@ pcp_frontend_relay(struct pcp_frontend *fe,
 	    fe->epoch(fe->clock_arg), buf, sizeof(buf)));
 }
 
+/* Is pkt a copy of a request from the same socket that waits for the
+   core? O(pending), and nothing at all while none waits. */
+static bool
+pcp_frontend_waiting(const struct pcp_frontend *fe,
+    const struct pcp_frontend_peer *peer, const uint8_t *pkt, size_t len)
+{
+	const struct pcp_pending *p;
+
+	TAILQ_FOREACH(p, &fe->pending, entry)
+		if (p->len == len && p->peer.src_len == peer->src_len &&
+		    memcmp(&p->peer.src, &peer->src, peer->src_len) == 0 &&
+		    memcmp(p->pkt, pkt, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Issue 8: one token of the host's rate limit per PCP request, taken
+ * before parsing so that a flood of junk costs little. The interface
+ * check (S-01) came first: nothing from outside the LAN reaches here, so
+ * nobody outside can spend a LAN host's tokens. Over the rate the
+ * request is dropped without an answer (an answer would amplify the
+ * flood; the client retransmits, RFC 6887 §8.1.1). A retransmitted copy
+ * of a request still waiting costs nothing and is dropped too: the
+ * waiting one's answer answers it.
+ */
+static bool
+pcp_frontend_charge(struct pcp_frontend *fe,
+    const struct pcp_frontend_peer *peer, const struct in6_addr *src,
+    const uint8_t *pkt, size_t len)
+{
+	if (pcp_frontend_waiting(fe, peer, pkt, len)) {
+		fe->stats.joined++;
+		return false;
+	}
+	if (!ratelimit_allow(fe->ratelimit, src, fe->now(fe->clock_arg))) {
+		fe->stats.rate_limited++;
+		return false;
+	}
+	return true;
+}
+
 static void
 pcp_frontend_input(struct pcp_frontend *fe,
     const struct pcp_frontend_peer *peer, const uint8_t *pkt, size_t len)
@@ -534,6 +583,14 @@ pcp_frontend_input(struct pcp_frontend *fe,
 	uint16_t src_port;
 
 	pcp_frontend_src(&peer->src, &src, &src_port);
+	/* X-02: a forged or foreign source gets nothing, not even an error */
+	if (fe->policy != NULL && !policy_is_lan(fe->policy, &src)) {
+		fe->stats.not_lan_src++;
+		return;
+	}
+	if (!pcp_server_is_natpmp(&fe->conf, pkt, len) &&
+	    !pcp_frontend_charge(fe, peer, &src, pkt, len))
+		return;
 	switch (pcp_server_handle(&fe->conf, pkt, len, &src, src_port,
 	    fe->epoch(fe->clock_arg), out)) {
 	case PCP_SERVER_DROP:
@@ -785,6 +842,8 @@ pcp_frontend_init(struct pcp_frontend *fe, struct event_base *base,
 	fe->natpmp_input = p->natpmp_input;
 	fe->natpmp_arg = p->natpmp_arg;
 	fe->outbox = p->outbox;
+	fe->ratelimit = p->ratelimit;
+	fe->policy = p->policy;
 	fe->conf.third_party_allowed = p->third_party_allowed;
 	fe->conf.natpmp = p->natpmp_input != NULL;
 	fe->conf.pcp_off = p->pcp_off && fe->conf.natpmp;

@@ -25,9 +25,11 @@
 
 struct event_base;
 struct outbox;
+struct policy;
 struct proxy;
 struct pcp_frontend;
 struct pcp_relay_stats;
+struct ratelimit;
 
 /* How many submitted requests may wait for the core at once; beyond it a
    request gets NO_RESOURCES (§8.2 step 5: an overloaded server). */
@@ -91,11 +93,29 @@ struct pcp_frontend_params {
 	 * not read. NULL: replies go out at once (tests of the wire).
 	 */
 	struct outbox		 *outbox;
+	/*
+	 * Issue 8 (DESIGN.md "Security"): the per-host request rate limit
+	 * the daemon's protocols share (src/ratelimit.h); one token per PCP
+	 * request from a LAN interface, taken before it is parsed, excess
+	 * dropped. NAT-PMP's datagrams are the NAT-PMP front-end's to
+	 * charge. NULL: no limit. It must outlive the front-end.
+	 */
+	struct ratelimit	 *ratelimit;
+	/*
+	 * spec/iwf.md X-02 (RFC 6887 §18.3.2 ingress filtering): a datagram
+	 * whose source is outside every LAN prefix is dropped without an
+	 * answer, PCP and NAT-PMP alike, before it is charged or parsed (an
+	 * answer would go to a forged address). NULL: no prefix check (tests
+	 * of the wire). It must outlive the front-end.
+	 */
+	const struct policy	 *policy;
 };
 
 struct pcp_frontend_stats {
 	uint64_t	 received;	/* datagrams read */
 	uint64_t	 not_lan;	/* dropped: arrived off the LAN (S-01) */
+	uint64_t	 not_lan_src;	/* dropped: source outside the LAN
+					   prefixes (X-02) */
 	uint64_t	 dropped;	/* dropped silently (§8.2) */
 	uint64_t	 replied;	/* replies sent */
 	uint64_t	 submitted;	/* handed to the core */
@@ -109,6 +129,10 @@ struct pcp_frontend_stats {
 					   state commit failed (the client
 					   asks again) */
 	uint64_t	 paused;	/* reads stopped: the outbox busy */
+	uint64_t	 rate_limited;	/* dropped: the host over its rate */
+	uint64_t	 joined;	/* dropped: a copy of a request that
+					   waits for the core (its answer
+					   answers the copy) */
 	size_t		 pending;	/* waiting for the core now */
 };
 

@@ -281,6 +281,14 @@ pcp_server_relay_flags(const struct pcp_server_conf *conf, const uint8_t *pkt,
 	}
 }
 
+bool
+pcp_server_is_natpmp(const struct pcp_server_conf *conf, const uint8_t *pkt,
+    size_t len)
+{
+	return conf->natpmp && len > 0 &&
+	    (pkt[0] == PCP_NATPMP_VERSION || conf->pcp_off);
+}
+
 enum pcp_server_action
 pcp_server_handle(const struct pcp_server_conf *conf, const uint8_t *pkt,
     size_t len, const struct in6_addr *src, uint16_t src_port,
@@ -307,7 +315,7 @@ pcp_server_handle(const struct pcp_server_conf *conf, const uint8_t *pkt,
 	 * well. A copied 0 would instead claim that this server speaks
 	 * NAT-PMP (§9 step 4), which it then does not.
 	 */
-	if ((pkt[0] == PCP_NATPMP_VERSION || conf->pcp_off) && conf->natpmp) {
+	if (pcp_server_is_natpmp(conf, pkt, len)) {
 		out->action = PCP_SERVER_NATPMP;
 		return out->action;
 	}

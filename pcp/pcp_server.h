@@ -77,6 +77,11 @@ struct pcp_server_req {
 	struct map_req	 req;
 };
 
+/* Is this datagram the NAT-PMP front-end's (RFC 6887 App. A: version 0,
+   or every datagram with pcp = no)? Looks at the first octet only. */
+bool	pcp_server_is_natpmp(const struct pcp_server_conf *,
+	    const uint8_t *pkt, size_t len);
+
 /*
  * Decide what to do with one datagram that arrived on a LAN interface
  * (the interface check, §8.2's first step, is the I/O layer's). src is the

@@ -1632,7 +1632,9 @@ proxy_restored(struct proxy *p, uint64_t now)
 			log_warnx("proxy: out of memory: old rules stay");
 			rc = -1;
 		} else {
-			for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++)
+			/* never more rules than the count sized for */
+			for (i = 0; i < count &&
+			    (m = table_at(p->p.table, i)) != NULL; i++)
 				if (proxy_has_rule(p, m))
 					rules[n++] = proxy_rule(p, m,
 					    mapping_remaining(m, now));
@@ -1669,6 +1671,110 @@ proxy_restored(struct proxy *p, uint64_t now)
 	log_info("restored %zu mapping(s), %zu local rule(s)", count, n);
 	proxy_kick(p);
 	return rc;
+}
+
+/*
+ * The server list changed (a reload, the DHCP client): per-server
+ * re-creation work follows its server to its new index (RFC 7488: a
+ * mapping stays on the server that holds it, and so does the work on
+ * it); a server that is gone takes its work with it.
+ */
+void
+proxy_upstream_renumber(struct proxy *p, const uint8_t *map, size_t old_n)
+{
+	uint64_t recreate_at[UPSTREAM_MAX_SERVERS] = { 0 };
+	uint64_t retry_at[UPSTREAM_MAX_SERVERS] = { 0 };
+	bool marked[UPSTREAM_MAX_SERVERS] = { false };
+	size_t cursor[UPSTREAM_MAX_SERVERS] = { 0 };
+	size_t clean[UPSTREAM_MAX_SERVERS] = { 0 };
+	size_t i, j;
+
+	for (i = 0; i < old_n && i < UPSTREAM_MAX_SERVERS; i++) {
+		if ((j = map[i]) >= UPSTREAM_MAX_SERVERS)
+			continue;
+		recreate_at[j] = p->recreate_at[i];
+		retry_at[j] = p->retry_at[i];
+		marked[j] = p->recreate_marked[i];
+		cursor[j] = p->recreate_cursor[i];
+		clean[j] = p->recreate_clean[i];
+	}
+	memcpy(p->recreate_at, recreate_at, sizeof(recreate_at));
+	memcpy(p->retry_at, retry_at, sizeof(retry_at));
+	memcpy(p->recreate_marked, marked, sizeof(marked));
+	memcpy(p->recreate_cursor, cursor, sizeof(cursor));
+	memcpy(p->recreate_clean, clean, sizeof(clean));
+	proxy_kick(p);
+}
+
+void
+proxy_upstream_moved(struct proxy *p, struct mapping *m, uint64_t now)
+{
+	unsigned int server = m->upstream;
+
+	p->now = now;
+	if (server >= UPSTREAM_MAX_SERVERS)
+		return;
+	/* a whole re-creation of server is scheduled: it takes m too */
+	if (p->recreate_at[server] != 0 && !p->recreate_marked[server])
+		return;
+	m->proxy_marks |= MAPPING_M_RECREATE;
+	p->recreate_clean[server] = 0;
+	if (!p->recreate_marked[server]) {
+		/* RFC 6887 §14.1.3 (C-05): the uniform 0-5 s wait first */
+		p->recreate_marked[server] = true;
+		p->recreate_cursor[server] = 0;
+		p->recreate_at[server] = now + 1 +
+		    proxy_random(p) % PROXY_RECREATE_JITTER_MS;
+	}
+	proxy_kick(p);
+}
+
+/*
+ * The mode or the backend changed (a reload: nat, or the WAN interface
+ * the backend's rules name). Mappings stay. With a new mode, what was
+ * asked upstream in the old form (nat = local: the gateway's port from
+ * its WAN address; nat = none: THIRD_PARTY and the client's port, P-06,
+ * P-15) is deleted in that form (P-04), and every upstream mapping is
+ * re-made in the new one after the RFC 6887 §14.1.3 wait, with its nonce
+ * and suggesting its external port, paced like any re-creation. Toward
+ * nat = local every live mapping gets its local rule (one backend batch,
+ * at the commit); the old backend's rules are the caller's to remove.
+ */
+void
+proxy_set_nat(struct proxy *p, enum proxy_nat nat, struct backend *backend,
+    uint64_t now)
+{
+	bool renew = nat != p->p.nat && proxy_has_upstream(p);
+	bool had_rules = proxy_local_rules(p);
+	bool used[UPSTREAM_MAX_SERVERS] = { false };
+	struct backend_rule r;
+	struct mapping *m;
+	size_t i;
+
+	p->now = now;
+	for (i = 0; renew && (m = table_at(p->p.table, i)) != NULL; i++) {
+		if (m->upstream >= UPSTREAM_MAX_SERVERS ||
+		    (m->flags & MAPPING_F_STATIC) != 0)
+			continue;
+		used[m->upstream] = true;
+		if ((m->flags & MAPPING_F_WAS_GRANTED) != 0)
+			proxy_delete_upstream(p, m, now);
+	}
+	p->p.nat = nat;
+	p->p.backend = backend;
+	for (i = 0; !had_rules && proxy_local_rules(p) &&
+	    (m = table_at(p->p.table, i)) != NULL; i++) {
+		if (!proxy_has_rule(p, m))
+			continue;
+		r = proxy_rule(p, m, mapping_remaining(m, now));
+		if (backend->ops->add(backend, &r, NULL, NULL) == -1)
+			log_warnx("proxy: cannot queue the local rule of port "
+			    "%u", m->ext_port);
+	}
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
+		if (used[i])
+			proxy_upstream_lost_state(p, (unsigned int)i, now);
+	proxy_kick(p);
 }
 
 /*
@@ -1817,11 +1923,11 @@ proxy_commit(struct proxy *p, uint64_t now)
 void
 proxy_free(struct proxy *p)
 {
+	struct proxy_waiter *w;
+
 	if (p == NULL)
 		return;
-	while (proxy_fifo_first(p) != NULL) {
-		struct proxy_waiter *w = proxy_fifo_first(p);
-
+	while ((w = proxy_fifo_first(p)) != NULL) {
 		proxy_fifo_unlink(p, w);
 		proxy_waiter_detach(w);
 		free(w);

@@ -126,6 +126,23 @@ int		 proxy_restored(struct proxy *, uint64_t now);
    way (paced: it may take several loop turns). */
 bool		 proxy_recreating(const struct proxy *);
 
+/* The server list changed: map[i] is old server i's new index or
+   UPSTREAM_NO_SERVER, for i < old_n. The re-creation work of a server
+   that stays follows it (the caller renumbers the mappings). */
+void		 proxy_upstream_renumber(struct proxy *, const uint8_t *map,
+		    size_t old_n);
+/* m's server is gone and m now names another (m->upstream, set by the
+   caller): re-create m alone there, after the RFC 6887 §14.1.3 wait and
+   paced with any other re-creation; the mappings that server holds
+   already are left alone. */
+void		 proxy_upstream_moved(struct proxy *, struct mapping *,
+		    uint64_t now);
+/* A reload changed nat or re-opened the backend (NULL for nat = none):
+   see proxy.c. Mappings stay; with a new mode the upstream ones are
+   deleted in the old form and re-made in the new. */
+void		 proxy_set_nat(struct proxy *, enum proxy_nat,
+		    struct backend *, uint64_t now);
+
 /* Remove one mapping everywhere (control socket): local rule, table, and
    a delete upstream. */
 void		 proxy_delete(struct proxy *, struct mapping *, uint64_t now);

@@ -1180,37 +1180,93 @@ upstream_server_reset(struct upstream_server *s, const struct in6_addr *addr,
 	s->state = UPSTREAM_UNKNOWN;
 }
 
+/* The slot of old server (addr, port) not yet taken, or NO_SERVER. */
+static unsigned int
+upstream_find_old(const struct upstream_server *old, size_t old_n,
+    const bool *taken, const struct in6_addr *addr, uint16_t port)
+{
+	unsigned int i;
+
+	for (i = 0; i < old_n; i++)
+		if (!taken[i] && old[i].port == port &&
+		    IN6_ARE_ADDR_EQUAL(&old[i].addr, addr))
+			return i;
+	return UPSTREAM_NO_SERVER;
+}
+
+/* A transaction's bitmap of servers tried, in the new numbering. */
+static uint8_t
+upstream_remap_tried(uint8_t tried, const uint8_t *map, size_t old_n)
+{
+	uint8_t out = 0;
+	size_t i;
+
+	for (i = 0; i < old_n; i++)
+		if ((tried & (1u << i)) != 0 && map[i] != UPSTREAM_NO_SERVER)
+			out |= (uint8_t)(1u << map[i]);
+	return out;
+}
+
+/*
+ * RFC 7488: a server is its address and port, not its place in the list.
+ * One that stays keeps everything the engine knows of it - Epoch record
+ * (§8.5), state, Client IP, probe timers, statistics - under its new
+ * index, and its transactions follow it (their packets were encoded for
+ * it and stay valid); only a server that is new starts afresh, and only
+ * the transactions of one that is gone fail over or end.
+ */
 int
 upstream_set_servers(struct upstream *u, const struct in6_addr *addrs,
     const uint16_t *ports, size_t n)
 {
+	struct upstream_server old[UPSTREAM_MAX_SERVERS];
+	uint8_t map[UPSTREAM_MAX_SERVERS];
+	bool taken[UPSTREAM_MAX_SERVERS] = { false };
 	struct upstream_txn *t;
-	size_t i, k;
-	unsigned int changed = 0;
+	size_t i, k, old_n = u->nservers;
+	unsigned int from;
+	bool changed = old_n != n;
 
 	if (n > UPSTREAM_MAX_SERVERS || (n > 0 && (addrs == NULL ||
 	    ports == NULL)))
 		return -1;
-	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++) {
-		if (i < n && i < u->nservers &&
-		    IN6_ARE_ADDR_EQUAL(&u->srv[i].addr, &addrs[i]) &&
-		    u->srv[i].port == ports[i])
-			continue;
-		if (i < u->nservers)
-			changed |= 1u << i;
-		if (i < n)
+	memcpy(old, u->srv, sizeof(old));
+	memset(map, UPSTREAM_NO_SERVER, sizeof(map));
+	for (i = 0; i < n; i++) {
+		from = upstream_find_old(old, old_n, taken, &addrs[i],
+		    ports[i]);
+		if (from == UPSTREAM_NO_SERVER) {
 			upstream_server_reset(&u->srv[i], &addrs[i], ports[i]);
+			changed = true;
+			continue;
+		}
+		taken[from] = true;
+		map[from] = (uint8_t)i;
+		u->srv[i] = old[from];
+		if (from != i)
+			changed = true;
 	}
+	for (i = n; i < UPSTREAM_MAX_SERVERS; i++)
+		memset(&u->srv[i], 0, sizeof(u->srv[i]));
 	u->nservers = n;
-	if (changed == 0)
+	if (!changed)
 		return 0;
-	/* transactions on a server that changed or is gone move on (or end)
-	   at the next tick */
+	/* transactions follow their server; those on a server that is gone
+	   move on (or end) at the next tick */
 	for (k = 0; k < u->n; k++) {
 		t = u->heap[k];
-		if (t->server < UPSTREAM_MAX_SERVERS &&
-		    (changed & (1u << t->server)) != 0 &&
-		    t->pending == UPSTREAM_PENDING_NONE) {
+		t->tried = upstream_remap_tried(t->tried, map, old_n);
+		if (t->server >= old_n)
+			continue;	/* none picked yet: the tick picks */
+		if (map[t->server] != UPSTREAM_NO_SERVER) {
+			t->server = map[t->server];
+			continue;
+		}
+		/* no index of the old numbering may survive (an UNSUPP ending
+		   would read another server's answer, a done() would name
+		   another server) */
+		t->server = UPSTREAM_NO_SERVER;
+		if (t->pending != UPSTREAM_PENDING_REPLACED) {
 			t->pending = UPSTREAM_PENDING_FAILOVER;
 			t->due = 0;
 		}

@@ -176,10 +176,17 @@ void		 upstream_free(struct upstream *);
 /* Until a transport is set every send fails with ENOTCONN. */
 void		 upstream_set_transport(struct upstream *, upstream_send_fn,
 		    void *send_arg);
-/* Configure the server list (order = preference). Transactions in flight
-   are kept; a server whose address or port changed starts afresh (unknown,
-   no epoch, no local address) and transactions on a server that is gone
-   fail over or end UNREACHABLE. -1 if n > UPSTREAM_MAX_SERVERS. */
+/*
+ * Configure the server list (order = preference). A server is its address
+ * and port (RFC 7488): one that was in the old list keeps all its state
+ * (Epoch record, state, Client IP, probe timers, last error, counters)
+ * under its new index, wherever others were added or removed, and its
+ * transactions in flight follow it (txn->server is renumbered). A new
+ * server starts afresh (unknown, no epoch, no local address); transactions
+ * on a server that is gone fail over or end UNREACHABLE (their server
+ * reads UPSTREAM_NO_SERVER). -1 if n > UPSTREAM_MAX_SERVERS (nothing
+ * changed).
+ */
 int		 upstream_set_servers(struct upstream *,
 		    const struct in6_addr *addrs, const uint16_t *ports,
 		    size_t n);

@@ -41,6 +41,10 @@ struct upstream_io_sock {
 	int			 fd;
 	struct event		*ev;
 	uint16_t		 port;		/* our bound port, kept */
+	/* the server this socket is for (upstream_io_sync matches by it) */
+	bool			 named;
+	struct in6_addr		 server;
+	uint16_t		 server_port;
 };
 
 struct upstream_io {
@@ -179,6 +183,9 @@ upstream_io_connect(struct upstream_io *io, unsigned int i)
 	upstream_io_sock_close(s);
 	upstream_set_local(io->u, i, NULL);
 	upstream_server_info(io->u, i, &info);
+	s->named = true;
+	s->server = info.addr;
+	s->server_port = info.port;
 	slen = upstream_io_sockaddr(io, &info.addr, info.port, &ss);
 	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1)
@@ -431,13 +438,141 @@ upstream_io_refresh(struct upstream_io *io)
 	upstream_io_rearm(io);
 }
 
+static void
+upstream_io_sock_init(struct upstream_io *io, struct upstream_io_sock *s,
+    unsigned int index)
+{
+	memset(s, 0, sizeof(*s));
+	s->io = io;
+	s->index = index;
+	s->fd = -1;
+}
+
+/* The WAN device the sockets are tied to; false (logged, the sockets
+   then follow the routing table) when it does not exist. */
+static bool
+upstream_io_ifname(struct upstream_io *io, const char *wan_interface)
+{
+	io->ifname[0] = '\0';
+	io->ifindex = 0;
+	if (wan_interface == NULL || wan_interface[0] == '\0')
+		return true;
+	if (strlen(wan_interface) >= sizeof(io->ifname) ||
+	    (io->ifindex = if_nametoindex(wan_interface)) == 0) {
+		io->ifindex = 0;
+		log_warnx("upstream: no interface %s: the sockets toward the "
+		    "servers follow the routing table", wan_interface);
+		return false;
+	}
+	memcpy(io->ifname, wan_interface, strlen(wan_interface) + 1);
+	return true;
+}
+
+/* An ANNOUNCE listener for every family a server has (§14.1.3). */
+static void
+upstream_io_announce_sync(struct upstream_io *io)
+{
+	struct upstream_server_info info;
+	bool fam[UPSTREAM_IO_FAMILIES] = { false, false };
+	unsigned int i;
+
+	for (i = 0; i < io->n; i++) {
+		upstream_server_info(io->u, i, &info);
+		fam[pcp_addr_is_v4(&info.addr) ? UPSTREAM_IO_V4 :
+		    UPSTREAM_IO_V6] = true;
+	}
+	for (i = 0; i < UPSTREAM_IO_FAMILIES; i++)
+		if (fam[i] && io->announce[i].fd == -1)
+			upstream_io_announce_open(io, i);
+}
+
+/* The old socket slot (among io->n) for server (addr, port), not taken. */
+static unsigned int
+upstream_io_find(const struct upstream_io_sock *old, size_t n,
+    const bool *taken, const struct upstream_server_info *info)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (!taken[i] && old[i].named &&
+		    old[i].server_port == info->port &&
+		    IN6_ARE_ADDR_EQUAL(&old[i].server, &info->addr))
+			return i;
+	return UPSTREAM_NO_SERVER;
+}
+
+/* s moved into another slot: its event's argument is the slot. */
+static void
+upstream_io_sock_moved(struct upstream_io *io, struct upstream_io_sock *s,
+    unsigned int index)
+{
+	s->io = io;
+	s->index = index;
+	if (s->fd == -1)
+		return;
+	if (s->ev != NULL)
+		event_free(s->ev);
+	if ((s->ev = event_new(io->base, s->fd, EV_READ | EV_PERSIST,
+	    upstream_io_server_cb, s)) == NULL || event_add(s->ev, NULL) == -1) {
+		log_warnx("upstream server %u: cannot watch the socket: "
+		    "reconnecting", index);
+		upstream_io_sock_close(s);	/* connect_missing: same port */
+	}
+}
+
+void
+upstream_io_sync(struct upstream_io *io)
+{
+	struct upstream_io_sock old[UPSTREAM_MAX_SERVERS];
+	struct upstream_server_info info;
+	bool taken[UPSTREAM_MAX_SERVERS] = { false };
+	size_t n = upstream_server_count(io->u);
+	unsigned int i, from;
+
+	memcpy(old, io->srv, sizeof(old));
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++) {
+		upstream_io_sock_init(io, &io->srv[i], i);
+		if (i >= n)
+			continue;
+		upstream_server_info(io->u, i, &info);
+		from = upstream_io_find(old, io->n, taken, &info);
+		if (from == UPSTREAM_NO_SERVER)
+			continue;
+		taken[from] = true;
+		io->srv[i] = old[from];
+		upstream_io_sock_moved(io, &io->srv[i], i);
+	}
+	/* the sockets of servers that are gone */
+	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
+		if (!taken[i])
+			upstream_io_sock_close(&old[i]);
+	io->n = n;
+	upstream_io_connect_missing(io);
+	upstream_io_announce_sync(io);
+	upstream_io_rearm(io);
+}
+
+bool
+upstream_io_set_interface(struct upstream_io *io, const char *wan_interface)
+{
+	unsigned int i;
+	bool found;
+
+	found = upstream_io_ifname(io, wan_interface);
+	/* the listeners join the group on the new device */
+	for (i = 0; i < UPSTREAM_IO_FAMILIES; i++)
+		upstream_io_sock_close(&io->announce[i]);
+	upstream_io_announce_sync(io);
+	/* and every server socket is bound to it, keeping its port */
+	upstream_io_refresh(io);
+	return found;
+}
+
 struct upstream_io *
 upstream_io_open(struct event_base *base, struct upstream *u,
     const char *wan_interface, uint64_t (*now)(void *), void *now_arg)
 {
 	struct upstream_io *io;
-	struct upstream_server_info info;
-	bool fam[UPSTREAM_IO_FAMILIES] = { false, false };
 	unsigned int i;
 
 	if ((io = calloc(1, sizeof(*io))) == NULL)
@@ -449,32 +584,17 @@ upstream_io_open(struct event_base *base, struct upstream *u,
 	io->n = upstream_server_count(u);
 	io->next_retry = UINT64_MAX;
 	for (i = 0; i < UPSTREAM_MAX_SERVERS; i++)
-		io->srv[i] = (struct upstream_io_sock){ io, i, -1, NULL, 0 };
+		upstream_io_sock_init(io, &io->srv[i], i);
 	for (i = 0; i < UPSTREAM_IO_FAMILIES; i++)
-		io->announce[i] = (struct upstream_io_sock){ io, i, -1, NULL,
-		    0 };
-	if (wan_interface != NULL && wan_interface[0] != '\0') {
-		if (strlen(wan_interface) >= sizeof(io->ifname) ||
-		    (io->ifindex = if_nametoindex(wan_interface)) == 0)
-			log_warnx("upstream: no interface %s", wan_interface);
-		else
-			memcpy(io->ifname, wan_interface,
-			    strlen(wan_interface) + 1);
-	}
+		upstream_io_sock_init(io, &io->announce[i], i);
+	(void)upstream_io_ifname(io, wan_interface);
 	if ((io->timer = evtimer_new(base, upstream_io_timer_cb, io)) == NULL) {
 		free(io);
 		return NULL;
 	}
 	upstream_set_transport(u, upstream_io_send, io);
 	upstream_io_connect_missing(io);
-	for (i = 0; i < io->n; i++) {
-		upstream_server_info(u, i, &info);
-		fam[pcp_addr_is_v4(&info.addr) ? UPSTREAM_IO_V4 :
-		    UPSTREAM_IO_V6] = true;
-	}
-	for (i = 0; i < UPSTREAM_IO_FAMILIES; i++)
-		if (fam[i])
-			upstream_io_announce_open(io, i);
+	upstream_io_announce_sync(io);
 	upstream_io_rearm(io);
 	return io;
 }

@@ -20,6 +20,7 @@
 #ifndef IWFD_UPSTREAM_IO_H
 #define IWFD_UPSTREAM_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,23 @@ void		 upstream_io_kick(struct upstream_io *);
 /* The WAN address changed: reconnect every socket (keeping its source port
    when possible) so the Client IP field follows (C-01). */
 void		 upstream_io_refresh(struct upstream_io *);
+/*
+ * The engine's server list changed (upstream_set_servers): a server that
+ * stays keeps its socket - its source port, which its Mapping Updates
+ * are sent to (spec/pcp.md §2.4), and whatever is queued on it - under
+ * its new index; sockets of servers that are gone close, new servers get
+ * new ones.
+ */
+void		 upstream_io_sync(struct upstream_io *);
+/*
+ * Tie the sockets to another WAN interface (a reload changed
+ * wan_interface): the ANNOUNCE listeners join the group there and every
+ * server socket is reconnected on it, keeping its source port. False when
+ * the interface does not exist (logged): the sockets then follow the
+ * routing table until this is called again.
+ */
+bool		 upstream_io_set_interface(struct upstream_io *,
+		    const char *wan_interface);
 /* The engine's transport (upstream_send_fn); io is the upstream_io. */
 int		 upstream_io_send(void *io, unsigned int server, const uint8_t *,
 		    size_t);

@@ -19,7 +19,9 @@
 # answers arrive unchanged (upnpstun.c perform_stun).
 #
 # Functions:
-#   lab_up                   create the four namespaces (installs lab_down as EXIT trap)
+#   lab_up                   create the four namespaces (installs lab_down as EXIT trap);
+#                            LAB_TMP belongs to LAB_DAEMON_USER (pcp-iwfd), whose daemon
+#                            writes its state file there after dropping root
 #   lab_start_carrier        nft tables + STUN server + miniupnpd in cgn; waits until it answers
 #   lab_stop_carrier         stop miniupnpd, flush its rules (a carrier reboot loses state)
 #   lab_add_lan_host [IP]    a second LAN host "lan2" (default 192.0.2.11) on gw interface lan1
@@ -61,6 +63,8 @@ LAB_CGN_OUT_IF=out0
 LAB_INET_IF=eth0
 # the carrier's nftables table; miniupnpd's own chains live in it
 LAB_CGN_NFT_TABLE=miniupnpd
+# pcp-iwfd's `user` (default): it owns LAB_TMP, where the tests put the state file
+LAB_DAEMON_USER=pcp-iwfd
 
 LAB_NS_LAN=""
 LAB_NS_LAN2=""
@@ -165,6 +169,10 @@ lab_skip_unless_ready() {
 		echo "SKIP: netns lab needs root" >&2
 		exit 77
 	fi
+	if ! id -u "$LAB_DAEMON_USER" >/dev/null 2>&1; then
+		echo "SKIP: no user $LAB_DAEMON_USER for pcp-iwfd (scripts/install-deps creates it)" >&2
+		exit 77
+	fi
 	for tool in ip nft nc python3 timeout ss /usr/sbin/miniupnpd "$@"; do
 		if ! command -v "$tool" >/dev/null 2>&1; then
 			echo "SKIP: $tool not installed (scripts/install-deps installs it)" >&2
@@ -264,6 +272,9 @@ lab_up() {
 	trap 'exit 129' HUP
 	LAB_TMP=$(mktemp -d "/tmp/$LAB_PREFIX-lab.XXXXXX") || return 1
 	export LAB_TMP
+	# pcp-iwfd writes its state file here after dropping root (docs/security.md):
+	# the lab's run directory is its user's (root still writes anything in it)
+	chown "$LAB_DAEMON_USER:" "$LAB_TMP" || return 1
 
 	for ns in "$LAB_NS_LAN" "$LAB_NS_GW" "$LAB_NS_CGN" "$LAB_NS_INET"; do
 		ip netns add "$ns" || { lab_err "cannot create namespace $ns"; return 1; }

@@ -43,8 +43,9 @@
  *
  * The input chain is the guard (backend.h; set_guard): the daemon's own
  * ports answer on LAN interfaces only, whatever address a packet names
- * (Linux's weak host model accepts a WAN packet for the LAN address), and
- * one LAN host cannot hold pupnp's HTTP workers. Priority filter - 1:
+ * (Linux's weak host model accepts a WAN packet for the LAN address),
+ * one LAN host cannot hold pupnp's HTTP workers, nor make pupnp answer
+ * M-SEARCH without end (NFT_GUARD_SSDP_RATE). Priority filter - 1:
  * after conntrack (-200, which `ct state` and `ct count` read) and after
  * dstnat (-100: a packet our map DNATs to the LAN never reaches input),
  * and before the router's own input chains at filter (0), so that a WAN
@@ -119,6 +120,26 @@
 /* Source . port pairs the count keeps at once: a full set stops adding
    (the rule then does not match), so it is large. */
 #define NFT_GUARD_SET_SIZE	65535
+/*
+ * The SSDP answer rate (issue 8: amplification). pupnp answers every
+ * M-SEARCH itself (several datagrams for one ssdp:all, each larger than
+ * the question) and nothing of ours sees them, so a LAN host (or a
+ * forged LAN source) could make the gateway spray answers. A source's
+ * datagrams to UDP 1900 (UPnP Device Architecture 1.1 §1.1.2) beyond
+ * NFT_GUARD_SSDP_RATE a second after a burst of NFT_GUARD_SSDP_BURST are
+ * dropped. A control point searching sends a few M-SEARCH (upnpc one per
+ * device type it tries, Windows two or three copies of each search);
+ * what else reaches port 1900 from the LAN is other devices' NOTIFYs,
+ * which a device-only pupnp ignores, so dropping them past the limit
+ * costs nothing. One element per source, refreshed by every datagram
+ * (`update`) and gone after NFT_GUARD_SSDP_TIMEOUT_S of silence, so the
+ * set holds the hosts seen lately, not every host ever seen.
+ */
+#define NFT_GUARD_SSDP_PORT	1900u
+#define NFT_GUARD_SSDP_SET_NAME	"ssdp_rate"
+#define NFT_GUARD_SSDP_RATE	10u	/* datagrams a second per source */
+#define NFT_GUARD_SSDP_BURST	30u
+#define NFT_GUARD_SSDP_TIMEOUT_S 60u
 /* nft(8) prints and parses element timeouts in seconds up to this value
    (the kernel keeps milliseconds in 32 bits); longer lifetimes are
    clamped, the daemon re-arms long before. */
@@ -206,7 +227,8 @@ struct nft_backend {
 	struct nft_guard	 guard;
 	bool			 guard_known;	/* set_guard was called */
 	bool			 guard_dirty;	/* for the next commit */
-	bool			 guard_no_limit; /* the kernel has no ct count */
+	bool			 guard_no_limit; /* the kernel refused the
+						    per-source limits */
 	struct nft_portset	 installed;
 	struct nft_peer_record	 peers;
 	struct nft_change	*queue;
@@ -691,15 +713,44 @@ nft_guard_drop(struct nft_backend *nb, struct nft_buf *buf, const char *proto,
 	    strcmp(proto, "tcp") == 0 ? " ct state new" : "");
 }
 
+/* Is port among the guard's UDP ports? */
+static bool
+nft_guard_has_udp(const struct nft_guard *g, uint16_t port)
+{
+	size_t i;
+
+	for (i = 0; i < g->n_udp; i++)
+		if (g->udp[i] == port)
+			return true;
+	return false;
+}
+
+/* The SSDP answer rate (NFT_GUARD_SSDP_RATE): after the WAN drop, so
+   only LAN sources reach it. */
+static void
+nft_guard_ssdp_rate(struct nft_backend *nb, struct nft_buf *buf)
+{
+	nft_buf_printf(buf, "add set ip %s " NFT_GUARD_SSDP_SET_NAME " { type "
+	    "ipv4_addr; size %u; flags dynamic,timeout; timeout %us; }\n",
+	    nb->table, NFT_GUARD_SET_SIZE, NFT_GUARD_SSDP_TIMEOUT_S);
+	nft_buf_printf(buf, "add rule ip %s " NFT_GUARD_CHAIN_NAME
+	    " udp dport %u update @" NFT_GUARD_SSDP_SET_NAME " { ip saddr "
+	    "limit rate over %u/second burst %u packets } counter drop\n",
+	    nb->table, NFT_GUARD_SSDP_PORT, NFT_GUARD_SSDP_RATE,
+	    NFT_GUARD_SSDP_BURST);
+}
+
 /*
  * The input chain, rewritten whole. UDP: a datagram to one of our ports
  * from outside the LAN is dropped; only the destination port is looked
  * at, so the upstream PCP server's answers (from its port 5351 to our
  * client socket's random port) and its ANNOUNCE (to port 5350, RFC 6887
- * §14.1.3) pass: the client side of the daemon lives on the WAN. TCP: the
- * same for the IGD's HTTP ports, then the per-source limit on new
- * connections from the LAN to the first n_limited of them (limit: false
- * when the kernel refused `ct count`, nft_connlimit).
+ * §14.1.3) pass: the client side of the daemon lives on the WAN. Then,
+ * when SSDP's port is guarded, the per-source SSDP rate. TCP: the same
+ * drop for the IGD's HTTP ports, then the per-source limit on new
+ * connections from the LAN to the first n_limited of them. limit: false
+ * when the kernel refused the per-source limits (`ct count`,
+ * nft_connlimit; `limit` in a dynamic set, nft_limit).
  */
 static void
 nft_emit_guard(struct nft_backend *nb, struct nft_buf *buf, bool limit)
@@ -712,6 +763,8 @@ nft_emit_guard(struct nft_backend *nb, struct nft_buf *buf, bool limit)
 	    nb->table);
 	if (g->n_udp > 0)
 		nft_guard_drop(nb, buf, "udp", g->udp, g->n_udp);
+	if (limit && nft_guard_has_udp(g, NFT_GUARD_SSDP_PORT))
+		nft_guard_ssdp_rate(nb, buf);
 	if (g->n_tcp == 0)
 		return;
 	nft_guard_drop(nb, buf, "tcp", g->tcp, g->n_tcp);
@@ -754,8 +807,8 @@ nft_apply_guard(struct nft_backend *nb)
 			break;
 		}
 		log_warnx("nft: guard: the kernel refused the per-source "
-		    "connection limit (%s; nft_connlimit?): dropping WAN "
-		    "packets without it", strerror(error));
+		    "limits (%s; nft_connlimit, nft_limit?): dropping WAN "
+		    "packets without them", strerror(error));
 		nb->guard_no_limit = true;
 		limit = false;
 	}

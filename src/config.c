@@ -39,6 +39,11 @@ _Static_assert(sizeof(enum config_third_party) == sizeof(int), "enum size");
 /* The liveness probe (pcp/upstream.h): no more than one ANNOUNCE a second,
    no longer than an hour of not knowing (grants are hours long). */
 #define CONFIG_PROBE_INTERVAL_MAX	3600
+/* The abuse limits' ceilings: more mappings than a gateway has ports
+   for, more requests than one host could want (src/ratelimit.h). */
+#define CONFIG_MAX_MAPPINGS_MAX		(1u << 24)
+#define CONFIG_RATE_MAX			100000
+#define CONFIG_RATE_BURST_MAX		1000000
 
 enum config_type {
 	CONFIG_T_IFNAME,	/* network interface name */
@@ -145,6 +150,18 @@ static const struct config_key config_schema[] = {
 	{ .name = "max_mappings_per_host", .type = CONFIG_T_UINT,
 	  CONFIG_VALUE(max_mappings_per_host), .min = 1, .max = UINT16_MAX,
 	  .def = "64" },
+	/* Abuse limits (issue 8; conf.5): far above what any normal client
+	   needs - a console walking a 200-entry listing, a lab creating
+	   200 mappings at once - so that only a flood meets them. */
+	{ .name = "max_mappings", .type = CONFIG_T_UINT,
+	  CONFIG_VALUE(max_mappings), .min = 0, .max = CONFIG_MAX_MAPPINGS_MAX,
+	  .def = "65536" },
+	{ .name = "rate_limit", .type = CONFIG_T_UINT,
+	  CONFIG_VALUE(rate_limit), .min = 0, .max = CONFIG_RATE_MAX,
+	  .def = "50" },
+	{ .name = "rate_burst", .type = CONFIG_T_UINT,
+	  CONFIG_VALUE(rate_burst), .min = 1, .max = CONFIG_RATE_BURST_MAX,
+	  .def = "200" },
 	{ .name = "min_lifetime", .type = CONFIG_T_UINT,
 	  CONFIG_VALUE(min_lifetime), .min = 1,
 	  .max = CONFIG_MIN_LIFETIME_MAX, .def = "120" },
@@ -160,6 +177,9 @@ static const struct config_key config_schema[] = {
 	  .def = "pcp_iwfd" },
 	{ .name = "user", .type = CONFIG_T_USER, CONFIG_VALUE(user),
 	  .max = CONFIG_USER_MAX, .def = "pcp-iwfd" },
+	/* the seccomp filter after the privilege drop (docs/security.md) */
+	{ .name = "sandbox", .type = CONFIG_T_BOOL, CONFIG_VALUE(sandbox),
+	  .def = "yes" },
 	{ .name = "allow", .type = CONFIG_T_ACL_ALLOW, .flags = CONFIG_F_LIST,
 	  CONFIG_LIST(acl, n_acl), .plural = "allow and deny rules" },
 	{ .name = "deny", .type = CONFIG_T_ACL_DENY,

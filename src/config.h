@@ -85,12 +85,20 @@ struct iwfd_config {
 	bool		 relay_unknown;
 	enum config_third_party third_party;
 	uint32_t	 max_mappings_per_host;
+	/* issue 8 abuse limits: mappings over all hosts (0: no cap), and
+	   requests a second per LAN host over every protocol with their
+	   burst (src/ratelimit.h; 0: no limit) */
+	uint32_t	 max_mappings;
+	uint32_t	 rate_limit;
+	uint32_t	 rate_burst;
 	uint32_t	 min_lifetime;
 	uint32_t	 max_lifetime;
 	char		 state_file[PATH_MAX];
 	char		 control_socket[CONFIG_SOCKET_PATH_SIZE];
 	char		 nft_table[CONFIG_NFT_TABLE_MAX + 1];
 	char		 user[CONFIG_USER_MAX + 1];
+	/* seccomp allow-list after the privilege drop (src/sandbox.c) */
+	bool		 sandbox;
 	/* allow and deny lines together, in file order: first match wins. */
 	struct acl_rule	 acl[CONFIG_MAX_ACL_RULES];
 	size_t		 n_acl;

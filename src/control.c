@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "netif.h"
 #include "pcp_wire.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "table.h"
 #include "upstream.h"
 
@@ -94,6 +96,7 @@ static void
 control_status_json(struct iwfd *iwfd, struct evbuffer *out)
 {
 	const struct iwfd_config *conf = iwfd->conf;
+	struct ratelimit_stats rl;
 	struct upstream_server_info info;
 	struct json_writer jw;
 	struct in6_addr ext;
@@ -111,6 +114,12 @@ control_status_json(struct iwfd *iwfd, struct evbuffer *out)
 	else
 		json_kv_null(&jw, "external_address");
 	json_kv_uint(&jw, "mappings", table_count(iwfd->table));
+	/* issue 8: the abuse limits and what they refused (0: none) */
+	ratelimit_stats(iwfd->ratelimit, &rl);
+	json_kv_uint(&jw, "max_mappings", conf->max_mappings);
+	json_kv_uint(&jw, "rate_limit", conf->rate_limit);
+	json_kv_uint(&jw, "rate_burst", conf->rate_burst);
+	json_kv_uint(&jw, "rate_limited", rl.limited);
 	json_kv_string(&jw, "nat", conf->nat == CONFIG_NAT_LOCAL ? "local" : "none");
 	json_kv_string(&jw, "wan_interface", conf->wan_interface);
 	json_key(&jw, "lan_interfaces");
@@ -149,6 +158,7 @@ static void
 control_status_text(struct iwfd *iwfd, struct evbuffer *out)
 {
 	const struct iwfd_config *conf = iwfd->conf;
+	struct ratelimit_stats rl;
 	struct upstream_server_info info;
 	struct in6_addr ext;
 	char buf[INET6_ADDRSTRLEN];
@@ -156,6 +166,10 @@ control_status_text(struct iwfd *iwfd, struct evbuffer *out)
 
 	evbuffer_add_printf(out, "pcp-iwfd %s, epoch %u, %zu mapping(s)\n",
 	    PACKAGE_VERSION, iwfd_epoch(iwfd), table_count(iwfd->table));
+	ratelimit_stats(iwfd->ratelimit, &rl);
+	evbuffer_add_printf(out, "limits: max_mappings %u, rate %u/s burst %u "
+	    "per host, %llu request(s) rate-limited\n", conf->max_mappings,
+	    conf->rate_limit, conf->rate_burst, (unsigned long long)rl.limited);
 	evbuffer_add_printf(out, "external address: %s\n",
 	    control_external_address(iwfd, &ext) ?
 	    pcp_addr_ntop(&ext, buf, sizeof(buf)) : "unknown");
@@ -291,96 +305,16 @@ control_parse_port(const char *s, uint16_t *port)
 	return true;
 }
 
-/*
- * The external port a user sees is the outermost one (the upstream's
- * grant); with no upstream it equals the gateway's local port. An operator
- * command, so a scan is fine; front-end paths use the hashed lookups.
- */
-static struct mapping *
-control_find_outer(const struct table *t, uint8_t proto, uint16_t port)
+/* The answer's message into err; -1 for control_parse() to return. */
+static int LOG_ATTR_PRINTF(3, 4)
+control_parse_error(char *err, size_t errlen, const char *fmt, ...)
 {
-	struct mapping *m;
-	size_t i;
+	va_list ap;
 
-	for (i = 0; (m = table_at(t, i)) != NULL; i++)
-		if (m->protocol == proto && m->outer_port == port)
-			return m;
-	return NULL;
-}
-
-static void
-control_delete(struct iwfd *iwfd, char **argv, int argc, struct evbuffer *out)
-{
-	struct mapping *m;
-	uint16_t port;
-	int proto;
-
-	if (argc != 3 || (proto = map_proto_parse(argv[1])) < 0 ||
-	    map_proto_name((uint8_t)proto) == NULL) {
-		control_reply_error(out, "usage: delete tcp|udp EXTPORT");
-		return;
-	}
-	if (!control_parse_port(argv[2], &port)) {
-		control_reply_error(out, "external port must be 1..65535");
-		return;
-	}
-	m = control_find_outer(iwfd->table, (uint8_t)proto, port);
-	if (m == NULL) {
-		control_reply_error(out, "no such mapping");
-		return;
-	}
-	log_info("control: deleting %s mapping of external port %u",
-	    argv[1], port);
-	/* locally and upstream, like a client's delete (INTERFACE.md) */
-	proxy_delete(iwfd->proxy, m, iwfd_now_ms(iwfd));
-	evbuffer_add_printf(out, "ok\n");
-}
-
-/*
- * set-upstream [ADDR[:PORT]...]: the servers the DHCP client handed over
- * (RFC 7291; contrib/dhcp/), in order of preference; none: it knows none.
- * Only with upstream_server = dhcp: a configured list is the operator's.
- */
-static void
-control_set_upstream(struct iwfd *iwfd, char **argv, int argc,
-    struct evbuffer *out)
-{
-	struct config_upstream s[CONFIG_MAX_UPSTREAM_SERVERS];
-	char err[CONFIG_ERROR_LEN];
-	size_t n = 0, j;
-	int i;
-
-	if (!iwfd->conf->upstream_dhcp || iwfd->upstream == NULL) {
-		control_reply_error(out, "set-upstream needs upstream_server = "
-		    "dhcp in the configuration");
-		return;
-	}
-	if (argc - 1 > CONFIG_MAX_UPSTREAM_SERVERS) {
-		evbuffer_add_printf(out, "error more than %d upstream servers\n",
-		    CONFIG_MAX_UPSTREAM_SERVERS);
-		return;
-	}
-	for (i = 1; i < argc; i++) {
-		if (!config_parse_server(argv[i], &s[n], err, sizeof(err))) {
-			evbuffer_add_printf(out, "error %s\n", err);
-			return;
-		}
-		for (j = 0; j < n; j++)
-			if (memcmp(&s[j], &s[n], sizeof(s[n])) == 0) {
-				evbuffer_add_printf(out, "error %s is listed "
-				    "twice\n", argv[i]);
-				return;
-			}
-		n++;
-	}
-	if (discovery_set(iwfd, s, n, iwfd_now_ms(iwfd)) == -1) {
-		control_reply_error(out, "the upstream servers could not be "
-		    "changed");
-		return;
-	}
-	log_info("control: set-upstream with %zu server(s)", n);
-	evbuffer_add_printf(out, "ok\n");
-	control_status_text(iwfd, out);
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 /* Split a line into at most max words in place. */
@@ -399,50 +333,223 @@ control_split(char *line, char **argv, int max)
 	return argc;
 }
 
-void
-control_dispatch(struct iwfd *iwfd, const char *request, struct evbuffer *out)
+/* delete PROTO EXTPORT */
+static int
+control_parse_delete(char **argv, int argc, struct control_request *req,
+    char *err, size_t errlen)
 {
-	char line[CONTROL_LINE_MAX], *argv[CONTROL_MAX_ARGS];
-	bool json;
+	int proto;
+
+	if (argc != 3 || (proto = map_proto_parse(argv[1])) < 0 ||
+	    map_proto_name((uint8_t)proto) == NULL)
+		return control_parse_error(err, errlen,
+		    "usage: delete tcp|udp EXTPORT");
+	req->protocol = (uint8_t)proto;
+	if (!control_parse_port(argv[2], &req->port))
+		return control_parse_error(err, errlen,
+		    "external port must be 1..65535");
+	return 0;
+}
+
+/*
+ * set-upstream [ADDR[:PORT]...]: each as upstream_server writes one, at
+ * most CONFIG_MAX_UPSTREAM_SERVERS, none twice (RFC 7291 §3, §4: the DHCP
+ * client's list, in order of preference).
+ */
+static int
+control_parse_servers(char **argv, int argc, struct control_request *req,
+    char *err, size_t errlen)
+{
+	struct config_upstream *s;
+	size_t j;
+	int i;
+
+	if (argc - 1 > CONFIG_MAX_UPSTREAM_SERVERS)
+		return control_parse_error(err, errlen,
+		    "more than %d upstream servers", CONFIG_MAX_UPSTREAM_SERVERS);
+	for (i = 1; i < argc; i++) {
+		s = &req->servers[req->n_servers];
+		if (!config_parse_server(argv[i], s, err, errlen))
+			return -1;
+		/* field by field: a struct copy need not keep the padding */
+		for (j = 0; j < req->n_servers; j++)
+			if (req->servers[j].port == s->port &&
+			    IN6_ARE_ADDR_EQUAL(&req->servers[j].addr, &s->addr))
+				return control_parse_error(err, errlen,
+				    "%s is listed twice", argv[i]);
+		req->n_servers++;
+	}
+	return 0;
+}
+
+static enum control_cmd
+control_cmd_named(const char *word)
+{
+	if (strcmp(word, "status") == 0)
+		return CONTROL_CMD_STATUS;
+	if (strcmp(word, "list") == 0)
+		return CONTROL_CMD_LIST;
+	if (strcmp(word, "delete") == 0)
+		return CONTROL_CMD_DELETE;
+	if (strcmp(word, "set-upstream") == 0)
+		return CONTROL_CMD_SET_UPSTREAM;
+	return CONTROL_CMD_NONE;
+}
+
+int
+control_parse(const char *line, struct control_request *req, char *err,
+    size_t errlen)
+{
+	char buf[CONTROL_LINE_MAX], *argv[CONTROL_MAX_ARGS];
+	enum control_cmd cmd;
 	int argc;
 
-	if (strlen(request) >= sizeof(line)) {
-		control_reply_error(out, "request too long");
+	memset(req, 0, sizeof(*req));
+	if (errlen > 0)
+		err[0] = '\0';
+	if (strlen(line) >= sizeof(buf))
+		return control_parse_error(err, errlen, "request too long");
+	strcpy(buf, line);
+	argc = control_split(buf, argv, CONTROL_MAX_ARGS);
+	if (argc <= 0)
+		return control_parse_error(err, errlen,
+		    "empty or overlong request");
+	cmd = control_cmd_named(argv[0]);
+	if (cmd == CONTROL_CMD_DELETE) {
+		req->cmd = cmd;
+		return control_parse_delete(argv, argc, req, err, errlen);
+	}
+	if (cmd == CONTROL_CMD_SET_UPSTREAM) {
+		req->cmd = cmd;
+		return control_parse_servers(argv, argc, req, err, errlen);
+	}
+	/* status|list [json|text]: the form is checked before the name */
+	req->cmd = cmd;
+	req->json = argc == 2 && strcmp(argv[1], "json") == 0;
+	if (argc > 2 || (argc == 2 && !req->json &&
+	    strcmp(argv[1], "text") != 0))
+		return control_parse_error(err, errlen,
+		    "usage: status|list [json|text]");
+	if (cmd == CONTROL_CMD_NONE)
+		return control_parse_error(err, errlen, "unknown command");
+	return 0;
+}
+
+/*
+ * The external port a user sees is the outermost one (the upstream's
+ * grant); with no upstream it equals the gateway's local port. An operator
+ * command, so a scan is fine; front-end paths use the hashed lookups.
+ */
+static struct mapping *
+control_find_outer(const struct table *t, uint8_t proto, uint16_t port)
+{
+	struct mapping *m;
+	size_t i;
+
+	for (i = 0; (m = table_at(t, i)) != NULL; i++)
+		if (m->protocol == proto && m->outer_port == port)
+			return m;
+	return NULL;
+}
+
+static void
+control_delete(struct iwfd *iwfd, const struct control_request *req,
+    struct evbuffer *out)
+{
+	struct mapping *m;
+
+	m = control_find_outer(iwfd->table, req->protocol, req->port);
+	if (m == NULL) {
+		control_reply_error(out, "no such mapping");
 		return;
 	}
-	strcpy(line, request);
-	argc = control_split(line, argv, CONTROL_MAX_ARGS);
-	if (argc <= 0) {
-		control_reply_error(out, "empty or overlong request");
+	log_info("control: deleting %s mapping of external port %u",
+	    map_proto_name(req->protocol), req->port);
+	/* locally and upstream, like a client's delete (INTERFACE.md) */
+	proxy_delete(iwfd->proxy, m, iwfd_now_ms(iwfd));
+	evbuffer_add_printf(out, "ok\n");
+}
+
+/* Only with upstream_server = dhcp: a configured list is the operator's. */
+static bool
+control_takes_servers(const struct iwfd *iwfd)
+{
+	return iwfd->conf->upstream_dhcp && iwfd->upstream != NULL;
+}
+
+/* The servers the DHCP client handed over (RFC 7291; contrib/dhcp/);
+   none: it knows none. */
+static void
+control_set_upstream(struct iwfd *iwfd, const struct control_request *req,
+    struct evbuffer *out)
+{
+	if (discovery_set(iwfd, req->servers, req->n_servers,
+	    iwfd_now_ms(iwfd)) == -1) {
+		control_reply_error(out, "the upstream servers could not be "
+		    "changed");
 		return;
 	}
-	json = argc == 2 && strcmp(argv[1], "json") == 0;
-	if (strcmp(argv[0], "delete") == 0) {
-		control_delete(iwfd, argv, argc, out);
+	log_info("control: set-upstream with %zu server(s)", req->n_servers);
+	evbuffer_add_printf(out, "ok\n");
+	control_status_text(iwfd, out);
+}
+
+void
+control_dispatch(struct iwfd *iwfd, const char *line, struct evbuffer *out)
+{
+	struct control_request req;
+	char err[CONTROL_ERROR_LEN];
+	int rc;
+
+	rc = control_parse(line, &req, err, sizeof(err));
+	/* a daemon that takes no servers says so whatever the list */
+	if (req.cmd == CONTROL_CMD_SET_UPSTREAM && !control_takes_servers(iwfd)) {
+		control_reply_error(out, "set-upstream needs upstream_server = "
+		    "dhcp in the configuration");
 		return;
 	}
-	if (strcmp(argv[0], "set-upstream") == 0) {
-		control_set_upstream(iwfd, argv, argc, out);
+	if (rc == -1) {
+		control_reply_error(out, err);
 		return;
 	}
-	if (argc > 2 || (argc == 2 && !json && strcmp(argv[1], "text") != 0)) {
-		control_reply_error(out, "usage: status|list [json|text]");
-		return;
-	}
-	if (strcmp(argv[0], "status") == 0) {
+	switch (req.cmd) {
+	case CONTROL_CMD_STATUS:
 		evbuffer_add_printf(out, "ok\n");
-		if (json)
+		if (req.json)
 			control_status_json(iwfd, out);
 		else
 			control_status_text(iwfd, out);
-	} else if (strcmp(argv[0], "list") == 0) {
+		break;
+	case CONTROL_CMD_LIST:
 		evbuffer_add_printf(out, "ok\n");
-		if (json)
+		if (req.json)
 			control_list_json(iwfd, out);
 		else
 			control_list_text(iwfd, out);
-	} else
+		break;
+	case CONTROL_CMD_DELETE:
+		control_delete(iwfd, &req, out);
+		break;
+	case CONTROL_CMD_SET_UPSTREAM:
+		control_set_upstream(iwfd, &req, out);
+		break;
+	case CONTROL_CMD_NONE:
 		control_reply_error(out, "unknown command");
+		break;
+	}
+}
+
+enum control_read
+control_read_line(struct evbuffer *in, char **line)
+{
+	size_t len;
+
+	if ((*line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) != NULL)
+		return CONTROL_READ_LINE;
+	/* no end within CONTROL_LINE_MAX bytes: not a request */
+	if (evbuffer_get_length(in) >= CONTROL_LINE_MAX)
+		return CONTROL_READ_TOO_LONG;
+	return CONTROL_READ_MORE;
 }
 
 static void
@@ -471,17 +578,17 @@ static void
 control_conn_read(struct bufferevent *bev, void *arg)
 {
 	struct control *ctl = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len;
 	char *line;
 
-	line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
-	if (line == NULL) {
-		if (evbuffer_get_length(in) >= CONTROL_LINE_MAX) {
-			log_warnx("control: request line too long");
-			control_conn_close(bev);
-		}
+	switch (control_read_line(bufferevent_get_input(bev), &line)) {
+	case CONTROL_READ_MORE:
 		return;
+	case CONTROL_READ_TOO_LONG:
+		log_warnx("control: request line too long");
+		control_conn_close(bev);
+		return;
+	case CONTROL_READ_LINE:
+		break;
 	}
 	bufferevent_disable(bev, EV_READ);
 	control_dispatch(ctl->iwfd, line, bufferevent_get_output(bev));

@@ -90,6 +90,14 @@ void
 discovery_rehome(struct table *t, const uint8_t *map, size_t old_n,
     size_t new_n, const struct in6_addr *wan, struct discovery_moves *mv)
 {
+	discovery_rehome_each(t, map, old_n, new_n, wan, mv, NULL, NULL);
+}
+
+void
+discovery_rehome_each(struct table *t, const uint8_t *map, size_t old_n,
+    size_t new_n, const struct in6_addr *wan, struct discovery_moves *mv,
+    void (*moved)(void *, struct mapping *), void *arg)
+{
 	struct mapping *m;
 	size_t i;
 
@@ -107,9 +115,11 @@ discovery_rehome(struct table *t, const uint8_t *map, size_t old_n,
 		if (new_n > 0) {
 			/* its server is gone, or it was the gateway's alone:
 			   the first server gets it (re-created with its
-			   nonce, proxy_upstream_lost_state) */
+			   nonce by the caller, proxy_upstream_moved) */
 			m->upstream = 0;
 			mv->moved++;
+			if (moved != NULL)
+				moved(arg, m);
 			continue;
 		}
 		/* no server left: the gateway is the last NAT, so the
@@ -148,10 +158,20 @@ discovery_same(const struct config_upstream *a, const struct config_upstream *b)
 	return a->port == b->port && IN6_ARE_ADDR_EQUAL(&a->addr, &b->addr);
 }
 
-static uint64_t
-discovery_now(void *arg)
+struct discovery_move_arg {
+	struct proxy	*proxy;
+	uint64_t	 now;
+};
+
+/* A mapping whose server is gone, now server 0's: re-created there alone
+   (RFC 6887 §14 timing: the 0-5 s wait, then paced), never the mappings
+   server 0 already held. */
+static void
+discovery_moved(void *arg, struct mapping *m)
 {
-	return iwfd_now_ms(arg);
+	struct discovery_move_arg *a = arg;
+
+	proxy_upstream_moved(a->proxy, m, a->now);
 }
 
 static void
@@ -192,6 +212,7 @@ discovery_apply(struct iwfd *iwfd, const struct config_upstream *servers,
 	uint16_t ports[CONFIG_MAX_UPSTREAM_SERVERS];
 	uint8_t map[CONFIG_MAX_UPSTREAM_SERVERS];
 	struct discovery_moves mv;
+	struct discovery_move_arg move = { iwfd->proxy, now };
 	size_t i, j, old_n;
 	bool changed;
 
@@ -215,26 +236,21 @@ discovery_apply(struct iwfd *iwfd, const struct config_upstream *servers,
 		addrs[i] = servers[i].addr;
 		ports[i] = servers[i].port;
 	}
-	/* transactions on a server that moved or went fail over or end
-	   (upstream.h); their mappings are renumbered here */
+	/* a server that stays keeps its state and its transactions under
+	   its new index; those of one that went fail over or end
+	   (upstream.h); the mappings and the proxy's work on them follow */
 	if (upstream_set_servers(iwfd->upstream, addrs, ports, n) == -1)
 		return -1;
-	discovery_rehome(iwfd->table, map, old_n, n,
+	if (iwfd->proxy != NULL)
+		proxy_upstream_renumber(iwfd->proxy, map, old_n);
+	discovery_rehome_each(iwfd->table, map, old_n, n,
 	    netif_ipv4_address(iwfd->conf->wan_interface, &wan) ? &wan : NULL,
-	    &mv);
-	/* one socket per server index (upstream_io.h): open them afresh */
-	if (iwfd->upstream_io != NULL) {
-		upstream_io_close(iwfd->upstream_io);
-		iwfd->upstream_io = upstream_io_open(iwfd->base, iwfd->upstream,
-		    iwfd->conf->wan_interface, discovery_now, iwfd);
-		if (iwfd->upstream_io == NULL)
-			log_warnx("upstream: out of memory: no sockets toward "
-			    "the new servers");
-	}
+	    &mv, iwfd->proxy != NULL ? discovery_moved : NULL, &move);
+	/* and its socket (its source port: Mapping Updates, spec/pcp.md
+	   §2.4); new servers get new ones */
+	if (iwfd->upstream_io != NULL)
+		upstream_io_sync(iwfd->upstream_io);
 	discovery_log(servers, n, iwfd->dhcp_router, &mv);
-	/* RFC 6887 §14 timing: the 0-5 s wait, then paced re-creation */
-	if (mv.moved > 0 && iwfd->proxy != NULL)
-		proxy_upstream_lost_state(iwfd->proxy, 0, now);
 	/* the state file names the servers in use (and the indexes) */
 	iwfd->state_dirty = true;
 	iwfd_kick(iwfd);

@@ -11,10 +11,12 @@
  *
  * A change of the list moves the mappings (RFC 7488: a mapping stays on
  * the server that holds it): one held by a server that stays keeps it
- * under its new index; one held by a server that is gone, or by the
- * gateway alone while no server was known, is re-created on the new first
- * server (proxy_upstream_lost_state); with no server left every mapping is
- * the gateway's alone (its WAN address and local port).
+ * under its new index, untouched (no re-creation: the engine keeps that
+ * server's Epoch record and socket, upstream.h); one held by a server
+ * that is gone, or by the gateway alone while no server was known, is
+ * re-created on the new first server (proxy_upstream_moved: it alone,
+ * not the mappings that server holds already); with no server left every
+ * mapping is the gateway's alone (its WAN address and local port).
  *
  * Across a restart the list lives in the state file's upstream lines
  * (docs/state.md): they always name the servers in use.
@@ -29,6 +31,7 @@
 
 struct config_upstream;
 struct iwfd;
+struct mapping;
 struct state_header;
 struct table;
 
@@ -73,5 +76,10 @@ int	discovery_apply(struct iwfd *, const struct config_upstream *,
 void	discovery_rehome(struct table *, const uint8_t *map, size_t old_n,
 	    size_t new_n, const struct in6_addr *wan,
 	    struct discovery_moves *mv);
+/* The same, calling moved(arg, m) for each mapping moved to server 0. */
+void	discovery_rehome_each(struct table *, const uint8_t *map,
+	    size_t old_n, size_t new_n, const struct in6_addr *wan,
+	    struct discovery_moves *mv,
+	    void (*moved)(void *, struct mapping *), void *arg);
 
 #endif

@@ -31,12 +31,15 @@
 #include "outbox.h"
 #include "pcp_frontend.h"
 #include "pcp_wire.h"
+#include "priv.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "state.h"
 #include "table.h"
 #include "upstream.h"
 #include "upstream_io.h"
 #include "upnp.h"
+#include "upnp_guard.h"
 #include "wanwatch.h"
 
 uint64_t
@@ -80,13 +83,18 @@ static void
 iwfd_build_policy(struct iwfd *iwfd, const struct iwfd_config *conf)
 {
 	struct policy *p = &iwfd->policy;
-	size_t i, n = 0;
+	size_t i, n = 0, before;
 
-	for (i = 0; i < conf->n_lan_interface; i++)
+	iwfd->n_lan_unknown = 0;
+	for (i = 0; i < conf->n_lan_interface; i++) {
+		before = n;
 		if (!netif_prefixes(conf->lan_interface[i], iwfd->lan_prefixes,
 		    IWFD_MAX_LAN_PREFIXES, &n))
 			log_warnx("lan_interface %s does not exist (yet)",
 			    conf->lan_interface[i]);
+		if (n == before)
+			iwfd->n_lan_unknown++;
+	}
 	memset(p, 0, sizeof(*p));
 	p->lan_prefixes = iwfd->lan_prefixes;
 	p->n_lan_prefixes = n;
@@ -94,8 +102,32 @@ iwfd_build_policy(struct iwfd *iwfd, const struct iwfd_config *conf)
 	p->n_acl = conf->n_acl;
 	p->third_party = conf->third_party == CONFIG_THIRD_PARTY_ALLOW;
 	p->max_mappings_per_host = conf->max_mappings_per_host;
+	p->max_mappings = conf->max_mappings;
 	p->min_lifetime = conf->min_lifetime;
 	p->max_lifetime = conf->max_lifetime;
+}
+
+/* Issue 8: the one per-host request limiter every front-end charges. Its
+   hash key, like the table's, must not be guessable by LAN hosts (one
+   hash chain would make every lookup slow). */
+static int
+iwfd_open_ratelimit(struct iwfd *iwfd, const struct iwfd_config *conf)
+{
+	struct ratelimit_params rp;
+
+	memset(&rp, 0, sizeof(rp));
+	rp.rate = conf->rate_limit;
+	rp.burst = conf->rate_burst;
+	rp.hosts = RATELIMIT_DEFAULT_HOSTS;
+	if (getrandom(&rp.seed, sizeof(rp.seed), 0) != sizeof(rp.seed)) {
+		log_warn("getrandom");
+		return -1;
+	}
+	if ((iwfd->ratelimit = ratelimit_new(&rp)) == NULL) {
+		log_warnx("out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- the state file (docs/state.md) ------------------------------------ */
@@ -526,17 +558,15 @@ iwfd_now_cb(void *arg)
 
 /* ---- the mapping path ---------------------------------------------------- */
 
-static int
-iwfd_open_backend(struct iwfd *iwfd, const struct iwfd_config *conf,
-    bool restored)
+/* The nft table for conf (nat = local); NULL (logged) when it cannot be
+   opened. */
+static struct backend *
+iwfd_backend_new(const struct iwfd_config *conf)
 {
 	const char *lans[CONFIG_MAX_LAN_INTERFACES];
 	struct backend_params bp;
 	size_t i;
 
-	/* nat = none: the gateway routes; nothing to install locally. */
-	if (conf->nat != CONFIG_NAT_LOCAL)
-		return 0;
 	for (i = 0; i < conf->n_lan_interface; i++)
 		lans[i] = conf->lan_interface[i];
 	memset(&bp, 0, sizeof(bp));
@@ -544,7 +574,17 @@ iwfd_open_backend(struct iwfd *iwfd, const struct iwfd_config *conf,
 	bp.wan_interface = conf->wan_interface;
 	bp.lan_interfaces = lans;
 	bp.n_lan_interfaces = conf->n_lan_interface;
-	if ((iwfd->backend = backend_nft_ops.open(&bp)) == NULL)
+	return backend_nft_ops.open(&bp);
+}
+
+static int
+iwfd_open_backend(struct iwfd *iwfd, const struct iwfd_config *conf,
+    bool restored)
+{
+	/* nat = none: the gateway routes; nothing to install locally. */
+	if (conf->nat != CONFIG_NAT_LOCAL)
+		return 0;
+	if ((iwfd->backend = iwfd_backend_new(conf)) == NULL)
 		return -1;
 	/* With restored mappings proxy_restored() reconciles the kernel to
 	   their rules. Without, whatever an earlier run left in our table
@@ -566,8 +606,8 @@ iwfd_open_upstream(struct iwfd *iwfd, const struct iwfd_config *conf,
 	const struct config_upstream *list = conf->upstream_server;
 	size_t i, n = conf->n_upstream_server;
 
-	if (!config_has_upstream(conf))
-		return 0;	/* the gateway is the last NAT */
+	/* The engine exists even with no server (the gateway is then the
+	   last NAT): a reload may give it some, and the proxy keeps it. */
 	iwfd->upstream = upstream_new(&iwfd_upstream_cb, iwfd, (uint32_t)seed);
 	if (iwfd->upstream == NULL)
 		return -1;
@@ -608,8 +648,11 @@ iwfd_open_proxy(struct iwfd *iwfd, const struct iwfd_config *conf,
 	pp.cb_arg = iwfd;
 	if ((iwfd->proxy = proxy_new(&pp)) == NULL)
 		return -1;
-	if (netif_ipv4_address(conf->wan_interface, &wan))
+	if (netif_ipv4_address(conf->wan_interface, &wan)) {
 		proxy_set_wan_addr(iwfd->proxy, &wan);
+		iwfd->wan_addr = wan;
+		iwfd->wan_addr_known = true;
+	}
 	else if (!config_has_upstream(conf))
 		log_warnx("wan_interface %s has no IPv4 address: external "
 		    "address unknown", conf->wan_interface);
@@ -694,6 +737,7 @@ iwfd_open_natpmp(struct iwfd *iwfd, const struct iwfd_config *conf)
 	   upstream mappings of its NAT-PMP clients with the same nonces. */
 	memcpy(np.nonce_key, iwfd->natpmp_key, sizeof(np.nonce_key));
 	np.probe = iwfd->probe;
+	np.ratelimit = iwfd->ratelimit;
 	if ((iwfd->natpmp = natpmp_new(&np)) == NULL) {
 		log_warnx("natpmp: out of memory");
 		return -1;
@@ -701,17 +745,44 @@ iwfd_open_natpmp(struct iwfd *iwfd, const struct iwfd_config *conf)
 	return 0;
 }
 
+/*
+ * The LAN interfaces the UDP front-end serves: all of them at start (one
+ * that does not exist stops the start, as a typo should); on a reload
+ * those that exist, the others logged and left to the next SIGHUP
+ * (IWFD_MISSING_UDP).
+ */
+static size_t
+iwfd_udp_lans(struct iwfd *iwfd, const struct iwfd_config *conf,
+    bool reload, const char **lans)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < conf->n_lan_interface; i++) {
+		if (reload && !netif_exists(conf->lan_interface[i])) {
+			log_warnx("reload: lan_interface %s does not exist: "
+			    "PCP and NAT-PMP are not served on it until a "
+			    "SIGHUP after it exists", conf->lan_interface[i]);
+			iwfd->reload_missing |= IWFD_MISSING_UDP;
+			continue;
+		}
+		lans[n++] = conf->lan_interface[i];
+	}
+	return n;
+}
+
+/*
+ * PCP and NAT-PMP on UDP 5351 of the LAN interfaces (NAT-PMP on the PCP
+ * front-end's socket). At start a failure stops the daemon (-1); on a
+ * reload it is logged, the rest runs without them, and the next SIGHUP
+ * tries again (0).
+ */
 static int
-iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
-    uint64_t seed)
+iwfd_open_udp(struct iwfd *iwfd, const struct iwfd_config *conf, bool reload)
 {
 	const char *lans[CONFIG_MAX_LAN_INTERFACES];
 	struct pcp_frontend_params fp;
-	size_t i;
+	size_t n_lans;
 
-	/* first: every front-end that reports the address shares it */
-	if (iwfd_open_probe(iwfd, conf, seed) == -1)
-		return -1;
 	if (!conf->pcp && !conf->natpmp)
 		return 0;
 	if (iwfd_open_natpmp(iwfd, conf) == -1)
@@ -722,12 +793,11 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
 	   the PCP front-end's; with pcp = no every datagram goes to NAT-PMP,
 	   which answers PCP's versions "unsupported version" like a NAT-PMP
 	   only server (RFC 6886 §3.5; RFC 6887 §9: the client falls back). */
-	for (i = 0; i < conf->n_lan_interface; i++)
-		lans[i] = conf->lan_interface[i];
+	n_lans = iwfd_udp_lans(iwfd, conf, reload, lans);
 	memset(&fp, 0, sizeof(fp));
 	fp.proxy = iwfd->proxy;
 	fp.lan_ifnames = lans;
-	fp.n_lan = conf->n_lan_interface;
+	fp.n_lan = n_lans;
 	fp.epoch = iwfd_epoch_cb;
 	fp.now = iwfd_now_cb;
 	fp.clock_arg = iwfd;
@@ -746,23 +816,46 @@ iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
 	}
 	fp.wan_interface = conf->wan_interface;
 	fp.outbox = iwfd->outbox;
+	fp.ratelimit = iwfd->ratelimit;
+	fp.policy = &iwfd->policy;
 	if (iwfd->natpmp != NULL) {
 		fp.natpmp_input = natpmp_input;
 		fp.natpmp_arg = iwfd->natpmp;
 	}
-	if ((iwfd->pcp = pcp_frontend_open(iwfd->base, &fp)) == NULL)
-		return -1;
-	/* RFC 6887 §14.1.3 (S-16): tell the LAN our state is new, unless
-	   the state file let the Epoch continue (the clients' mappings are
-	   all here). */
-	if (conf->pcp && !iwfd->epoch_resumed)
-		pcp_frontend_announce(iwfd->pcp);
+	if (n_lans == 0 ||
+	    (iwfd->pcp = pcp_frontend_open(iwfd->base, &fp)) == NULL) {
+		natpmp_free(iwfd->natpmp);
+		iwfd->natpmp = NULL;
+		if (!reload)
+			return -1;
+		log_warnx("reload: PCP and NAT-PMP are not served: no socket "
+		    "on UDP %u of the LAN interfaces; the next SIGHUP tries "
+		    "again", PCP_SERVER_PORT);
+		iwfd->reload_missing |= IWFD_MISSING_UDP;
+		return 0;
+	}
 	/* RFC 6886 §3.2.1 (N-08): the NAT-PMP announcement once the address
 	   is known (now without an upstream; after the probe with one). */
 	if (iwfd->natpmp != NULL) {
 		natpmp_start(iwfd->natpmp);
 		iwfd_kick(iwfd);	/* arm its timer */
 	}
+	return 0;
+}
+
+static int
+iwfd_open_frontends(struct iwfd *iwfd, const struct iwfd_config *conf,
+    uint64_t seed)
+{
+	/* first: every front-end that reports the address shares it */
+	if (iwfd_open_probe(iwfd, conf, seed) == -1 ||
+	    iwfd_open_udp(iwfd, conf, false) == -1)
+		return -1;
+	/* RFC 6887 §14.1.3 (S-16): tell the LAN our state is new, unless
+	   the state file let the Epoch continue (the clients' mappings are
+	   all here). */
+	if (iwfd->pcp != NULL && conf->pcp && !iwfd->epoch_resumed)
+		pcp_frontend_announce(iwfd->pcp);
 	return 0;
 }
 
@@ -817,6 +910,18 @@ iwfd_wan_changed(void *arg, const struct wanwatch_change *chg)
 	iwfd_wan_log(iwfd->conf->wan_interface, chg);
 	if (!chg->has)
 		return;		/* nothing can be sent; wait for it */
+	iwfd->wan_addr = chg->addr;
+	iwfd->wan_addr_known = true;
+	/* a reload named an interface that did not exist then: it does now
+	   (it has an address), so the upstream sockets go onto it */
+	if ((iwfd->reload_missing & IWFD_MISSING_WAN) != 0 &&
+	    iwfd->upstream_io != NULL &&
+	    upstream_io_set_interface(iwfd->upstream_io,
+	    iwfd->conf->wan_interface)) {
+		iwfd->reload_missing &= ~IWFD_MISSING_WAN;
+		log_info("wan_interface %s exists now: the upstream sockets "
+		    "are bound to it", iwfd->conf->wan_interface);
+	}
 	/* the same lease back: our mappings upstream are still ours, only
 	   the sockets may have failed meanwhile */
 	if (chg->had && IN6_ARE_ADDR_EQUAL(&chg->old, &chg->addr)) {
@@ -1047,6 +1152,7 @@ iwfd_open_upnp(struct iwfd *iwfd, const struct iwfd_config *conf)
 	up.kick = iwfd_proxy_kick;
 	up.kick_arg = iwfd;
 	up.outbox = iwfd->outbox;
+	up.ratelimit = iwfd->ratelimit;
 	if ((iwfd->upnp = upnp_open(&up)) == NULL)
 		log_warnx("upnp: not started; going on without UPnP IGD");
 	else
@@ -1113,9 +1219,14 @@ iwfd_save_or_withdraw(struct iwfd *iwfd)
 	iwfd_withdraw(iwfd, true);
 }
 
+/* ---- SIGHUP: the new configuration, applied at once ------------------- */
+
 /*
- * The keys whose change needs a restart: log each one that changed and
- * keep its running value in the new configuration.
+ * The keys only a restart applies: log each one that changed and keep its
+ * running value in the new configuration. The state file, the control
+ * socket and the nft table are what a second daemon is kept off by, and
+ * the user and the sandbox cannot be taken back once dropped into
+ * (docs/pcp-iwfd.8 "SIGHUP").
  */
 #define IWFD_KEEP(field, name)						\
 	do {								\
@@ -1131,37 +1242,402 @@ iwfd_save_or_withdraw(struct iwfd *iwfd)
 static void
 iwfd_reload_keep(const struct iwfd_config *old, struct iwfd_config *conf)
 {
-	IWFD_KEEP(wan_interface, "wan_interface");
-	IWFD_KEEP(upstream_server, "upstream_server");
-	IWFD_KEEP(n_upstream_server, "upstream_server");
-	IWFD_KEEP(upstream_dhcp, "upstream_server");
-	IWFD_KEEP(upstream_default_router, "upstream_default_router");
-	IWFD_KEEP(nat, "nat");
-	IWFD_KEEP(upnp, "upnp");
-	IWFD_KEEP(upnp_igd_version, "upnp_igd_version");
-	IWFD_KEEP(upnp_port, "upnp_port");
-	IWFD_KEEP(upnp_friendly_name, "upnp_friendly_name");
-	IWFD_KEEP(upnp_manufacturer, "upnp_manufacturer");
-	IWFD_KEEP(upnp_model_name, "upnp_model_name");
-	IWFD_KEEP(upnp_model_number, "upnp_model_number");
-	IWFD_KEEP(upnp_serial, "upnp_serial");
-	IWFD_KEEP(natpmp, "natpmp");
-	IWFD_KEEP(pcp, "pcp");
-	IWFD_KEEP(relay_unknown, "relay_unknown");
 	IWFD_KEEP(state_file, "state_file");
 	IWFD_KEEP(control_socket, "control_socket");
 	IWFD_KEEP(nft_table, "nft_table");
 	IWFD_KEEP(user, "user");
+	IWFD_KEEP(sandbox, "sandbox");	/* a filter cannot be removed */
 }
 #undef IWFD_KEEP
+
+/* What a reload changed, decided once from the old and new files. */
+struct iwfd_changes {
+	bool	 lans;		/* the lan_interface list */
+	bool	 lan0;		/* the first one: UPnP's, the probe's */
+	bool	 wan;		/* wan_interface */
+	bool	 nat;
+	bool	 servers;	/* upstream_server, its dhcp form, the router */
+	bool	 has_upstream;	/* config_has_upstream() flipped */
+	bool	 udp;		/* the PCP / NAT-PMP front-end's parameters */
+	bool	 upnp;		/* the IGD's */
+};
+
+static bool
+iwfd_same_servers(const struct iwfd_config *a, const struct iwfd_config *b)
+{
+	size_t i;
+
+	if (a->n_upstream_server != b->n_upstream_server ||
+	    a->upstream_dhcp != b->upstream_dhcp ||
+	    a->upstream_default_router != b->upstream_default_router)
+		return false;
+	for (i = 0; i < a->n_upstream_server; i++)
+		if (a->upstream_server[i].port != b->upstream_server[i].port ||
+		    !IN6_ARE_ADDR_EQUAL(&a->upstream_server[i].addr,
+		    &b->upstream_server[i].addr))
+			return false;
+	return true;
+}
+
+/* The server PCP's relay sends unknown opcodes to (iwfd_open_udp). */
+static bool
+iwfd_same_relay(const struct iwfd_config *a, const struct iwfd_config *b)
+{
+	bool ra = a->relay_unknown && a->n_upstream_server > 0;
+	bool rb = b->relay_unknown && b->n_upstream_server > 0;
+
+	if (ra != rb)
+		return false;
+	return !ra || (a->upstream_server[0].port == b->upstream_server[0].port &&
+	    IN6_ARE_ADDR_EQUAL(&a->upstream_server[0].addr,
+	    &b->upstream_server[0].addr) &&
+	    strcmp(a->wan_interface, b->wan_interface) == 0);
+}
+
+static bool
+iwfd_same_upnp(const struct iwfd_config *a, const struct iwfd_config *b)
+{
+	return a->upnp == b->upnp && a->upnp_igd_version == b->upnp_igd_version &&
+	    a->upnp_port == b->upnp_port &&
+	    strcmp(a->upnp_friendly_name, b->upnp_friendly_name) == 0 &&
+	    strcmp(a->upnp_manufacturer, b->upnp_manufacturer) == 0 &&
+	    strcmp(a->upnp_model_name, b->upnp_model_name) == 0 &&
+	    strcmp(a->upnp_model_number, b->upnp_model_number) == 0 &&
+	    strcmp(a->upnp_serial, b->upnp_serial) == 0;
+}
+
+static void
+iwfd_changes(const struct iwfd *iwfd, const struct iwfd_config *old,
+    const struct iwfd_config *conf, struct iwfd_changes *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->lans = !iwfd_same_lans(old, conf);
+	c->lan0 = strcmp(old->lan_interface[0], conf->lan_interface[0]) != 0;
+	c->wan = strcmp(old->wan_interface, conf->wan_interface) != 0;
+	c->nat = old->nat != conf->nat;
+	c->servers = !iwfd_same_servers(old, conf);
+	c->has_upstream = config_has_upstream(old) != config_has_upstream(conf);
+	/* NAT-PMP answers only where somebody NATs (RFC 6886 §3.8): nat and
+	   the upstream decide whether it runs */
+	c->udp = c->lans || c->nat || c->has_upstream ||
+	    old->pcp != conf->pcp || old->natpmp != conf->natpmp ||
+	    old->third_party != conf->third_party ||
+	    !iwfd_same_relay(old, conf) ||
+	    (iwfd->reload_missing & IWFD_MISSING_UDP) != 0 ||
+	    ((conf->pcp || conf->natpmp) && iwfd->pcp == NULL);
+	/* the IGD serves the first LAN interface and says whether it has an
+	   upstream; the last failed start is tried again */
+	c->upnp = !iwfd_same_upnp(old, conf) || c->lan0 || c->has_upstream ||
+	    (conf->upnp && iwfd->upnp == NULL);
+}
+
+/*
+ * lan_interface changed: a mapping for a host that is on none of the LAN
+ * interfaces now (iwfd_left_lan) is deleted the way a client's delete is -
+ * its local rule, its table entry, and upstream (P-04) - and every other
+ * mapping is left as it is. The gateway's own mappings (static ones, the
+ * address probe's) are not a LAN host's.
+ */
+#define IWFD_PROC_ROUTE	"/proc/net/route"
+#define IWFD_RTF_UP	0x0001		/* <linux/route.h> RTF_UP */
+
+/*
+ * The interface the kernel routes IPv4 address a out of: the longest
+ * matching prefix of /proc/net/route (the kernel's own choice for a host
+ * route such as a LAN host's on its own interface). False for IPv6 or
+ * without a route.
+ */
+static bool
+iwfd_route_ifname(const struct in6_addr *a, char *ifname, size_t len)
+{
+	char line[256], name[IFNAMSIZ];
+	unsigned int dst, gw, flags, metric, mask, addr;
+	int best = -1, bits;
+	FILE *f;
+
+	if (!pcp_addr_is_v4(a) || (f = fopen(IWFD_PROC_ROUTE, "r")) == NULL)
+		return false;
+	/* the kernel prints the addresses as the u32 of their octets */
+	memcpy(&addr, &a->s6_addr[12], sizeof(addr));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%15s %x %x %x %*u %*u %u %x", name, &dst, &gw,
+		    &flags, &metric, &mask) != 6 || (flags & IWFD_RTF_UP) == 0 ||
+		    (addr & mask) != dst)
+			continue;
+		bits = __builtin_popcount(mask);
+		if (bits > best) {
+			best = bits;
+			snprintf(ifname, len, "%s", name);
+		}
+	}
+	fclose(f);
+	return best >= 0;
+}
+
+/* Was ifname a LAN interface of old and is it none of conf's? */
+static bool
+iwfd_lan_removed(const struct iwfd_config *old, const struct iwfd_config *conf,
+    const char *ifname)
+{
+	size_t i;
+	bool was = false;
+
+	for (i = 0; i < old->n_lan_interface; i++)
+		if (strcmp(old->lan_interface[i], ifname) == 0)
+			was = true;
+	for (i = 0; i < conf->n_lan_interface; i++)
+		if (strcmp(conf->lan_interface[i], ifname) == 0)
+			return false;
+	return was;
+}
+
+/* Is m a LAN host's mapping that the new lan_interface list leaves out:
+   its host routed out of an interface that is no LAN one any more, or
+   (when every LAN interface gave its prefixes) outside all of them? */
+static bool
+iwfd_left_lan(const struct iwfd *iwfd, const struct iwfd_config *old,
+    const struct mapping *m)
+{
+	char ifname[IFNAMSIZ];
+
+	if ((m->flags & MAPPING_F_STATIC) != 0 ||
+	    (iwfd->probe != NULL && addr_probe_owns(iwfd->probe, m)))
+		return false;
+	if (iwfd_route_ifname(&m->internal_addr, ifname, sizeof(ifname)) &&
+	    iwfd_lan_removed(old, iwfd->conf, ifname))
+		return true;
+	return iwfd->n_lan_unknown == 0 &&
+	    !policy_is_lan(&iwfd->policy, &m->internal_addr);
+}
+
+static void
+iwfd_reload_sweep(struct iwfd *iwfd, const struct iwfd_config *old,
+    uint64_t now)
+{
+	struct mapping *m;
+	size_t i = 0, n = 0;
+
+	if (iwfd->n_lan_unknown > 0)
+		log_warnx("reload: %zu lan_interface(s) without an address: "
+		    "only mappings of hosts routed out of a removed LAN "
+		    "interface go; those outside the LAN prefixes known now "
+		    "are kept until a SIGHUP once every LAN interface has "
+		    "one", iwfd->n_lan_unknown);
+	/* proxy_delete removes m: the last mapping moves into slot i */
+	while ((m = table_at(iwfd->table, i)) != NULL) {
+		if (!iwfd_left_lan(iwfd, old, m)) {
+			i++;
+			continue;
+		}
+		proxy_delete(iwfd->proxy, m, now);
+		n++;
+	}
+	if (n > 0)
+		log_info("reload: %zu mapping(s) of hosts no longer on a LAN "
+		    "interface deleted", n);
+}
+
+/*
+ * nat or wan_interface changed (the nft rules DNAT what arrives on the
+ * WAN interface, backend.h): toward nat = none the table is removed and
+ * the proxy makes no rules; toward nat = local, or on a new WAN interface,
+ * a backend is opened and the proxy installs every live mapping's rule
+ * into it (proxy_set_nat). The proxy re-makes the upstream mappings in the
+ * new mode's form. When the nft table cannot be opened the running mode
+ * stays (logged; conf says so, and the next SIGHUP tries again).
+ */
+static void
+iwfd_reload_backend(struct iwfd *iwfd, const struct iwfd_config *old,
+    struct iwfd_config *conf, const struct iwfd_changes *c, uint64_t now)
+{
+	struct backend *nb, *ob = iwfd->backend;
+	bool local = conf->nat == CONFIG_NAT_LOCAL;
+
+	if (!c->nat && (!local || (!c->wan &&
+	    (iwfd->reload_missing & IWFD_MISSING_BACKEND) == 0)))
+		return;
+	/* what the running backend holds queued completes there first */
+	proxy_commit(iwfd->proxy, now);
+	iwfd->reload_missing &= ~IWFD_MISSING_BACKEND;
+	if (!local) {
+		proxy_set_nat(iwfd->proxy, PROXY_NAT_NONE, NULL, now);
+		if (ob != NULL) {
+			/* nat = none installs nothing: no rules, no guard */
+			if (ob->ops->destroy(ob) == -1)
+				log_warnx("nft table %s: could not be removed",
+				    conf->nft_table);
+			ob->ops->close(ob);
+		}
+		iwfd->backend = NULL;
+		log_info("reload: nat none: the local rules are removed, the "
+		    "upstream mappings re-made with THIRD_PARTY");
+		return;
+	}
+	if ((nb = iwfd_backend_new(conf)) == NULL) {
+		if (ob != NULL) {
+			log_warnx("reload: nft table %s cannot be opened for "
+			    "wan_interface %s: the local rules stay on %s until "
+			    "a SIGHUP succeeds", conf->nft_table,
+			    conf->wan_interface, old->wan_interface);
+			iwfd->reload_missing |= IWFD_MISSING_BACKEND;
+		} else {
+			log_warnx("reload: nat local: nft table %s cannot be "
+			    "opened (privileges dropped? a restart applies "
+			    "it): staying nat none", conf->nft_table);
+			conf->nat = CONFIG_NAT_NONE;
+		}
+		return;
+	}
+	/* coming from nat = none: what an earlier run left belongs to
+	   nobody; the proxy then adds every live mapping's rule */
+	if (ob == NULL && nb->ops->reconcile(nb, NULL, 0) == -1)
+		log_warnx("nft table %s: could not clear old rules",
+		    conf->nft_table);
+	proxy_set_nat(iwfd->proxy, PROXY_NAT_LOCAL, nb, now);
+	iwfd->backend = nb;
+	if (ob != NULL)
+		ob->ops->close(ob);	/* its rules are the new one's now */
+	if (c->nat)
+		log_info("reload: nat local: local rules installed, the "
+		    "upstream mappings re-made from the WAN address");
+}
+
+/*
+ * wan_interface changed: the upstream sockets are bound to the new one
+ * (keeping their source ports), the WAN watch follows it, and its address
+ * is taken the way a WAN address change is (iwfd_wan_changed: the proxy's
+ * WAN address, every upstream mapping re-made from it). An interface that
+ * does not exist yet: the sockets follow the routing table, and once it
+ * appears with an address the WAN watch reports it and the sockets are
+ * bound to it then (IWFD_MISSING_WAN).
+ */
+static void
+iwfd_reload_wan(struct iwfd *iwfd, const struct iwfd_changes *c)
+{
+	const struct iwfd_config *conf = iwfd->conf;
+	struct wanwatch_change chg;
+
+	if (!c->wan)
+		return;
+	iwfd->reload_missing &= ~IWFD_MISSING_WAN;
+	if (iwfd->upstream_io != NULL &&
+	    !upstream_io_set_interface(iwfd->upstream_io, conf->wan_interface))
+		iwfd->reload_missing |= IWFD_MISSING_WAN;
+	wanwatch_close(iwfd->wanwatch);
+	if ((iwfd->wanwatch = wanwatch_open(iwfd->base, conf->wan_interface,
+	    iwfd_wan_changed, iwfd)) == NULL)
+		log_warnx("reload: wan_interface %s: address changes will not "
+		    "be followed until a SIGHUP", conf->wan_interface);
+	memset(&chg, 0, sizeof(chg));
+	chg.had = iwfd->wan_addr_known;
+	chg.old = iwfd->wan_addr;
+	chg.has = netif_ipv4_address(conf->wan_interface, &chg.addr);
+	if (!chg.has) {
+		log_warnx("reload: wan_interface %s has no IPv4 address (yet): "
+		    "the upstream mappings are re-made when it has one",
+		    conf->wan_interface);
+		return;
+	}
+	iwfd_wan_changed(iwfd, &chg);
+}
+
+/*
+ * upstream_server (or its dhcp form, or upstream_default_router) changed:
+ * the same path as a DHCP client's new list (discovery_apply): a server
+ * that stays keeps its state, its socket and its mappings untouched; the
+ * mappings of one that is gone are re-created on the new first server;
+ * with none left they are the gateway's own.
+ */
+static void
+iwfd_reload_servers(struct iwfd *iwfd, const struct iwfd_changes *c,
+    uint64_t now)
+{
+	const struct iwfd_config *conf = iwfd->conf;
+	struct config_upstream list[CONFIG_MAX_UPSTREAM_SERVERS];
+	size_t i, n;
+
+	/* a new WAN interface may have another default router */
+	if (!c->servers && !(c->wan && iwfd->dhcp_router))
+		return;
+	if (conf->upstream_dhcp)
+		n = discovery_effective(iwfd, list, &iwfd->dhcp_router);
+	else {
+		/* dhcp no more: its servers are forgotten (back to dhcp, the
+		   DHCP client names them again) */
+		memset(iwfd->dhcp_servers, 0, sizeof(iwfd->dhcp_servers));
+		iwfd->n_dhcp_servers = 0;
+		iwfd->dhcp_router = false;
+		for (n = i = 0; i < conf->n_upstream_server; i++)
+			list[n++] = conf->upstream_server[i];
+	}
+	if (discovery_apply(iwfd, list, n, now) == -1)
+		log_warnx("reload: upstream_server: the list could not be "
+		    "applied; the running one stays");
+}
+
+/* Close what a reload re-opens, in iwfd_shutdown's order. */
+static void
+iwfd_close_udp(struct iwfd *iwfd)
+{
+	if (iwfd->pcp != NULL)
+		pcp_frontend_close(iwfd->pcp);
+	iwfd->pcp = NULL;
+	natpmp_free(iwfd->natpmp);
+	iwfd->natpmp = NULL;
+}
+
+/*
+ * The front-ends whose parameters changed are closed and opened again;
+ * the mappings they made stay in the table and upstream (a UPnP mapping
+ * is still valid when the IGD is back). Clients with a request in flight
+ * get no answer from the closed one and ask again.
+ */
+static void
+iwfd_reload_frontends(struct iwfd *iwfd, const struct iwfd_changes *c)
+{
+	const struct iwfd_config *conf = iwfd->conf;
+	/* the probe maps the first LAN interface's address, and only where
+	   there is an upstream to ask */
+	bool probe = c->lan0 || c->has_upstream;
+
+	if (c->udp || probe) {
+		iwfd_close_udp(iwfd);
+		iwfd->reload_missing &= ~IWFD_MISSING_UDP;
+	}
+	if (c->upnp) {
+		/* joins pupnp's threads; its waiters leave the proxy */
+		upnp_close(iwfd->upnp);
+		iwfd->upnp = NULL;
+	}
+	if (probe) {
+		addr_probe_free(iwfd->probe);
+		iwfd->probe = NULL;
+		if (iwfd_open_probe(iwfd, conf, iwfd->seed >> 13) == -1)
+			log_warnx("reload: no address probe: NAT-PMP and UPnP "
+			    "report the external address once a mapping "
+			    "taught it");
+	}
+	if ((c->udp || probe) && iwfd_open_udp(iwfd, conf, true) == -1)
+		log_warnx("reload: out of memory: NAT-PMP is not served until "
+		    "the next SIGHUP");
+	if (c->upnp)
+		iwfd_open_upnp(iwfd, conf);
+	else if (c->lans && iwfd->upnp != NULL &&
+	    upnp_guard_arm(iwfd->lan_prefixes, iwfd->policy.n_lan_prefixes) ==
+	    -1)
+		/* CallStranger (upnp_guard.h): callbacks only into the LAN,
+		   as it is now */
+		log_warnx("reload: the UPnP callback guard failed closed");
+}
 
 int
 iwfd_reload(struct iwfd *iwfd)
 {
-	struct iwfd_config *conf;
+	struct iwfd_config *conf, *old;
 	struct config_errors errs;
+	struct iwfd_changes c;
+	uint64_t now = iwfd_now_ms(iwfd);
 	size_t i;
-	bool lans_changed;
 
 	if ((conf = malloc(sizeof(*conf))) == NULL) {
 		log_warn("reload");
@@ -1174,26 +1650,38 @@ iwfd_reload(struct iwfd *iwfd)
 		free(conf);
 		return -1;
 	}
-	/* Mappings stay in the table. The policy, the ACL, the limits and
-	   the probe interval take effect now; what the running sockets,
-	   threads and tables were opened with keeps its running value until
-	   a restart (mappings survive it through the state file), so that
-	   the daemon never runs half on the old and half on the new. */
-	iwfd_reload_keep(iwfd->conf, conf);
-	lans_changed = !iwfd_same_lans(iwfd->conf, conf);
-	free(iwfd->conf);
+	/* Mappings stay in the table. Each change is applied with the
+	   smallest re-open (docs/pcp-iwfd.8 "SIGHUP"); the policy, the ACL,
+	   the limits and the probe interval take effect at once. */
+	old = iwfd->conf;
+	iwfd_reload_keep(old, conf);
+	iwfd_changes(iwfd, old, conf, &c);
 	iwfd->conf = conf;
 	iwfd_build_policy(iwfd, conf);
-	if (lans_changed) {
-		log_warnx("reload: lan_interface changed: the policy and the "
-		    "guard follow now, the front-ends' sockets at the next "
-		    "restart");
-		iwfd_guard(iwfd);
-	}
-	if (iwfd->upstream != NULL)
+	/* issue 8: rate_limit and rate_burst follow at once (max_mappings
+	   with the policy); each host keeps its bucket's level */
+	ratelimit_set(iwfd->ratelimit, conf->rate_limit, conf->rate_burst);
+	/* first, while the old mode and servers still hold them */
+	if (c.lans)
+		iwfd_reload_sweep(iwfd, old, now);
+	iwfd_reload_backend(iwfd, old, conf, &c, now);
+	iwfd_reload_wan(iwfd, &c);
+	iwfd_reload_servers(iwfd, &c, now);
+	iwfd_reload_frontends(iwfd, &c);
+	/* the ports of what runs now, on the LAN interfaces of now */
+	iwfd_guard(iwfd);
+	if (old->upstream_probe_interval != conf->upstream_probe_interval)
 		upstream_set_probe_interval(iwfd->upstream,
 		    conf->upstream_probe_interval * UPSTREAM_PROBE_MS_PER_S);
-	log_info("configuration reloaded from %s", iwfd->config_path);
+	free(old);
+	/* the state file names the servers in use */
+	iwfd->state_dirty = true;
+	iwfd_kick(iwfd);
+	if (iwfd->reload_missing != 0)
+		log_warnx("configuration reloaded from %s, not all of it "
+		    "applied (see above)", iwfd->config_path);
+	else
+		log_info("configuration reloaded from %s", iwfd->config_path);
 	return 0;
 }
 
@@ -1225,8 +1713,9 @@ iwfd_signal(struct iwfd *iwfd, int sig)
 	return ev;
 }
 
-/* The state file's directory, made (mode 0700) when it is missing. */
-static void
+/* The state file's directory, made (mode 0700) when it is missing; true
+   when made now (priv_state_prepare gives only such a one away). */
+static bool
 iwfd_state_dir(const char *state_file)
 {
 	char dir[PATH_MAX];
@@ -1234,19 +1723,22 @@ iwfd_state_dir(const char *state_file)
 
 	if (snprintf(dir, sizeof(dir), "%s", state_file) >= (int)sizeof(dir) ||
 	    (slash = strrchr(dir, '/')) == NULL || slash == dir)
-		return;
+		return false;
 	*slash = '\0';
-	if (mkdir(dir, 0700) == 0)
+	if (mkdir(dir, 0700) == 0) {
 		log_info("made the state directory %s", dir);
-	else if (errno != EEXIST)
+		return true;
+	}
+	if (errno != EEXIST)
 		log_warn("mkdir %s", dir);
+	return false;
 }
 
 int
 iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 {
 	uint64_t seed;
-	bool restored;
+	bool restored, dir_made;
 
 	memset(iwfd, 0, sizeof(*iwfd));
 	iwfd->config_path = path;
@@ -1270,6 +1762,7 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 		return -1;
 	}
 	table_set_seed(iwfd->table, seed);
+	iwfd->seed = seed;
 	/* the state journal writes what changed (docs/state.md) */
 	if (table_track_changes(iwfd->table, true) == -1) {
 		log_warnx("out of memory");
@@ -1281,6 +1774,8 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 		log_warn("getrandom");
 		return -1;
 	}
+	if (iwfd_open_ratelimit(iwfd, conf) == -1)
+		return -1;
 	iwfd_build_policy(iwfd, conf);
 	table_set_port_check(iwfd->table, policy_ext_port_check, &iwfd->policy);
 	table_set_port_ranges(iwfd->table, policy_ext_port_ranges, &iwfd->policy);
@@ -1321,12 +1816,15 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 	   that cannot be written would leave every client unanswered, so it
 	   is an error at start, not a silent failure later. Its directory
 	   is made when missing (one level: /var/lib/pcp-iwfd). */
-	iwfd_state_dir(conf->state_file);
+	dir_made = iwfd_state_dir(conf->state_file);
 	if (iwfd_state_write(iwfd, iwfd_now_ms(iwfd), true) == -1) {
 		log_warnx("cannot write the state file %s: the daemon sends a "
 		    "SUCCESS only once its mapping is on disk", conf->state_file);
 		return -1;
 	}
+	/* after the drop (iwfd_run) the user writes them (docs/security.md) */
+	if (priv_state_prepare(conf->user, conf->state_file, dir_made) == -1)
+		return -1;
 	if (iwfd_open_backend(iwfd, conf, restored) == -1 ||
 	    iwfd_open_upstream(iwfd, conf, seed) == -1 ||
 	    iwfd_open_proxy(iwfd, conf, seed >> 7) == -1)
@@ -1369,6 +1867,11 @@ int
 iwfd_run(struct iwfd *iwfd)
 {
 	log_info("pcp-iwfd %s started", PACKAGE_VERSION);
+	/* Least privilege (docs/security.md): before pupnp's threads, which
+	   inherit the uid, the capabilities and the seccomp filter. */
+	if (priv_drop(iwfd->conf->user, iwfd->conf->sandbox,
+	    iwfd->conf->nat == CONFIG_NAT_LOCAL) == -1)
+		return 1;
 	/* pupnp's threads start here, after daemon(3): a fork keeps only
 	   the calling thread */
 	iwfd_open_upnp(iwfd, iwfd->conf);
@@ -1423,6 +1926,8 @@ iwfd_shutdown(struct iwfd *iwfd)
 		event_free(iwfd->ev_turn);
 	/* after the front-ends (they forgot their held replies) */
 	outbox_free(iwfd->outbox);
+	/* after every front-end that charges it */
+	ratelimit_free(iwfd->ratelimit);
 	state_journal_free(iwfd->journal);
 	if (iwfd->table != NULL)
 		table_free(iwfd->table);

@@ -6,6 +6,7 @@
 #ifndef IWFD_IWFD_H
 #define IWFD_IWFD_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ struct natpmp;
 struct outbox;
 struct pcp_frontend;
 struct proxy;
+struct ratelimit;
 struct state_journal;
 struct table;
 struct upstream;
@@ -31,6 +33,11 @@ struct wanwatch;
 
 /* LAN prefixes learned from the LAN interfaces' addresses. */
 #define IWFD_MAX_LAN_PREFIXES	64
+
+/* What a reload could not apply (struct iwfd reload_missing). */
+#define IWFD_MISSING_UDP	0x01	/* PCP / NAT-PMP on some LAN interface */
+#define IWFD_MISSING_BACKEND	0x02	/* the nft table for wan_interface */
+#define IWFD_MISSING_WAN	0x04	/* upstream sockets not on wan_interface */
 
 struct iwfd {
 	struct event_base	*base;
@@ -57,8 +64,20 @@ struct iwfd {
 	struct pcp_frontend	*pcp;		/* PCP on the LAN */
 	struct natpmp		*natpmp;	/* NAT-PMP, on pcp's socket */
 	struct upnp		*upnp;		/* UPnP IGD (pupnp) */
+	/* issue 8: the per-host request rate of every protocol */
+	struct ratelimit	*ratelimit;
 	/* the WAN interface's IPv4 address (DHCP renew, PPP reconnect) */
 	struct wanwatch		*wanwatch;
+	/* the last one known, and whether one is */
+	struct in6_addr		 wan_addr;
+	bool			 wan_addr_known;
+	/* LAN interfaces that gave no prefix (missing, or no address yet):
+	   a reload cannot tell which mappings left the LAN */
+	size_t			 n_lan_unknown;
+	/* What a reload could not apply (IWFD_MISSING_*): the next SIGHUP
+	   applies it again even when the file did not change. */
+	unsigned int		 reload_missing;
+	uint64_t		 seed;		/* re-opened front-ends' */
 
 	struct event		*ev_sigterm;
 	struct event		*ev_sigint;
@@ -98,7 +117,14 @@ int		 iwfd_init(struct iwfd *, const char *path, struct iwfd_config *);
 int		 iwfd_daemonize(struct iwfd *);
 int		 iwfd_run(struct iwfd *);
 void		 iwfd_shutdown(struct iwfd *);
-/* Re-read the configuration (SIGHUP); the old one stays on any error. */
+/*
+ * Re-read the configuration (SIGHUP); the old one stays on any parse
+ * error (-1). Otherwise every key but state_file, control_socket,
+ * nft_table, user and sandbox applies at once, each with the smallest
+ * re-open, and the mappings that still fit are kept (docs/pcp-iwfd.8
+ * "SIGHUP"); what could not be applied is logged and tried again by the
+ * next SIGHUP.
+ */
 int		 iwfd_reload(struct iwfd *);
 uint64_t	 iwfd_now_ms(const struct iwfd *);
 uint32_t	 iwfd_epoch(const struct iwfd *);

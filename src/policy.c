@@ -143,18 +143,22 @@ policy_req_exists(const struct table *t, const struct map_req *req)
 	    req->internal_port) != NULL;
 }
 
+/* Steps 7 and 8: the per-host quota, then the global cap. */
 static enum map_err
-policy_check_quota(const struct policy *pol, const struct table *t,
+policy_check_limits(const struct policy *pol, const struct table *t,
     const struct map_req *req)
 {
-	if (pol->max_mappings_per_host == 0)
+	if (pol->max_mappings_per_host == 0 && pol->max_mappings == 0)
 		return MAP_OK;
 	/* A refresh of an existing mapping is not a new one. */
 	if (policy_req_exists(t, req))
 		return MAP_OK;
-	if (table_count_host(t, &req->internal_addr) >=
+	if (pol->max_mappings_per_host != 0 &&
+	    table_count_host(t, &req->internal_addr) >=
 	    pol->max_mappings_per_host)
 		return MAP_ERR_QUOTA;
+	if (pol->max_mappings != 0 && table_count(t) >= pol->max_mappings)
+		return MAP_ERR_NO_RESOURCES;
 	return MAP_OK;
 }
 
@@ -182,7 +186,7 @@ policy_check(const struct policy *pol, const struct table *t,
 		return MAP_ERR_RESERVED_PORT;
 	if ((err = policy_check_acl(pol, t, req)) != MAP_OK)
 		return err;
-	if ((err = policy_check_quota(pol, t, req)) != MAP_OK)
+	if ((err = policy_check_limits(pol, t, req)) != MAP_OK)
 		return err;
 	*lifetime = policy_clamp_lifetime(pol, req->lifetime);
 	return MAP_OK;

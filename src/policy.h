@@ -31,6 +31,7 @@ struct policy {
 	size_t		 n_acl;
 	bool		 third_party;	/* mappings for other LAN hosts */
 	uint32_t	 max_mappings_per_host;	/* 0: no limit */
+	uint32_t	 max_mappings;	/* all hosts together; 0: no cap */
 	uint32_t	 min_lifetime;	/* seconds */
 	uint32_t	 max_lifetime;
 };
@@ -63,7 +64,14 @@ struct policy {
  *      protocol, internal address and port) when the internal address
  *      already holds max_mappings_per_host of any protocol
  *      (RFC 6887 §17.2) -> MAP_ERR_QUOTA;
- *   8. lifetime: clamped to [min_lifetime, max_lifetime] into *lifetime.
+ *   8. global cap: a request that would create a mapping when the table
+ *      already holds max_mappings (issue 8: a flood of hosts, each under
+ *      its quota, still cannot grow the table without bound)
+ *      -> MAP_ERR_NO_RESOURCES (PCP NO_RESOURCES, short lifetime;
+ *      NAT-PMP 4; UPnP 728 / 501);
+ *   9. lifetime: clamped to [min_lifetime, max_lifetime] into *lifetime.
+ * Refreshes of existing mappings pass 7 and 8, deletes stop at 4: a host
+ * can always renew and free what it holds.
  * Control-socket (static) requests do not come through here.
  */
 enum map_err	 policy_check(const struct policy *, const struct table *,

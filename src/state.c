@@ -1850,7 +1850,13 @@ state_apply_init(struct state_apply *a, struct state_image *img)
 	if ((a->dead = calloc(img->count + STATE_INDEX_MIN, 1)) == NULL)
 		return -1;
 	a->dead_cap = img->count + STATE_INDEX_MIN;
-	return state_apply_rehash(a, img->count);
+	if (state_apply_rehash(a, img->count) == -1) {
+		/* the caller frees nothing when init fails */
+		free(a->dead);
+		a->dead = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 static void

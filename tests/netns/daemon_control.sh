@@ -14,6 +14,8 @@ for t in ip python3; do command -v $t >/dev/null || { echo "SKIP: $t missing"; e
 
 ns=iwfd$$-dc
 tmp=$(mktemp -d /tmp/iwfd-dc.XXXXXX)
+# the daemon writes its state file here after dropping root to its user (docs/security.md)
+chown pcp-iwfd: "$tmp" || { rm -rf "$tmp"; echo "SKIP: no user pcp-iwfd (scripts/install-deps)"; exit 77; }
 pid=""
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null

@@ -7,7 +7,7 @@
 #
 # Checks:
 #   1. the daemon's table has the input chain with the IGD's two HTTP ports, SSDP and
-#      PCP/NAT-PMP, and the per-source connection limit;
+#      PCP/NAT-PMP, the per-source connection limit and the per-source SSDP rate;
 #   2. from the carrier's namespace (the WAN side), to the gateway's WAN address and to
 #      its LAN address (routed over the WAN link: Linux's weak host model would accept
 #      it): TCP to both IGD ports, a unicast SSDP M-SEARCH, a PCP MAP and a NAT-PMP
@@ -20,7 +20,15 @@
 #      still fetches the description (within two of pupnp's 30 s read timeouts: pupnp's
 #      pool is not ours, see the comment there); once they are closed the first host is
 #      served again;
-#   5. a SIGHUP that changes lan_interface re-applies the guard with the new list.
+#   5. split horizon: a LAN host using an address outside the LAN prefixes (10.99.0.77,
+#      which the gateway routes back over the LAN so that TCP works) gets 606 from
+#      pupnp's port and a reset without a byte from the control port, and nothing is made;
+#   6. the SSDP rate: a LAN host sending 200 M-SEARCH in a second gets a bounded number
+#      of answers (the rest is dropped and counted), another LAN host is answered right
+#      after, and so is the first after a second of silence;
+#   7. the per-host SOAP rate (rate_limit = 1, rate_burst = 2 by SIGHUP): a host's
+#      quick calls beyond its burst get 501 on both ports, another host is served;
+#   8. a SIGHUP that changes lan_interface re-applies the guard with the new list.
 # Exit: 0 pass, 1 fail, 77 skip.
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +42,11 @@ PY=/usr/bin/python3
 client="$here/upnp_soap_client.py"
 # BACKEND_GUARD_CONNS_PER_HOST in src/backend.h
 limit=4
+# NFT_GUARD_SSDP_RATE and NFT_GUARD_SSDP_BURST in src/backend_nft.c
+ssdp_rate=10
+ssdp_burst=30
+# a LAN host's address outside every LAN prefix (step 5)
+spoof=10.99.0.77
 table=pcp_iwfd
 if [ -z "$build" ] || [ ! -x "$daemon" ] || [ ! -x "$ctl" ]; then
 	echo "SKIP: no pcp-iwfd / pcp-iwfctl in build directory '${build}'" >&2
@@ -123,6 +136,8 @@ lab_check "TCP $desc_port (pupnp) and $control_port (SOAP) dropped unless from t
 	eval "guard_chain | grep -Eq 'iifname != \\{ \"lo\", \"lan0\", \"lan1\" \\} tcp dport $ports_re ct state new counter .* drop'"
 lab_check "new TCP connections to pupnp's $desc_port: at most $limit per source, else a reset" \
 	eval "guard_chain | grep -Eq 'tcp dport $desc_port ct state new add @igd_conns \\{ ip saddr . tcp dport ct count over $limit \\} counter .* reject with tcp reset'"
+lab_check "UDP 1900 from the LAN: at most $ssdp_rate/s per source after $ssdp_burst, else dropped" \
+	eval "guard_chain | grep -q 'udp dport 1900 update @ssdp_rate { ip saddr limit rate over $ssdp_rate/second burst $ssdp_burst packets } counter .* drop'"
 
 lab_say "2. from the WAN side (the carrier's namespace): no answer, nothing made"
 drops0=$(guard_drops)
@@ -255,7 +270,161 @@ lab_kill "$hog"
 lab_check "once they are closed, $LAB_LAN_HOST_IP is served again" \
 	eval "fetch_slow lan | grep -q InternetGatewayDevice"
 
-lab_say "5. a reload that changes lan_interface re-applies the guard"
+# NS SRC PORT ACTION [NAME=VALUE...]: one SOAP call (IGD:1 WANIPConnection) from the
+# source address SRC (- for the kernel's choice) to the gateway's PORT, on a connection
+# of its own; JSON: status and errorCode of the answer, the bytes received, the error
+soap_from() {
+	local ns=$1
+	shift
+	lab_exec "$ns" "$PY" -c '
+import json, re, socket, sys
+src, host, port, action = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+st = "urn:schemas-upnp-org:service:WANIPConnection:1"
+args = "".join("<%s>%s</%s>" % (k, v, k) for k, v in (a.split("=", 1) for a in sys.argv[5:]))
+body = ("<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/"
+        "envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\">"
+        "<s:Body><u:%s xmlns:u=\"%s\">%s</u:%s></s:Body></s:Envelope>\r\n"
+        % (action, st, args, action)).encode()
+req = ("POST /ctl/IPConn HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/xml\r\n"
+       "SOAPAction: \"%s#%s\"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+       % (host, port, st, action, len(body))).encode() + body
+res, data = {"error": ""}, b""
+s = socket.socket()
+s.settimeout(10)
+try:
+    if src != "-":
+        s.bind((src, 0))
+    s.connect((host, port))
+    s.sendall(req)
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+except OSError as e:
+    res["error"] = type(e).__name__
+s.close()
+m = re.match(rb"HTTP/1\.[01] (\d+)", data)
+c = re.search(rb"<errorCode>(\d+)</errorCode>", data)
+res.update(bytes=len(data), status=int(m.group(1)) if m else 0,
+           code=int(c.group(1)) if c else 0)
+print(json.dumps(res))' "$@"
+}
+# NAME FIELD: a field of $LAB_TMP/NAME.json
+jv() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$LAB_TMP/$1.json" "$2"; }
+
+lab_say "5. split horizon: a control point outside the LAN prefixes"
+lab_exec lan ip addr add "$spoof/32" dev "$LAB_LAN_IF"
+# the gateway routes the answers back over the LAN (else the handshake could not
+# complete and nothing would be tested)
+lab_exec gw ip route add "$spoof/32" dev "$LAB_GW_LAN_IF"
+for port in "$desc_port" "$control_port"; do
+	soap_from lan "$spoof" "$gw_lan" "$port" GetExternalIPAddress >"$LAB_TMP/sp_$port.json"
+	soap_from lan "$spoof" "$gw_lan" "$port" AddPortMapping NewRemoteHost= \
+		NewExternalPort=46000 NewProtocol=TCP NewInternalPort=46000 \
+		NewInternalClient="$spoof" NewEnabled=1 NewPortMappingDescription=spoof \
+		NewLeaseDuration=0 >"$LAB_TMP/spadd_$port.json"
+	echo "  $spoof -> :$port: $(cat "$LAB_TMP/sp_$port.json") $(cat "$LAB_TMP/spadd_$port.json")"
+done
+lab_check "pupnp's port answers GetExternalIPAddress from $spoof with 606 (Action not authorized)" \
+	eval "[ \"\$(jv sp_$desc_port status)\" = 500 ] && [ \"\$(jv sp_$desc_port code)\" = 606 ]"
+lab_check "... and AddPortMapping too" \
+	eval "[ \"\$(jv spadd_$desc_port status)\" = 500 ] && [ \"\$(jv spadd_$desc_port code)\" = 606 ]"
+lab_check "the control port closes $spoof's connections without a byte" \
+	eval "[ \"\$(jv sp_$control_port bytes)\" = 0 ] && [ \"\$(jv spadd_$control_port bytes)\" = 0 ]"
+lab_check "nothing was made: no mapping, no carrier port 46000" \
+	eval "[ \"\$(gw_count)\" = 0 ] && ! carrier_has_port 46000"
+lab_check "both refusals are logged" \
+	eval "grep -q 'upnp: refused a control point outside the LAN: $spoof' '$LAB_TMP/pcp-iwfd.log' &&
+		grep -q 'upnp http: refused a control point outside the LAN: $spoof' '$LAB_TMP/pcp-iwfd.log'"
+soap_from lan - "$gw_lan" "$desc_port" GetExternalIPAddress >"$LAB_TMP/sp_lan.json"
+lab_check "the same host from its LAN address is answered on pupnp's port" \
+	[ "$(jv sp_lan status)" = 200 ]
+lab_exec gw ip route del "$spoof/32" dev "$LAB_GW_LAN_IF"
+lab_exec lan ip addr del "$spoof/32" dev "$LAB_LAN_IF"
+
+lab_say "6. the SSDP rate: 200 M-SEARCH in a second from one LAN host"
+# NS COUNT SECS: COUNT unicast M-SEARCH (ST upnp:rootdevice: one answer each, MX 1)
+# spread over SECS s; prints the answers received until 3 s after the last one, and
+# the time the sending took
+msearch() {
+	lab_exec "$1" "$PY" -c '
+import socket, sys, time
+host, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+msg = (b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n"
+       b"MAN: \"ssdp:discover\"\r\nMX: 1\r\nST: upnp:rootdevice\r\n\r\n")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+t0 = time.monotonic()
+for i in range(n):
+    s.sendto(msg, (host, 1900))
+    time.sleep(max(0.0, t0 + (i + 1) * secs / n - time.monotonic()))
+took = time.monotonic() - t0
+answers, end = 0, time.monotonic() + 3
+while time.monotonic() < end:
+    s.settimeout(max(0.01, end - time.monotonic()))
+    try:
+        if s.recv(4096).startswith(b"HTTP/1.1 200"):
+            answers += 1
+    except socket.timeout:
+        pass
+print(answers, "%.2f" % took)' "$gw_lan" "$2" "$3"
+}
+ssdp_drops() {
+	guard_chain | sed -n 's/.*@ssdp_rate .* counter packets \([0-9]*\) bytes [0-9]* drop$/\1/p'
+}
+sd0=$(ssdp_drops)
+read -r answers took < <(msearch lan 200 1)
+sd1=$(ssdp_drops)
+# what the rate lets through while sending, with a second of slack
+bound=$(echo "$ssdp_burst + $ssdp_rate * ($took + 1)" | bc | cut -d. -f1)
+echo "  200 M-SEARCH in $took s: $answers answers (bound $bound); SSDP drops $sd0 -> $sd1"
+lab_check "$LAB_LAN_HOST_IP got at least one answer and at most $bound" \
+	eval "[ '$answers' -ge 1 ] && [ '$answers' -le '$bound' ]"
+lab_check "the rest was dropped by the SSDP rate rule (at least $((200 - bound)))" \
+	[ "$((sd1 - sd0))" -ge "$((200 - bound))" ]
+read -r answers2 _ < <(msearch lan2 1 0)
+lab_check "$LAB_LAN2_HOST_IP's M-SEARCH right after is answered ($answers2)" [ "$answers2" -ge 1 ]
+sleep 1
+read -r answers3 _ < <(msearch lan 1 0)
+lab_check "after a second of silence $LAB_LAN_HOST_IP is answered again ($answers3)" \
+	[ "$answers3" -ge 1 ]
+
+lab_say "7. the per-host SOAP rate (rate_limit = 1, rate_burst = 2)"
+reloads() { grep -c 'configuration reloaded from' "$LAB_TMP/pcp-iwfd.log"; }
+r0=$(reloads)
+write_conf "$LAB_GW_LAN_IF" "$LAB_GW_LAN2_IF"
+printf 'rate_limit = 1\nrate_burst = 2\n' >>"$conf"
+kill -HUP "$daemon_pid"
+lab_check "the daemon reloaded" lab_wait_for "[ \"\$(reloads)\" -gt $r0 ]" 5
+# NS PORT N: N quick GetStatusInfo calls; prints "OK 501 SECONDS"
+burst_calls() {
+	local ok=0 limited=0 t0=$EPOCHREALTIME i
+	for i in $(seq "$3"); do
+		soap_from "$1" - "$gw_lan" "$2" GetStatusInfo >"$LAB_TMP/rl.json"
+		case "$(jv rl status)/$(jv rl code)" in
+		200/0) ok=$((ok + 1)) ;;
+		500/501) limited=$((limited + 1)) ;;
+		esac
+	done
+	echo "$ok $limited $(echo "$EPOCHREALTIME - $t0" | bc)"
+}
+for port in "$control_port" "$desc_port"; do
+	# a second of silence: each host's bucket holds its burst again
+	sleep 1.5
+	read -r ok limited secs < <(burst_calls lan "$port" 6)
+	echo "  6 calls from $LAB_LAN_HOST_IP to :$port in $secs s: $ok answered, $limited 501"
+	lab_check ":$port: the burst is served, the calls beyond it get 501 Action Failed" \
+		eval "[ '$ok' -ge 2 ] && [ '$limited' -ge 1 ] && [ \$((ok + limited)) = 6 ] &&
+			[ '$ok' -le \$(echo '2 + $secs + 1' | bc | cut -d. -f1) ]"
+	read -r ok2 limited2 _ < <(burst_calls lan2 "$port" 1)
+	lab_check ":$port: $LAB_LAN2_HOST_IP is served meanwhile" [ "$ok2/$limited2" = 1/0 ]
+done
+lab_check "the refusals are logged" \
+	eval "grep -q 'upnp http: over its request rate: 501 to $LAB_LAN_HOST_IP' '$LAB_TMP/pcp-iwfd.log' &&
+		grep -q 'upnp: over its request rate: 501 to $LAB_LAN_HOST_IP' '$LAB_TMP/pcp-iwfd.log'"
+
+lab_say "8. a reload that changes lan_interface re-applies the guard"
 write_conf "$LAB_GW_LAN_IF"
 kill -HUP "$daemon_pid"
 lab_check "the drop rules now name lo and lan0 only" \

@@ -378,6 +378,69 @@ test_rehome_counts(void **state)
 	assert_true(IN6_ARE_ADDR_EQUAL(&m0->outer_addr, &wan));
 }
 
+/* ---- the parser and the framing alone (control_parse, control_read_line) ---- */
+
+static void
+test_parse(void **state)
+{
+	struct control_request req;
+	char err[CONTROL_ERROR_LEN];
+
+	(void)state;
+	assert_int_equal(control_parse("list\tjson", &req, err, sizeof(err)), 0);
+	assert_int_equal(req.cmd, CONTROL_CMD_LIST);
+	assert_true(req.json);
+	assert_int_equal(control_parse("delete UDP 8001", &req, err,
+	    sizeof(err)), 0);
+	assert_int_equal(req.cmd, CONTROL_CMD_DELETE);
+	assert_int_equal(req.protocol, MAP_PROTO_UDP);
+	assert_int_equal(req.port, 8001);
+	assert_int_equal(control_parse("set-upstream 198.51.100.1 "
+	    "[2001:db8::1]:15351", &req, err, sizeof(err)), 0);
+	assert_int_equal(req.cmd, CONTROL_CMD_SET_UPSTREAM);
+	assert_int_equal(req.n_servers, 2);
+	assert_int_equal(req.servers[0].port, 5351);
+	assert_int_equal(req.servers[1].port, 15351);
+	/* refused: the command is still named, the message says why */
+	assert_int_equal(control_parse("set-upstream ::ffff:192.0.2.1 "
+	    "192.0.2.1", &req, err, sizeof(err)), -1);
+	assert_int_equal(req.cmd, CONTROL_CMD_SET_UPSTREAM);
+	assert_string_equal(err, "192.0.2.1 is listed twice");
+	assert_int_equal(control_parse("status xml", &req, err, sizeof(err)),
+	    -1);
+	assert_int_equal(req.cmd, CONTROL_CMD_STATUS);
+	assert_int_equal(control_parse("frob", &req, err, sizeof(err)), -1);
+	assert_int_equal(req.cmd, CONTROL_CMD_NONE);
+	assert_string_equal(err, "unknown command");
+}
+
+static void
+test_read_line(void **state)
+{
+	struct evbuffer *in = evbuffer_new();
+	char big[CONTROL_LINE_MAX];
+	char *line;
+
+	(void)state;
+	assert_non_null(in);
+	evbuffer_add_printf(in, "stat");
+	assert_int_equal(control_read_line(in, &line), CONTROL_READ_MORE);
+	evbuffer_add_printf(in, "us\r\nlist\n");
+	assert_int_equal(control_read_line(in, &line), CONTROL_READ_LINE);
+	assert_string_equal(line, "status");
+	free(line);
+	assert_int_equal(control_read_line(in, &line), CONTROL_READ_LINE);
+	assert_string_equal(line, "list");
+	free(line);
+	/* CONTROL_LINE_MAX bytes and no end: not a request */
+	memset(big, 'a', sizeof(big));
+	evbuffer_add(in, big, sizeof(big) - 1);
+	assert_int_equal(control_read_line(in, &line), CONTROL_READ_MORE);
+	evbuffer_add(in, "a", 1);
+	assert_int_equal(control_read_line(in, &line), CONTROL_READ_TOO_LONG);
+	evbuffer_free(in);
+}
+
 int
 main(void)
 {
@@ -394,6 +457,8 @@ main(void)
 		    setup_dhcp, teardown_dhcp),
 		cmocka_unit_test_setup_teardown(test_rehome_counts,
 		    setup_dhcp, teardown_dhcp),
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_read_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

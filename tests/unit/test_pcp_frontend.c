@@ -349,6 +349,61 @@ test_loopback_ipv6(void **state)
 	close(fd);
 }
 
+/* X-02 (RFC 6887 §18.3.2): from the LAN interface but from a source
+   outside every LAN prefix: no answer in either protocol, not even an
+   error (it would go to a forged address); the policy is read live, so a
+   reload that adds the prefix lets the same host in. */
+static void
+test_not_lan_src_dropped(void **state)
+{
+	static const char *const lo[] = { "lo" };
+	struct policy_prefix pfx;
+	struct policy pol;
+	struct pcp_frontend_params p;
+	struct pcp_frontend *fe;
+	struct fixture f;
+	uint8_t buf[PCP_MAX_SIZE], rep[64];
+	uint8_t natpmp[2] = { 0, 0 };
+	struct in6_addr lo4, ten;
+	struct in_addr a = { htonl(INADDR_LOOPBACK) };
+	struct in_addr t = { htonl(0x0a000000) };	/* 10.0.0.0 */
+	size_t len;
+	int fd;
+
+	(void)state;
+	pcp_addr_from_v4(&lo4, &a);
+	pcp_addr_from_v4(&ten, &t);
+	memset(&pol, 0, sizeof(pol));
+	pfx.addr = ten;
+	pfx.prefix_len = 96 + 8;
+	pol.lan_prefixes = &pfx;
+	pol.n_lan_prefixes = 1;
+	memset(&f, 0, sizeof(f));
+	assert_non_null(f.base = event_base_new());
+	f.port = test_port();
+	params_init(&p, lo, 1, f.port);
+	p.policy = &pol;
+	assert_non_null(fe = pcp_frontend_open(f.base, &p));
+	fd = client_socket(AF_INET);
+	announce_request(buf, &len, &lo4);
+	client_send4(fd, f.port, buf, len);
+	assert_int_equal(client_recv4(&f, fd, rep, sizeof(rep)), -1);
+	client_send4(fd, f.port, natpmp, sizeof(natpmp));
+	assert_int_equal(client_recv4(&f, fd, rep, sizeof(rep)), -1);
+	assert_int_equal(pcp_frontend_stats(fe)->not_lan_src, 2);
+	assert_int_equal(pcp_frontend_stats(fe)->replied, 0);
+
+	/* 127.0.0.0/8 becomes LAN: answered */
+	pfx.addr = lo4;
+	client_send4(fd, f.port, buf, len);
+	assert_int_equal(client_recv4(&f, fd, rep, sizeof(rep)),
+	    PCP_HDR_SIZE);
+	assert_int_equal(pcp_frontend_stats(fe)->not_lan_src, 2);
+	close(fd);
+	pcp_frontend_close(fe);
+	event_base_free(f.base);
+}
+
 /* S-01: a datagram that arrived on an interface outside the LAN set gets
    no answer at all. Needs a second interface to call "the LAN". */
 static void
@@ -485,6 +540,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_loopback_ipv6,
 		    setup_plain, teardown),
 		cmocka_unit_test(test_not_lan_dropped),
+		cmocka_unit_test(test_not_lan_src_dropped),
 		cmocka_unit_test(test_map_through_core),
 	};
 

@@ -1,8 +1,8 @@
 /*
  * test_policy.c - the request policy: LAN only, third party, reserved
  * ports, ACL (first match wins, hints moved rather than failed), per-host
- * quota across protocols and for PEER mappings, lifetime bounds, and the
- * order of the checks.
+ * quota across protocols and for PEER mappings, the global mapping cap,
+ * lifetime bounds, and the order of the checks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -526,6 +526,71 @@ test_quota_peer(void **state)
 	table_free(t);
 }
 
+/* Issue 8: the global cap counts every host's mappings; a new mapping
+   beyond it is NO_RESOURCES, refreshes and deletes still pass, and the
+   per-host quota speaks first. */
+static void
+test_global_cap(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct map_req r;
+	struct mapping *m;
+	enum map_err err;
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	p.max_mappings = 3;
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 1000, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_non_null(m = table_add(t, &r, 1000, 600, 0, &err));
+	r = req_make(MAP_PROTO_UDP, "192.168.1.11", 1000, 0, 600);
+	assert_non_null(table_add(t, &r, 1001, 600, 0, &err));
+	r = req_make(MAP_PROTO_TCP, "fd00:1::5", 1000, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_non_null(table_add(t, &r, 1002, 600, 0, &err));
+	assert_int_equal(table_count(t), 3);
+	/* full: a new mapping of any host, any protocol, PEER too */
+	r = req_make(MAP_PROTO_TCP, "192.168.1.12", 2000, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_NO_RESOURCES);
+	assert_int_equal(life, 0);
+	r = req_make(MAP_PROTO_UDP, "192.168.1.10", 1000, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_NO_RESOURCES);
+	r.flags = MAP_F_PEER;
+	r.peer_addr = addr("203.0.113.50");
+	r.peer_port = 7200;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_NO_RESOURCES);
+	/* refreshes of what exists pass, and so do deletes */
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 1000, 0, 7200);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, 7200);
+	r = req_make(MAP_PROTO_TCP, "fd00:1::5", 1000, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r = req_make(MAP_PROTO_TCP, "192.168.1.12", 2000, 0, 0);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r.lifetime = 600;
+	r.flags = MAP_F_DELETE;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* the host's own quota is the more precise answer */
+	p.max_mappings_per_host = 1;
+	r = req_make(MAP_PROTO_UDP, "192.168.1.10", 1000, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
+	r = req_make(MAP_PROTO_UDP, "192.168.1.12", 1000, 0, 600);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_NO_RESOURCES);
+	/* room again after a removal */
+	table_remove(t, m, 0);
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* full again; 0: no cap */
+	assert_non_null(table_add(t, &r, 1003, 600, 0, &err));
+	p.max_mappings_per_host = 0;
+	r.internal_port = 1001;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_NO_RESOURCES);
+	p.max_mappings = 0;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	table_free(t);
+}
+
 static void
 test_lifetime_clamp(void **state)
 {
@@ -609,6 +674,7 @@ main(void)
 		cmocka_unit_test(test_unsupported_protocol),
 		cmocka_unit_test(test_quota_across_protocols),
 		cmocka_unit_test(test_quota_peer),
+		cmocka_unit_test(test_global_cap),
 		cmocka_unit_test(test_lifetime_clamp),
 		cmocka_unit_test(test_check_order),
 	};

@@ -12,7 +12,10 @@
  * "tcp", a self-closing action, no XML declaration, a pretty-printed body,
  * Expect: 100-continue, keep-alive, HTTP/1.0, a chunked body. Then what
  * must fail, and how (X-05): 413, a stalled body, 404, 405, broken XML,
- * 401, 402, another host's address (U-04), the connection cap.
+ * 401, 402, another host's address (U-04), the connection cap. The abuse
+ * limits (issue 8), from several source addresses (127.0.0.2, .3 ... are
+ * loopback too): a host's share of the connections, split horizon, the
+ * per-host request rate.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,6 +46,7 @@
 #include "pcp_wire.h"
 #include "policy.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "scenario.h"
 #include "table.h"
 #include "upnp.h"
@@ -50,11 +54,13 @@
 #include "upnp_http.h"
 #include "upnp_soap.h"
 #include "upstream.h"
+#include "util.h"
 
 #define UT_LAN		"127.0.0.0"
 #define UT_LAN_PREFIX_LEN (96 + 8)	/* 127/8, IPv4-mapped */
 #define UT_HOST		"127.0.0.1"
 #define UT_OTHER	"127.0.0.2"
+#define UT_THIRD	"127.0.0.3"
 #define UT_MAX_LIFETIME	86400u
 #define UT_MS		1000u
 #define UT_UDN		"uuid:11111111-2222-4333-8444-555555555555"
@@ -85,6 +91,11 @@ struct ut {
 	uint16_t	 port;
 	/* a test leaves an action pending for upnp_http_close */
 	bool		 pending_at_close;
+	/* what ut_open_http gives the server (the world's LAN unless a
+	   test says otherwise) */
+	const struct policy_prefix *lan;
+	size_t		 n_lan;
+	struct ratelimit *rl;
 };
 
 static struct ut *x;
@@ -184,6 +195,9 @@ ut_open_http(unsigned int timeout_ms, unsigned int max_conns)
 	hp.kick_arg = x;
 	hp.timeout_ms = timeout_ms;
 	hp.max_conns = max_conns;
+	hp.lan = x->lan;
+	hp.n_lan = x->n_lan;
+	hp.ratelimit = x->rl;
 	assert_non_null(x->h = upnp_http_open(&hp));
 	x->port = upnp_http_port(x->h);
 	assert_int_not_equal(x->port, 0);
@@ -222,6 +236,8 @@ ut_setup(unsigned int version, bool upstream)
 	sp.wanconn_udn = UT_UDN;
 	assert_non_null(x->s = upnp_soap_new(&sp));
 	assert_non_null(x->base = event_base_new());
+	x->lan = &x->w.lan;
+	x->n_lan = 1;
 	ut_open_http(UT_TIMEOUT_MS, 0);
 	return 0;
 }
@@ -261,6 +277,7 @@ ut_teardown(void **state)
 	/* before the action layer: it cancels what is pending there */
 	upnp_http_close(x->h);
 	upnp_soap_free(x->s);
+	ratelimit_free(x->rl);
 	scn_world_free(&x->w);
 	event_base_free(x->base);
 	free(x);
@@ -305,21 +322,34 @@ ut_pump_for(unsigned int ms)
 		ut_pump(-1);
 }
 
+/* A connection from the loopback address src (NULL: the kernel's
+   choice, 127.0.0.1). */
 static void
-ut_connect(struct ut_conn *c)
+ut_connect_from(struct ut_conn *c, const char *src)
 {
 	struct sockaddr_in sin;
 
 	memset(c, 0, sizeof(*c));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(x->port);
-	assert_int_equal(inet_pton(AF_INET, UT_HOST, &sin.sin_addr), 1);
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	assert_true(c->fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (src != NULL) {
+		assert_int_equal(inet_pton(AF_INET, src, &sin.sin_addr), 1);
+		assert_int_equal(bind(c->fd, (struct sockaddr *)&sin,
+		    sizeof(sin)), 0);
+	}
+	sin.sin_port = htons(x->port);
+	assert_int_equal(inet_pton(AF_INET, UT_HOST, &sin.sin_addr), 1);
 	/* loopback: the kernel completes it from the accept queue */
 	if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
 		assert_int_equal(errno, EINPROGRESS);
+}
+
+static void
+ut_connect(struct ut_conn *c)
+{
+	ut_connect_from(c, NULL);
 }
 
 static void
@@ -490,19 +520,26 @@ ut_request(char *buf, size_t size, const char *version, const char *path,
 }
 
 /* POST body to path with the extra headers (each ending in CRLF) on a
-   new connection; the response in r. */
+   new connection from src (NULL: 127.0.0.1); the response in r. */
 static void
-ut_call(const char *path, const char *headers, const char *body,
-    struct ut_resp *r)
+ut_call_from(const char *src, const char *path, const char *headers,
+    const char *body, struct ut_resp *r)
 {
 	static struct ut_conn c;
 	static char req[UT_BUF];
 
 	ut_request(req, sizeof(req), "1.1", path, headers, body);
-	ut_connect(&c);
+	ut_connect_from(&c, src);
 	ut_sends(&c, req);
 	assert_true(ut_wait_resp(&c, r, UT_WAIT_MS));
 	ut_close(&c);
+}
+
+static void
+ut_call(const char *path, const char *headers, const char *body,
+    struct ut_resp *r)
+{
+	ut_call_from(NULL, path, headers, body, r);
 }
 
 /* The text of <name>...</name> in a response body. */
@@ -1096,6 +1133,210 @@ test_connection_cap(void **state)
 	}
 }
 
+/* ---- the abuse limits (issue 8) ---- */
+
+#define UT_GEIP_BODY	UT_ENV_S "<u:GetExternalIPAddress xmlns:u=\"" UT_NS1 \
+	"\"/>" UT_ENV_E
+#define UT_GSI_BODY	UT_ENV_S "<u:GetStatusInfo xmlns:u=\"" UT_NS1 "\"/>" \
+	UT_ENV_E
+
+/* A refused connection: closed (reset) by the server without one byte
+   of answer, whatever was sent on it. */
+static void
+ut_assert_refused(struct ut_conn *c, const char *req)
+{
+	/* the send may fail already: the reset can come first */
+	(void)send(c->fd, req, strlen(req), MSG_NOSIGNAL);
+	assert_true(ut_wait_eof(c, UT_WAIT_MS));
+	assert_int_equal(c->len, 0);
+}
+
+/* Pump until the host holds n connections at the server. */
+static void
+ut_wait_host_conns(const char *host, size_t n)
+{
+	struct in6_addr a = scn_addr(host);
+	uint64_t end = ut_clock_ms() + UT_WAIT_MS;
+
+	while (upnp_http_host_connections(x->h, &a) != n) {
+		if (ut_clock_ms() >= end)
+			fail_msg("%s holds %zu connections, not %zu", host,
+			    upnp_http_host_connections(x->h, &a), n);
+		ut_pump(-1);
+	}
+}
+
+/*
+ * A host's share of the connection slots: host A holds its share of
+ * idle connections; its next one is reset at once, unanswered, and
+ * counted; host B is served meanwhile, and so is A on a connection it
+ * holds; once A closes one, A gets a new one again.
+ */
+static void
+test_host_share(void **state)
+{
+	struct ut_conn idle[UPNP_HTTP_MAX_CONNS_PER_HOST], extra;
+	struct upnp_http_stats st;
+	struct ut_resp r;
+	char req[2048];
+	size_t i;
+
+	(void)state;
+	/* the defaults (a share of 8 of the cap of 32), and a timeout
+	   long enough that only the test's closes free a slot */
+	ut_open_http(UT_WAIT_MS * 2, 0);
+	for (i = 0; i < UT_NELEM(idle); i++)
+		ut_connect_from(&idle[i], UT_OTHER);
+	ut_wait_host_conns(UT_OTHER, UPNP_HTTP_MAX_CONNS_PER_HOST);
+	ut_pump_for(UT_SLACK_MS);
+	for (i = 0; i < UT_NELEM(idle); i++) {
+		ut_recv(&idle[i]);
+		assert_false(idle[i].eof);
+	}
+	ut_request(req, sizeof(req), "1.1", UT_CTL,
+	    UT_SA("GetExternalIPAddress"), UT_GEIP_BODY);
+	ut_connect_from(&extra, UT_OTHER);
+	ut_assert_refused(&extra, req);
+	ut_close(&extra);
+	upnp_http_stats(x->h, &st);
+	assert_int_equal(st.host_refused, 1);
+	assert_int_equal(st.not_lan, 0);
+	assert_int_equal(st.rate_limited, 0);
+	/* the refused one counts nowhere */
+	assert_int_equal(upnp_http_connections(x->h),
+	    UPNP_HTTP_MAX_CONNS_PER_HOST);
+	/* another host is served, and the host on what it holds */
+	ut_call_from(UT_THIRD, UT_CTL, UT_SA("GetExternalIPAddress"),
+	    UT_GEIP_BODY, &r);
+	assert_int_equal(r.status, 200);
+	ut_call_from(UT_HOST, UT_CTL, UT_SA("GetExternalIPAddress"),
+	    UT_GEIP_BODY, &r);
+	assert_int_equal(r.status, 200);
+	ut_sends(&idle[0], req);
+	assert_true(ut_wait_resp(&idle[0], &r, UT_WAIT_MS));
+	assert_int_equal(r.status, 200);
+	/* a slot freed is the host's again */
+	ut_close(&idle[1]);
+	ut_wait_host_conns(UT_OTHER, UPNP_HTTP_MAX_CONNS_PER_HOST - 1);
+	ut_call_from(UT_OTHER, UT_CTL, UT_SA("GetExternalIPAddress"),
+	    UT_GEIP_BODY, &r);
+	assert_int_equal(r.status, 200);
+	/* at its share again, the host opens a connection and closes an
+	   old one at once: the server accepts the new one before it reads
+	   the old one's close, and must not refuse it for that */
+	ut_connect_from(&idle[1], UT_OTHER);
+	ut_wait_host_conns(UT_OTHER, UPNP_HTTP_MAX_CONNS_PER_HOST);
+	ut_connect_from(&extra, UT_OTHER);
+	ut_close(&idle[2]);
+	ut_sends(&extra, req);
+	assert_true(ut_wait_resp(&extra, &r, UT_WAIT_MS));
+	assert_int_equal(r.status, 200);
+	ut_close(&extra);
+	upnp_http_stats(x->h, &st);
+	assert_int_equal(st.host_refused, 1);
+	for (i = 0; i < UT_NELEM(idle); i++)
+		ut_close(&idle[i]);
+}
+
+/* The share is never more than the cap, and a smaller one applies. */
+static void
+test_host_share_small(void **state)
+{
+	struct upnp_http_params hp;
+	struct ut_conn idle[2], extra;
+	struct upnp_http_stats st;
+	struct ut_resp r;
+	size_t i;
+
+	(void)state;
+	upnp_http_close(x->h);
+	memset(&hp, 0, sizeof(hp));
+	hp.base = x->base;
+	hp.bind_addr = scn_addr(UT_HOST);
+	hp.version = x->version;
+	hp.soap = x->s;
+	hp.now = scn_world_now;
+	hp.clock_arg = &x->w;
+	hp.timeout_ms = UT_WAIT_MS * 2;
+	hp.max_conns = 4;
+	hp.max_conns_per_host = 2;
+	assert_non_null(x->h = upnp_http_open(&hp));
+	x->port = upnp_http_port(x->h);
+	for (i = 0; i < UT_NELEM(idle); i++)
+		ut_connect_from(&idle[i], UT_OTHER);
+	ut_wait_host_conns(UT_OTHER, 2);
+	ut_connect_from(&extra, UT_OTHER);
+	ut_assert_refused(&extra, "POST " UT_CTL " HTTP/1.1\r\n");
+	ut_close(&extra);
+	ut_call_from(UT_THIRD, UT_CTL, UT_SA("GetStatusInfo"), UT_GSI_BODY,
+	    &r);
+	assert_int_equal(r.status, 200);
+	upnp_http_stats(x->h, &st);
+	assert_int_equal(st.host_refused, 1);
+	for (i = 0; i < UT_NELEM(idle); i++)
+		ut_close(&idle[i]);
+}
+
+/*
+ * Split horizon (spec/iwf.md X-02): a control point outside the LAN
+ * prefixes is reset before its request is read: no answer, nothing made
+ * (its request was in the socket before the server accepted). One inside
+ * is served. A LAN with no prefix at all serves nobody.
+ */
+static void
+test_split_horizon(void **state)
+{
+	struct policy_prefix lan[2];
+	struct upnp_http_stats st;
+	struct ut_conn c;
+	struct ut_resp r;
+	char body[2048], req[4096];
+
+	(void)state;
+	memset(lan, 0, sizeof(lan));
+	lan[0].addr = scn_addr(UT_HOST);
+	lan[0].prefix_len = UTIL_ADDR_BITS;
+	lan[1].addr = scn_addr(UT_OTHER);
+	lan[1].prefix_len = UTIL_ADDR_BITS;
+	x->lan = lan;
+	x->n_lan = UT_NELEM(lan);
+	ut_open_http(UT_TIMEOUT_MS, 0);
+	/* the server keeps its own copy */
+	memset(lan, 0, sizeof(lan));
+	ut_body_add(body, sizeof(body), "AddPortMapping", 30010, 30010, "TCP",
+	    UT_THIRD);
+	ut_request(req, sizeof(req), "1.1", UT_CTL, UT_SA("AddPortMapping"),
+	    body);
+	ut_connect_from(&c, UT_THIRD);
+	ut_assert_refused(&c, req);
+	ut_close(&c);
+	ut_pump_for(UT_QUIET_MS);
+	assert_int_equal(table_count(x->w.t), 0);
+	upnp_http_stats(x->h, &st);
+	assert_int_equal(st.not_lan, 1);
+	assert_int_equal(st.host_refused, 0);
+	assert_int_equal(upnp_http_connections(x->h), 0);
+	/* inside: served */
+	ut_body_add(body, sizeof(body), "AddPortMapping", 30011, 30011, "TCP",
+	    UT_OTHER);
+	ut_call_from(UT_OTHER, UT_CTL, UT_SA("AddPortMapping"), body, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(table_count(x->w.t), 1);
+	ut_call_from(UT_HOST, UT_CTL, UT_SA("GetStatusInfo"), UT_GSI_BODY,
+	    &r);
+	assert_int_equal(r.status, 200);
+	/* prefixes given, none in them: nobody (fails closed) */
+	x->n_lan = 0;
+	ut_open_http(UT_TIMEOUT_MS, 0);
+	ut_connect_from(&c, UT_HOST);
+	ut_assert_refused(&c, req);
+	ut_close(&c);
+	upnp_http_stats(x->h, &st);
+	assert_int_equal(st.not_lan, 1);
+	x->lan = &x->w.lan;
+	x->n_lan = 1;
+}
+
 /* ---- with the carrier: answers that come later ---- */
 
 static void
@@ -1198,6 +1439,65 @@ test_client_gone(void **state)
 	ut_close(&c);
 }
 
+/*
+ * The per-host request rate (issue 8): with a burst of 3 and 1 a second,
+ * host A's fourth action is answered 501 Action Failed and never reaches
+ * the action layer (an AddPortMapping over the rate sends nothing to the
+ * carrier and makes nothing); host B is served meanwhile; a second later
+ * A has a token again.
+ */
+static void
+test_rate_limit(void **state)
+{
+	const struct ratelimit_params rp = { .rate = 1, .burst = 3,
+	    .seed = 1 };
+	struct upnp_http_stats st;
+	struct ut_conn c;
+	struct ut_resp r;
+	char body[2048];
+	size_t sent, i;
+
+	(void)state;
+	assert_non_null(x->rl = ratelimit_new(&rp));
+	ut_open_http(UT_TIMEOUT_MS, 0);
+	for (i = 0; i < rp.burst; i++) {
+		ut_call(UT_CTL, UT_SA("GetStatusInfo"), UT_GSI_BODY, &r);
+		assert_int_equal(r.status, 200);
+	}
+	sent = x->w.wire.nsent;
+	ut_body_add(body, sizeof(body), "AddPortMapping", 40010, 40010, "TCP",
+	    UT_HOST);
+	ut_call(UT_CTL, UT_SA("AddPortMapping"), body, &r);
+	assert_int_equal(ut_fault_code(&r), 501);
+	assert_string_equal(ut_out(&r, "errorDescription"), "Action Failed");
+	ut_pump_for(UT_SLACK_MS);
+	assert_int_equal(x->w.wire.nsent, sent);
+	assert_int_equal(table_count(x->w.t), 0);
+	/* charged before parsing: a broken request gets 501, not 402 */
+	ut_call(UT_CTL, UT_SA("GetStatusInfo"), "no XML <<<", &r);
+	assert_int_equal(ut_fault_code(&r), 501);
+	/* another host has its own bucket */
+	ut_call_from(UT_OTHER, UT_CTL, UT_SA("GetStatusInfo"), UT_GSI_BODY,
+	    &r);
+	assert_int_equal(r.status, 200);
+	upnp_http_stats(x->h, &st);
+	assert_int_equal(st.rate_limited, 2);
+	assert_int_equal(st.host_refused, 0);
+	assert_int_equal(st.not_lan, 0);
+	/* a second later A has one token: its AddPortMapping reaches the
+	   carrier and is granted */
+	ut_time_passes(UT_MS);
+	ut_add_pending(&c, 40010);
+	srv_answer_last(PCP_SUCCESS, UT_MAX_LIFETIME, 40010);
+	assert_true(ut_wait_resp(&c, &r, UT_WAIT_MS));
+	assert_int_equal(r.status, 200);
+	ut_close(&c);
+	ut_call(UT_CTL, UT_SA("GetStatusInfo"), UT_GSI_BODY, &r);
+	assert_int_equal(ut_fault_code(&r), 501);
+	upnp_http_stats(x->h, &st);
+	assert_int_equal(st.rate_limited, 3);
+}
+
 int
 main(void)
 {
@@ -1225,6 +1525,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_deferred, setup_v1,
 		    ut_teardown),
 		cmocka_unit_test_setup_teardown(test_client_gone, setup_v1,
+		    ut_teardown),
+		cmocka_unit_test_setup_teardown(test_host_share,
+		    setup_v1_last, ut_teardown),
+		cmocka_unit_test_setup_teardown(test_host_share_small,
+		    setup_v1_last, ut_teardown),
+		cmocka_unit_test_setup_teardown(test_split_horizon,
+		    setup_v1_last, ut_teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit, setup_v1,
 		    ut_teardown),
 	};
 
