@@ -175,6 +175,22 @@ struct backend_ops {
 			    const uint16_t *tcp_ports, size_t n_tcp,
 			    size_t n_limited,
 			    const uint16_t *udp_ports, size_t n_udp);
+	/*
+	 * spec/iwf.md X-04 (CallStranger, CVE-2020-12695), the defence in
+	 * depth behind the connect() guard (iwf/upnp_guard.c): new TCP
+	 * connections that processes of user (the daemon's user after the
+	 * privilege drop) open through any interface but lo and the guard's
+	 * LAN interfaces are refused with a reset, on an output hook in the
+	 * daemon's own table; the daemon itself opens TCP only for GENA
+	 * NOTIFY. Applied with the guard by the next commit. user NULL: no
+	 * such rule (the daemon runs as root: it would catch every root
+	 * process). By name, not uid: nft resolves a uid with getpwnam()
+	 * first, and a number is found in no passwd file, so glibc would
+	 * load further NSS modules under the sandbox; a name is found in
+	 * /etc/passwd at once. -1 for a name nft could not take. May be
+	 * NULL (backend none has no table).
+	 */
+	int		 (*set_owner)(struct backend *, const char *user);
 };
 
 struct backend {

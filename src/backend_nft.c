@@ -81,6 +81,7 @@
 #include <sys/types.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -116,6 +117,9 @@
 /* The guard (backend.h): the input chain and the per-source connection
    counts. */
 #define NFT_GUARD_CHAIN_NAME	"input"
+/* set_owner: the output hook refusing the daemon user's TCP off the LAN */
+#define NFT_OWNER_CHAIN_NAME	"output"
+#define NFT_OWNER_MAX		32	/* useradd's name limit */
 #define NFT_GUARD_SET_NAME	"igd_conns"
 /* Source . port pairs the count keeps at once: a full set stops adding
    (the rule then does not match), so it is large. */
@@ -229,6 +233,8 @@ struct nft_backend {
 	bool			 guard_dirty;	/* for the next commit */
 	bool			 guard_no_limit; /* the kernel refused the
 						    per-source limits */
+	char			 owner[NFT_OWNER_MAX + 1]; /* set_owner;
+						    "": none */
 	struct nft_portset	 installed;
 	struct nft_peer_record	 peers;
 	struct nft_change	*queue;
@@ -741,6 +747,62 @@ nft_guard_ssdp_rate(struct nft_backend *nb, struct nft_buf *buf)
 }
 
 /*
+ * The output chain (set_owner, X-04), rewritten whole: a SYN from a socket
+ * of the daemon's user leaving through neither lo nor a LAN interface is
+ * answered by a local reset, so pupnp's NOTIFY thread gets ECONNREFUSED at
+ * once instead of waiting out a connect timeout. Empty without an owner.
+ */
+static void
+nft_emit_owner(struct nft_backend *nb, struct nft_buf *buf)
+{
+	nft_buf_printf(buf, "add chain ip %s " NFT_OWNER_CHAIN_NAME " { type "
+	    "filter hook output priority filter - 1; policy accept; }\n",
+	    nb->table);
+	nft_buf_printf(buf, "flush chain ip %s " NFT_OWNER_CHAIN_NAME "\n",
+	    nb->table);
+	if (nb->owner[0] == '\0')
+		return;
+	nft_buf_printf(buf, "add rule ip %s " NFT_OWNER_CHAIN_NAME
+	    " meta skuid \"%s\" oifname != ", nb->table, nb->owner);
+	nft_guard_ifnames(buf, &nb->guard);
+	nft_buf_printf(buf, " tcp flags & (syn | ack) == syn counter reject "
+	    "with tcp reset\n");
+}
+
+/* A user name as useradd makes them: nothing nft's quoting must escape. */
+static bool
+nft_valid_user(const char *user)
+{
+	size_t i, n = strlen(user);
+
+	if (n == 0 || n > NFT_OWNER_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)user[i]) && user[i] != '_' &&
+		    user[i] != '-' && user[i] != '.')
+			return false;
+	return true;
+}
+
+static int
+nft_set_owner(struct backend *b, const char *user)
+{
+	struct nft_backend *nb = nft_of(b);
+
+	if (user == NULL)
+		user = "";
+	else if (!nft_valid_user(user)) {
+		log_warnx("nft: owner: \"%s\" is not a user name", user);
+		return -1;
+	}
+	if (strcmp(nb->owner, user) == 0)
+		return 0;
+	snprintf(nb->owner, sizeof(nb->owner), "%s", user);
+	nb->guard_dirty = true;
+	return 0;
+}
+
+/*
  * The input chain, rewritten whole. UDP: a datagram to one of our ports
  * from outside the LAN is dropped; only the destination port is looked
  * at, so the upstream PCP server's answers (from its port 5351 to our
@@ -756,6 +818,8 @@ static void
 nft_emit_guard(struct nft_backend *nb, struct nft_buf *buf, bool limit)
 {
 	const struct nft_guard *g = &nb->guard;
+
+	nft_emit_owner(nb, buf);
 
 	nft_buf_printf(buf, "add chain ip %s " NFT_GUARD_CHAIN_NAME " { "
 	    NFT_GUARD_HOOK " }\n", nb->table);
@@ -1735,4 +1799,5 @@ const struct backend_ops backend_nft_ops = {
 	.pending = nft_pending,
 	.reconcile = nft_reconcile,
 	.set_guard = nft_set_guard,
+	.set_owner = nft_set_owner,
 };

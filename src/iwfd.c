@@ -1082,11 +1082,32 @@ iwfd_guard(struct iwfd *iwfd)
 		if (control_port != 0)
 			tcp[n_tcp++] = control_port;
 	}
+	if (iwfd->backend->ops->set_owner != NULL &&
+	    iwfd->backend->ops->set_owner(iwfd->backend, iwfd->owner_on ?
+	    conf->user : NULL) == -1)
+		log_warnx("nft table %s: the owner rule could not be set",
+		    conf->nft_table);
 	if (iwfd->backend->ops->set_guard(iwfd->backend, lans,
 	    conf->n_lan_interface, tcp, n_tcp, n_limited, udp, n_udp) == -1)
 		log_warnx("nft table %s: the WAN guard could not be set",
 		    conf->nft_table);
 	iwfd_kick(iwfd);
+}
+
+/*
+ * Is the daemon's user root (then no owner rule, backend.h set_owner,
+ * X-04: it would refuse every root process's TCP off the LAN)? Looked up
+ * once at start: user is restart-only.
+ */
+static int
+iwfd_owner(struct iwfd *iwfd, const struct iwfd_config *conf)
+{
+	struct priv_user pu;
+
+	if (priv_user_lookup(conf->user, &pu) == -1)
+		return -1;
+	iwfd->owner_on = pu.uid != 0;
+	return 0;
 }
 
 /* The same lan_interface list (a reload re-applies the guard if not). */
@@ -1823,7 +1844,8 @@ iwfd_init(struct iwfd *iwfd, const char *path, struct iwfd_config *conf)
 		return -1;
 	}
 	/* after the drop (iwfd_run) the user writes them (docs/security.md) */
-	if (priv_state_prepare(conf->user, conf->state_file, dir_made) == -1)
+	if (priv_state_prepare(conf->user, conf->state_file, dir_made) == -1 ||
+	    iwfd_owner(iwfd, conf) == -1)
 		return -1;
 	if (iwfd_open_backend(iwfd, conf, restored) == -1 ||
 	    iwfd_open_upstream(iwfd, conf, seed) == -1 ||

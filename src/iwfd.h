@@ -66,6 +66,9 @@ struct iwfd {
 	struct upnp		*upnp;		/* UPnP IGD (pupnp) */
 	/* issue 8: the per-host request rate of every protocol */
 	struct ratelimit	*ratelimit;
+	/* the guard's owner rule (X-04): the user after the drop; false
+	   when that is root */
+	bool			 owner_on;
 	/* the WAN interface's IPv4 address (DHCP renew, PPP reconnect) */
 	struct wanwatch		*wanwatch;
 	/* the last one known, and whether one is */

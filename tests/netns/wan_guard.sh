@@ -28,7 +28,10 @@
 #      after, and so is the first after a second of silence;
 #   7. the per-host SOAP rate (rate_limit = 1, rate_burst = 2 by SIGHUP): a host's
 #      quick calls beyond its burst get 501 on both ports, another host is served;
-#   8. a SIGHUP that changes lan_interface re-applies the guard with the new list.
+#   8. a SIGHUP that changes lan_interface re-applies the guard with the new list;
+#   9. the owner rule (X-04): the output chain refuses new TCP connections of the daemon's
+#      user off the LAN (a WAN listener refused as that user, reached as root; a LAN
+#      listener reached as that user).
 # Exit: 0 pass, 1 fail, 77 skip.
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -431,6 +434,44 @@ lab_check "the drop rules now name lo and lan0 only" \
 	lab_wait_for "guard_chain | grep -q 'iifname != { \"lo\", \"lan0\" } udp dport { 1900, 5351 }'" 5
 lab_check "... with the same TCP ports" \
 	eval "guard_chain | grep -Eq 'iifname != \\{ \"lo\", \"lan0\" \\} tcp dport $ports_re'"
+
+lab_say "9. the owner rule (X-04): the daemon's user opens no TCP off the LAN"
+owner_chain() { lab_exec gw nft list chain ip "$table" output; }
+uid=$(id -u "$LAB_DAEMON_USER")
+owner_chain | sed 's/^/  /'
+lab_check "the output chain refuses new TCP of uid $uid leaving through neither lo nor lan0" \
+	eval "owner_chain | grep -q 'meta skuid $uid oifname != { \"lo\", \"lan0\" } tcp flags syn / syn,ack counter .* reject with tcp reset'"
+# listeners on the WAN side (the carrier) and on the LAN host, port 8099
+listen_py='import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8099)); s.listen(16); time.sleep(30)'
+lab_bg cgn "$LAB_TMP/listen-cgn.log" "$PY" -c "$listen_py"
+listen_cgn=$LAB_LAST_PID
+lab_bg lan "$LAB_TMP/listen-lan.log" "$PY" -c "$listen_py"
+listen_lan=$LAB_LAST_PID
+sleep 0.5
+# AS ADDR: "connected", "refused" or another error, from the gateway
+connect_as() {
+	local as=(setpriv --reuid "$1" --regid "$1" --clear-groups)
+	[ "$1" = root ] && as=()
+	lab_exec gw "${as[@]}" "$PY" -c '
+import socket, sys
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect((sys.argv[1], 8099)); print("connected")
+except ConnectionRefusedError:
+    print("refused")
+except OSError as e:
+    print(type(e).__name__)' "$2"
+}
+lab_check "as $LAB_DAEMON_USER, a TCP connection to the WAN side ($LAB_CGN_IP) is refused" \
+	[ "$(connect_as "$LAB_DAEMON_USER" "$LAB_CGN_IP")" = refused ]
+lab_check "... as root it connects (the rule is the daemon user's alone)" \
+	[ "$(connect_as root "$LAB_CGN_IP")" = connected ]
+lab_check "as $LAB_DAEMON_USER, a TCP connection to the LAN host connects (GENA to LAN callbacks)" \
+	[ "$(connect_as "$LAB_DAEMON_USER" "$LAB_LAN_HOST_IP")" = connected ]
+lab_kill "$listen_cgn"
+lab_kill "$listen_lan"
 
 lab_say "the end"
 lab_check "the daemon is still running" daemon_alive
