@@ -13,6 +13,7 @@
  * checksum made right (the count left as it is), so that mutations reach
  * the group lines instead of all failing at a checksum.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,21 @@ fuzz_one(const uint8_t *data, size_t size)
 	state_image_free(&again);
 }
 
+/* The count of a commit line: the input is not NUL-terminated, so it is
+   copied before sscanf reads it (fix: fuzz_state_journal read past the
+   end of a last line without a newline). */
+static bool
+fuzz_count(const char *p, size_t n, size_t *count)
+{
+	char num[32];
+
+	if (n >= sizeof(num))
+		n = sizeof(num) - 1;
+	memcpy(num, p, n);
+	num[n] = '\0';
+	return sscanf(num, "%zu", count) == 1;
+}
+
 /* The input with its header bound to the base and its commit checksums
    made right; NULL when it has no header line. */
 static char *
@@ -181,7 +197,9 @@ fuzz_fix(const uint8_t *data, size_t size, size_t *len)
 	fuzz_base(&base);
 	chain = base.checksum;
 	state_image_free(&base);
-	if ((out = malloc(size * 2 + 64)) == NULL)
+	/* a line becomes at most "commit " + 20 digits + " " + 16 hex
+	   digits: 44 bytes from the 8 of the shortest commit line */
+	if ((out = malloc(size * 6 + 64)) == NULL)
 		abort();
 	o = out + sprintf(out, "%s%016llx\n", FUZZ_MAGIC,
 	    (unsigned long long)chain);
@@ -190,7 +208,7 @@ fuzz_fix(const uint8_t *data, size_t size, size_t *len)
 			nl = end;
 		n = (size_t)(nl - p);
 		if (n > 7 && memcmp(p, "commit ", 7) == 0 &&
-		    sscanf(p + 7, "%zu", &count) == 1) {
+		    fuzz_count(p + 7, n - 7, &count)) {
 			o += sprintf(o, "commit %zu %016llx", count,
 			    (unsigned long long)hash);
 			chain = hash;
