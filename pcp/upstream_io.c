@@ -111,8 +111,10 @@ upstream_io_addr(const struct sockaddr_storage *ss, struct in6_addr *a,
 	return false;
 }
 
-/* Tie fd to the WAN device when one is named. Needs CAP_NET_RAW; without it
-   the routing table decides, which is normally the WAN anyway. */
+/* Tie fd to the WAN device when one is named. A fresh socket needs no
+   capability for it since Linux 5.7 (only re-binding a bound one needs
+   CAP_NET_RAW), so this works after the privilege drop; where it fails the
+   routing table decides, which is normally the WAN anyway. */
 static void
 upstream_io_bind_device(const struct upstream_io *io, int fd)
 {
