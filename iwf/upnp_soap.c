@@ -16,6 +16,18 @@
  * AddAnyPortMapping of the same internal endpoint is a refresh of the same
  * mapping in the table - never a second one - and extends its lease.
  *
+ * Third parties (U-04, X-03, RFC 6887 §13.1): NewInternalClient is the
+ * control point itself, unless the CP is a third_party_host
+ * (policy_third_party_ok); then it may be another LAN host X, and the
+ * mapping is X's UPnP mapping in every respect: its nonce is derived from
+ * X's address (iwf_nonce.h), so X's own AddPortMapping of the same
+ * endpoint refreshes it and X's DeletePortMapping deletes it, as if X had
+ * made it. A listed CP may likewise delete any host's UPnP mapping by
+ * (protocol, external port); never one of another mechanism (NAT-PMP,
+ * PCP, static: another nonce is another owner), and
+ * DeletePortMappingRange stays the CP's own mappings. An unlisted CP gets
+ * 606 (IGD:2) / 718 (IGD:1) as before.
+ *
  * Everything runs on the loop thread; the glue (upnp.c) carries actions
  * and replies across. Nothing here calls into the proxy from one of the
  * proxy's callbacks.
@@ -37,6 +49,7 @@
 #include "map.h"
 #include "map_err.h"
 #include "pcp_wire.h"
+#include "policy.h"
 #include "proxy.h"
 #include "table.h"
 #include "upnp_soap.h"
@@ -538,6 +551,14 @@ upnp_own(const struct mapping *m, const struct in6_addr *requester)
 	return IN6_ARE_ADDR_EQUAL(&m->internal_addr, requester);
 }
 
+/* May the requester act for other LAN hosts (third_party_host)? */
+static bool
+upnp_third_party_ok(const struct upnp_soap *s, const struct in6_addr *requester)
+{
+	return s->p.policy != NULL &&
+	    policy_third_party_ok(s->p.policy, requester);
+}
+
 /* ---- running one action --------------------------------------------------- */
 
 struct upnp_ctx {
@@ -734,7 +755,9 @@ upnp_add_req(struct upnp_ctx *c, bool any_port, struct map_req *req)
 	if (req->internal_port == 0)
 		return MAP_ERR_WILDCARD_INT_PORT;
 	/* U-04, X-03: an IPv4 literal (no name is ever resolved) equal to
-	   the TCP peer; else 606 (v2) / 718 (v1) */
+	   the TCP peer, or another host's from a third_party_host (the
+	   policy checks that it is a LAN host: 606); else 606 (v2) /
+	   718 (v1) */
 	/* WANIPConnection maps IPv4 only: a control point that reached
 	   pupnp over IPv6 gets no (hidden, unlistable) IPv6 mapping (fix,
 	   review) */
@@ -746,11 +769,15 @@ upnp_add_req(struct upnp_ctx *c, bool any_port, struct map_req *req)
 		return MAP_ERR_INVALID_ARGS;
 	else
 		pcp_addr_from_v4(&internal, &v4);
-	if (!IN6_ARE_ADDR_EQUAL(&internal, &a->requester))
-		return MAP_ERR_THIRD_PARTY_DENIED;
+	if (!IN6_ARE_ADDR_EQUAL(&internal, &a->requester)) {
+		if (!upnp_third_party_ok(s, &a->requester))
+			return MAP_ERR_THIRD_PARTY_DENIED;
+		req->flags |= MAP_F_THIRD_PARTY;
+	}
 	req->origin = MAP_ORIGIN_UPNP;
 	req->requester = a->requester;
-	req->internal_addr = a->requester;
+	/* the nonce is the internal host's: the mapping is X's (see top) */
+	req->internal_addr = internal;
 	v4.s_addr = 0;
 	pcp_addr_from_v4(&req->ext_addr, &v4);	/* RFC 6887 §11.1: any */
 	upnp_lease(s, lease, req);
@@ -759,7 +786,7 @@ upnp_add_req(struct upnp_ctx *c, bool any_port, struct map_req *req)
 	/* RFC 6970 §5.6.2 (I-01): AddPortMapping wants that port or
 	   nothing; §5.6.1 (I-02): AddAnyPortMapping takes any, the
 	   suggestion (the internal port when none, as NAT-PMP) a hint */
-	req->flags = MAP_F_HAS_DESCRIPTION | (any_port ? MAP_F_ANY_PORT :
+	req->flags |= MAP_F_HAS_DESCRIPTION | (any_port ? MAP_F_ANY_PORT :
 	    MAP_F_PREFER_FAILURE);
 	if (any_port && req->ext_port == 0)
 		req->ext_port = req->internal_port;
@@ -825,7 +852,8 @@ upnp_add_any_port_mapping(struct upnp_ctx *c)
 /* ---- WANIPConnection: deleting ------------------------------------------- */
 
 /*
- * Delete m (the requester's, made through UPnP) down the one proxy path:
+ * Delete m (made through UPnP, the requester's or, from a third_party_host,
+ * another host's: upnp_may_delete) down the one proxy path:
  * lifetime 0 with its nonce (RFC 6970 §5.8, I-04): local rule, table
  * entry and a delete upstream. Deletes are answered at once.
  */
@@ -843,6 +871,8 @@ upnp_delete(struct upnp_ctx *c, const struct mapping *m)
 	req.protocol = m->protocol;
 	req.internal_port = m->internal_port;
 	req.flags = MAP_F_DELETE;
+	if (!IN6_ARE_ADDR_EQUAL(&req.internal_addr, &req.requester))
+		req.flags |= MAP_F_THIRD_PARTY;
 	pcp_addr_from_v4(&req.ext_addr, &any);
 	memcpy(req.nonce, m->nonce, sizeof(req.nonce));
 	memset(&res, 0, sizeof(res));
@@ -854,13 +884,15 @@ upnp_delete(struct upnp_ctx *c, const struct mapping *m)
 	return res.err;
 }
 
-/* May the requester delete m? Its own UPnP mapping only: another host's is
-   not (606 / 718, U-04), nor its own NAT-PMP or PCP one (another client
-   renews it: RFC 6887 §11.3, another nonce is another owner). */
+/* May the requester delete m? Its own UPnP mapping: another host's only
+   from a third_party_host (else 606 / 718, U-04, X-03), and never a
+   NAT-PMP, PCP or static one (another client renews it: RFC 6887 §11.3,
+   another nonce is another owner). */
 static enum map_err
-upnp_may_delete(const struct mapping *m, const struct in6_addr *requester)
+upnp_may_delete(const struct upnp_soap *s, const struct mapping *m,
+    const struct in6_addr *requester)
 {
-	if (!upnp_own(m, requester))
+	if (!upnp_own(m, requester) && !upnp_third_party_ok(s, requester))
 		return MAP_ERR_THIRD_PARTY_DENIED;
 	if (m->origin != MAP_ORIGIN_UPNP)
 		return MAP_ERR_NOT_AUTHORIZED;
@@ -897,7 +929,7 @@ upnp_delete_port_mapping(struct upnp_ctx *c)
 
 	if ((err = upnp_entry_arg(c, &m)) != MAP_OK)
 		return upnp_fail(c, err);
-	if ((err = upnp_may_delete(m, &c->act->requester)) != MAP_OK ||
+	if ((err = upnp_may_delete(c->s, m, &c->act->requester)) != MAP_OK ||
 	    (err = upnp_delete(c, m)) != MAP_OK)
 		return upnp_fail(c, err);
 	upnp_reply_clear(c->reply);
@@ -931,7 +963,7 @@ upnp_delete_port_mapping_range(struct upnp_ctx *c)
 		next = table_host_next(m);
 		if (m->protocol != proto || m->outer_port < start ||
 		    m->outer_port > end || !upnp_listed(c->s, m) ||
-		    upnp_may_delete(m, &c->act->requester) != MAP_OK)
+		    upnp_may_delete(c->s, m, &c->act->requester) != MAP_OK)
 			continue;
 		(void)upnp_delete(c, m);
 		n++;

@@ -27,6 +27,7 @@
 #include "upnp_desc.h"
 
 struct mapping;
+struct policy;
 struct proxy;
 struct table;
 
@@ -131,6 +132,10 @@ struct upnp_soap_params {
 	unsigned int	 version;	/* upnp_igd_version: 1 or 2 */
 	struct proxy	*proxy;
 	struct table	*table;
+	/* Who may name another host as NewInternalClient, and delete that
+	   host's UPnP mappings (policy_third_party_ok: third_party_host);
+	   NULL: nobody (U-04, X-03). */
+	const struct policy *policy;
 	uint8_t		 nonce_key[IWF_NONCE_KEY_SIZE];	/* iwf_nonce() */
 	/* The upstream works (or there is none: the gateway is the last
 	   NAT): GetStatusInfo's Connected (U-10). */

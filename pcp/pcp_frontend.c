@@ -845,6 +845,7 @@ pcp_frontend_init(struct pcp_frontend *fe, struct event_base *base,
 	fe->ratelimit = p->ratelimit;
 	fe->policy = p->policy;
 	fe->conf.third_party_allowed = p->third_party_allowed;
+	fe->conf.policy = p->policy;
 	fe->conf.natpmp = p->natpmp_input != NULL;
 	fe->conf.pcp_off = p->pcp_off && fe->conf.natpmp;
 	fe->max_pending = p->max_pending != 0 ? p->max_pending :

@@ -13,6 +13,7 @@
 #include "cursor.h"
 #include "map_err.h"
 #include "pcp_server.h"
+#include "policy.h"
 
 /* §7.2: octets 12..23 of a response are reserved (0) once the request
  * parsed; the codec's error builder copies the Client IP's last 96 bits
@@ -116,9 +117,21 @@ pcp_server_utf8_cut(const char *s, size_t len, size_t max)
  * the request's fields, then its options (§7.3: options in order; §7.4:
  * the most specific error).
  */
+/* §13.1, S-11: may src send THIRD_PARTY? Deny stops here; allow asks the
+   policy (third_party_host), so an unlisted host is refused before its
+   request reaches the core (which checks again: policy_check step 3). */
+static bool
+pcp_server_third_party_ok(const struct pcp_server_conf *conf,
+    const struct in6_addr *src)
+{
+	if (!conf->third_party_allowed)
+		return false;
+	return conf->policy == NULL || policy_third_party_ok(conf->policy, src);
+}
+
 static enum pcp_result
 pcp_server_map_refusal(const struct pcp_server_conf *conf,
-    const struct pcp_msg *m)
+    const struct pcp_msg *m, const struct in6_addr *src)
 {
 	uint8_t i;
 
@@ -136,7 +149,7 @@ pcp_server_map_refusal(const struct pcp_server_conf *conf,
 		return PCP_UNSUPP_PROTOCOL;
 	/* §13.1, S-11: THIRD_PARTY prohibited or not authorised MUST give
 	   UNSUPP_OPTION (a CPE prohibits it by default, RECOMMENDED). */
-	if (m->has_third_party && !conf->third_party_allowed)
+	if (m->has_third_party && !pcp_server_third_party_ok(conf, src))
 		return PCP_UNSUPP_OPTION;
 	/* RFC 7843 §5.2: a server that does not support THIRD_PARTY_ID
 	   MUST answer UNSUPP_OPTION. It belongs to carrier equipment
@@ -238,7 +251,7 @@ pcp_server_map(const struct pcp_server_conf *conf, const struct pcp_msg *m,
 {
 	enum pcp_result rc;
 
-	if ((rc = pcp_server_map_refusal(conf, m)) != PCP_SUCCESS)
+	if ((rc = pcp_server_map_refusal(conf, m, src)) != PCP_SUCCESS)
 		return pcp_server_error(out, pkt, len, rc, epoch, true);
 	pcp_server_map_req(m, src, src_port, &out->req);
 	out->action = PCP_SERVER_SUBMIT;

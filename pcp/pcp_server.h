@@ -17,8 +17,10 @@
  *     (§12.3); a valid PEER is submitted like MAP, with MAP_F_PEER;
  *   - MAP for protocols other than TCP/UDP, for "all ports" (internal port
  *     0) and "all protocols" (DMZ): UNSUPP_PROTOCOL (§11.3, S-07);
- *   - THIRD_PARTY when the configuration forbids it: UNSUPP_OPTION (§13.1,
- *     S-11); THIRD_PARTY_ID (RFC 7843): UNSUPP_OPTION;
+ *   - THIRD_PARTY when the configuration forbids it, or from a host not
+ *     named by third_party_host: UNSUPP_OPTION (§13.1, S-11: "prohibited
+ *     or from an unauthorised client"); THIRD_PARTY_ID (RFC 7843):
+ *     UNSUPP_OPTION;
  *   - FILTER with a non-zero prefix: UNSUPP_OPTION (see pcp_server.c);
  *   - an opcode it does not know: UNSUPP_OPCODE, unless relaying (RFC 7648
  *     §3.4.2, P-16..P-18): then PCP_SERVER_RELAY, and pcp_relay.h sends
@@ -40,10 +42,16 @@
 
 #define PCP_NATPMP_VERSION	0	/* RFC 6886 §3; RFC 6887 App. A */
 
+struct policy;
+
 struct pcp_server_conf {
-	/* third_party = allow: honour THIRD_PARTY from LAN hosts (§13.1;
-	   default deny on a CPE, RECOMMENDED). */
+	/* third_party = allow: honour THIRD_PARTY from the LAN hosts the
+	   policy names (§13.1; default deny on a CPE, RECOMMENDED). */
 	bool		 third_party_allowed;
+	/* With third_party_allowed: who may (policy_third_party_ok); the
+	   others get UNSUPP_OPTION here. NULL: every host passes this
+	   layer and the core's policy_check step 3 decides alone. */
+	const struct policy *policy;
 	/* A NAT-PMP front-end takes version 0 on this port (App. A). When
 	   false, version 0 gets PCP's UNSUPP_VERSION like any other. */
 	bool		 natpmp;

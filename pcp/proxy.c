@@ -588,6 +588,28 @@ proxy_addr_is_v6(const struct mapping *m)
 	return !pcp_addr_is_v4(&m->internal_addr);
 }
 
+/* Send the delete pend holds to server. */
+static void
+proxy_delete_start(struct proxy *p, struct proxy_pending *pend, bool v6,
+    unsigned int server, uint64_t now)
+{
+	/* RFC 6887 §15 and erratum 3621: a delete suggests port 0 and the
+	   all-zeros address of its family. (Fix, test_proxy test_delete:
+	   the address of the last grant was sent.) */
+	pend->txn.ext_port = 0;
+	if (v6)
+		memset(&pend->txn.ext_addr, 0, sizeof(pend->txn.ext_addr));
+	else {
+		struct in_addr any = { 0 };
+
+		pcp_addr_from_v4(&pend->txn.ext_addr, &any);
+	}
+	pend->txn.server = (uint8_t)server;
+	pend->txn.deadline = now + PROXY_DELETE_TRY_MS;
+	if (!proxy_txn_start(p, pend, now))
+		proxy_pending_free(p, pend);
+}
+
 /* Fire-and-forget delete of m upstream (P-04: always sent). */
 static void
 proxy_delete_upstream(struct proxy *p, const struct mapping *m, uint64_t now)
@@ -606,21 +628,40 @@ proxy_delete_upstream(struct proxy *p, const struct mapping *m, uint64_t now)
 		return;
 	}
 	proxy_txn_fill(p, pend, m, NULL, 0, now);
-	/* RFC 6887 §15 and erratum 3621: a delete suggests port 0 and the
-	   all-zeros address of its family. (Fix, test_proxy test_delete:
-	   the address of the last grant was sent.) */
-	pend->txn.ext_port = 0;
-	if (proxy_addr_is_v6(m))
-		memset(&pend->txn.ext_addr, 0, sizeof(pend->txn.ext_addr));
-	else {
-		struct in_addr any = { 0 };
+	proxy_delete_start(p, pend, proxy_addr_is_v6(m), m->upstream, now);
+}
 
-		pcp_addr_from_v4(&pend->txn.ext_addr, &any);
+/*
+ * m was granted upstream in the form of the other nat mode (a reload
+ * switched it while the request was in flight): delete what txn asked
+ * for, in its form (P-04). PEER cannot be deleted (RFC 6887 §12.1).
+ */
+static void
+proxy_delete_form(struct proxy *p, const struct mapping *m,
+    const struct upstream_txn *txn, uint64_t now)
+{
+	struct proxy_pending *pend;
+
+	if (txn->server == UPSTREAM_NO_SERVER || txn->opcode != PCP_OP_MAP)
+		return;
+	if ((pend = proxy_pending_new(p, NULL, PROXY_WORK_DELETE)) == NULL) {
+		log_warnx("proxy: out of memory, upstream delete not sent");
+		return;
 	}
-	pend->txn.server = m->upstream;
-	pend->txn.deadline = now + PROXY_DELETE_TRY_MS;
-	if (!proxy_txn_start(p, pend, now))
-		proxy_pending_free(p, pend);
+	memcpy(&pend->txn, txn, offsetof(struct upstream_txn, next));
+	pend->txn.arg = pend;
+	pend->txn.lifetime = 0;
+	pend->txn.prefer_failure = false;
+	pend->txn.description[0] = '\0';
+	proxy_delete_start(p, pend, proxy_addr_is_v6(m), txn->server, now);
+}
+
+/* Was txn asked in the other mode's form (P-06: nat = local, the
+   gateway's port; P-15: nat = none, THIRD_PARTY)? */
+static bool
+proxy_txn_stale(const struct proxy *p, const struct upstream_txn *txn)
+{
+	return txn->has_third_party != (p->p.nat != PROXY_NAT_LOCAL);
 }
 
 /* ---- removing ----------------------------------------------------------- */
@@ -1259,6 +1300,45 @@ proxy_err_transient(enum map_err err)
 	return err == MAP_ERR_NETWORK_FAILURE || err == MAP_ERR_NO_RESOURCES;
 }
 
+/* A refresh's request goes into the table now that it is granted. */
+static void
+proxy_take_refresh(struct proxy *p, struct proxy_pending *pend, uint64_t now)
+{
+	struct mapping *m = pend->m;
+
+	if (pend->refresh == NULL)
+		return;
+	if (proxy_apply_refresh(p, m, pend->refresh, now) == -1)
+		log_warnx("proxy: out of memory: the renewal of port %u keeps "
+		    "the mapping's old details", m->ext_port);
+	free(pend->refresh);
+	pend->refresh = NULL;
+}
+
+/*
+ * The last server went (a reload, the DHCP client) while the work on m
+ * was in flight: discovery_rehome_each made m the gateway's own, which
+ * is now the last NAT. A refresh or renewal is granted here, as
+ * proxy_refresh and proxy_renew grant it without an upstream; a
+ * re-creation has nothing left to re-make (fix, review: it ended
+ * UNREACHABLE and took the mapping and its rule away).
+ */
+static void
+proxy_upstream_gone(struct proxy *p, struct proxy_pending *pend,
+    uint64_t now)
+{
+	struct mapping *m = pend->m;
+
+	proxy_grant_local(p, m);
+	if (pend->work == PROXY_WORK_RECREATE) {
+		(void)mapping_set_state(p->p.table, m, MAP_STATE_GRANTED);
+		proxy_pending_free(p, pend);
+		return;
+	}
+	proxy_take_refresh(p, pend, now);
+	proxy_granted(p, pend, pend->txn.lifetime, now);
+}
+
 /*
  * The upstream refused (or never answered) the work on m. Local rule and
  * upstream mapping live and die together (DESIGN.md): a create leaves
@@ -1269,7 +1349,9 @@ proxy_err_transient(enum map_err err)
  * transient error keeps what it had until it expires. `may_exist`: the
  * server may hold something for m (no answer, or an answer we cannot
  * use), so it gets a delete (P-04) where the engine sent the request; so
- * does a refused refresh, whose old grant may still be there.
+ * does a refused refresh, whose old grant may still be there. Work that
+ * failed because the last server went is the gateway's to finish
+ * (proxy_upstream_gone).
  */
 static void
 proxy_upstream_failed(struct proxy *p, struct proxy_pending *pend,
@@ -1280,6 +1362,11 @@ proxy_upstream_failed(struct proxy *p, struct proxy_pending *pend,
 	bool renewal = pend->work == PROXY_WORK_REFRESH ||
 	    pend->work == PROXY_WORK_RENEW;
 
+	if (pend->work != PROXY_WORK_CREATE && !proxy_has_upstream(p) &&
+	    m->upstream == UPSTREAM_NO_SERVER) {
+		proxy_upstream_gone(p, pend, now);
+		return;
+	}
 	proxy_answer_all(p, pend, res);
 	/* A re-creation that met no answer or a transient error (a server
 	   busy re-making thousands of mappings, our address just changed):
@@ -1310,7 +1397,10 @@ proxy_upstream_failed(struct proxy *p, struct proxy_pending *pend,
 		    map_proto_name(m->protocol) != NULL ?
 		    map_proto_name(m->protocol) : "?", m->ext_port,
 		    map_err_name(res->err));
-	if (may_exist || renewal) {
+	if ((may_exist || renewal) && proxy_txn_stale(p, &pend->txn))
+		/* asked in the other nat mode's form: deleted in it */
+		proxy_delete_form(p, m, &pend->txn, now);
+	else if (may_exist || renewal) {
 		if (m->upstream == UPSTREAM_NO_SERVER)
 			m->upstream = pend->txn.server;
 		proxy_delete_upstream(p, m, now);
@@ -1408,13 +1498,7 @@ proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
 		proxy_upstream_failed(p, pend, &res, true, now);
 		return;
 	}
-	if (pend->refresh != NULL) {
-		if (proxy_apply_refresh(p, m, pend->refresh, now) == -1)
-			log_warnx("proxy: out of memory: the renewal of port "
-			    "%u keeps the mapping's old details", m->ext_port);
-		free(pend->refresh);
-		pend->refresh = NULL;
-	}
+	proxy_take_refresh(p, pend, now);
 	moved = (pend->work == PROXY_WORK_RECREATE ||
 	    pend->work == PROXY_WORK_RENEW) &&
 	    (m->outer_port != resp->ext_port ||
@@ -1434,6 +1518,16 @@ proxy_upstream_done(struct proxy *p, void *txn_ptr, int outcome,
 	/* P-10: never more than the upstream granted. */
 	granted = resp->lifetime < txn->lifetime ? resp->lifetime :
 	    txn->lifetime;
+	/* The nat mode changed while this was in flight (proxy_set_nat
+	   leaves mappings with work in flight alone): the grant is in the
+	   old form. The client has it; upstream it is deleted in that form
+	   (P-04) and re-made in the new one (P-06, P-15), like the others
+	   (fix, review: it stayed in the old form). Before proxy_granted,
+	   which may free pend (and txn with it) or remove m. */
+	if (proxy_txn_stale(p, txn)) {
+		proxy_delete_form(p, m, txn, now);
+		proxy_upstream_moved(p, m, now);
+	}
 	proxy_granted(p, pend, granted, now);
 }
 
@@ -1605,6 +1699,36 @@ proxy_recreate_retry(struct proxy *p, unsigned int server, uint64_t now)
 	}
 }
 
+/* The backend holds exactly the live mappings' rules (proxy.h). */
+int
+proxy_reconcile(struct proxy *p, uint64_t now, size_t *nrules)
+{
+	struct backend_rule *rules = NULL;
+	struct mapping *m;
+	size_t i, n = 0, count = table_count(p->p.table);
+	int rc = 0;
+
+	p->now = now;
+	if (!proxy_local_rules(p)) {
+		*nrules = 0;
+		return 0;
+	}
+	if (count > 0 && (rules = calloc(count, sizeof(*rules))) == NULL) {
+		log_warnx("proxy: out of memory: old rules stay");
+		*nrules = 0;
+		return -1;
+	}
+	/* never more rules than the count sized for */
+	for (i = 0; i < count && (m = table_at(p->p.table, i)) != NULL; i++)
+		if (proxy_has_rule(p, m))
+			rules[n++] = proxy_rule(p, m, mapping_remaining(m, now));
+	if (p->p.backend->ops->reconcile(p->p.backend, rules, n) == -1)
+		rc = -1;
+	free(rules);
+	*nrules = n;
+	return rc;
+}
+
 /*
  * The table was restored from the state file (DESIGN.md "State and
  * durability"): every mapping in it is GRANTED and nothing is pending.
@@ -1619,31 +1743,12 @@ proxy_recreate_retry(struct proxy *p, unsigned int server, uint64_t now)
 int
 proxy_restored(struct proxy *p, uint64_t now)
 {
-	struct backend_rule *rules = NULL;
 	struct mapping *m;
 	bool server_used[UPSTREAM_MAX_SERVERS] = { false };
-	size_t i, n = 0, count = table_count(p->p.table);
-	int rc = 0;
+	size_t i, n, count = table_count(p->p.table);
+	int rc;
 
-	p->now = now;
-	if (proxy_local_rules(p)) {
-		if (count > 0 &&
-		    (rules = calloc(count, sizeof(*rules))) == NULL) {
-			log_warnx("proxy: out of memory: old rules stay");
-			rc = -1;
-		} else {
-			/* never more rules than the count sized for */
-			for (i = 0; i < count &&
-			    (m = table_at(p->p.table, i)) != NULL; i++)
-				if (proxy_has_rule(p, m))
-					rules[n++] = proxy_rule(p, m,
-					    mapping_remaining(m, now));
-			if (p->p.backend->ops->reconcile(p->p.backend, rules,
-			    n) == -1)
-				rc = -1;
-			free(rules);
-		}
-	}
+	rc = proxy_reconcile(p, now, &n);
 	for (i = 0; (m = table_at(p->p.table, i)) != NULL; i++) {
 		/* client leases go on being kept alive (RFC 6970 §5.9) */
 		proxy_schedule(p, m, now);
@@ -1712,6 +1817,11 @@ proxy_upstream_moved(struct proxy *p, struct mapping *m, uint64_t now)
 	unsigned int server = m->upstream;
 
 	p->now = now;
+	/* no server left: m is the gateway's own and names its WAN address
+	   and port now; its client is told (RFC 6887 §8.5, through the
+	   daemon's Epoch restart) */
+	if (server == UPSTREAM_NO_SERVER && p->p.mapping_moved != NULL)
+		p->p.mapping_moved(p->p.cb_arg, m);
 	if (server >= UPSTREAM_MAX_SERVERS)
 		return;
 	/* a whole re-creation of server is scheduled: it takes m too */

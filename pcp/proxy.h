@@ -121,6 +121,13 @@ void		 proxy_upstream_mapping_update(struct proxy *,
  * be reconciled (logged); the upstream refreshes are scheduled anyway.
  */
 int		 proxy_restored(struct proxy *, uint64_t now);
+/*
+ * Make the local backend hold exactly the rules of the live mappings, in
+ * one batch (backend ops->reconcile); *nrules says how many. Without
+ * local rules (nat = none, no backend) nothing is done. -1 when the
+ * backend could not be reconciled (logged by it).
+ */
+int		 proxy_reconcile(struct proxy *, uint64_t now, size_t *nrules);
 
 /* A re-creation after an upstream's loss of state is scheduled or under
    way (paced: it may take several loop turns). */
@@ -134,7 +141,9 @@ void		 proxy_upstream_renumber(struct proxy *, const uint8_t *map,
 /* m's server is gone and m now names another (m->upstream, set by the
    caller): re-create m alone there, after the RFC 6887 §14.1.3 wait and
    paced with any other re-creation; the mappings that server holds
-   already are left alone. */
+   already are left alone. m->upstream UPSTREAM_NO_SERVER: no server is
+   left and m's external address and port became the gateway's (set by
+   the caller): mapping_moved tells the daemon. */
 void		 proxy_upstream_moved(struct proxy *, struct mapping *,
 		    uint64_t now);
 /* A reload changed nat or re-opened the backend (NULL for nat = none):

@@ -17,7 +17,7 @@
 #define ACL_FIELDS		3	/* EXTPORTS INTADDR[/LEN] INTPORTS */
 #define ACL_SEPARATORS		" \t"
 #define ACL_PORT_TEXT_MAX	sizeof("65535-65535")
-#define ACL_ADDR_TEXT_MAX	(INET6_ADDRSTRLEN + sizeof("/128"))
+#define ACL_ADDR_TEXT_MAX	ACL_PREFIX_TEXT_MAX
 
 /* A decimal number of at most max (util_parse_decimal's strict rules). */
 static bool
@@ -134,6 +134,31 @@ acl_parse_addr(const char *text, struct in6_addr *addr, uint8_t *plen,
 	*addr = a;
 	*plen = (uint8_t)(len + offset);
 	return true;
+}
+
+bool
+acl_prefix_parse(const char *text, struct acl_prefix *out, char *err,
+    size_t errlen)
+{
+	struct acl_prefix p;
+
+	memset(&p, 0, sizeof(p));	/* callers compare with memcmp */
+	if (!acl_parse_addr(text, &p.addr, &p.prefix_len, err, errlen))
+		return false;
+	*out = p;
+	return true;
+}
+
+void
+acl_prefix_format(const struct acl_prefix *p, char *buf, size_t len)
+{
+	acl_addr_format(&p->addr, p->prefix_len, buf, len);
+}
+
+bool
+acl_prefix_match(const struct acl_prefix *p, const struct in6_addr *addr)
+{
+	return util_prefix_match(&p->addr, addr, p->prefix_len);
 }
 
 bool

@@ -23,6 +23,15 @@
 #define ACL_V4_PREFIX_MAX	32
 #define ACL_V6_PREFIX_MAX	128
 
+/* An address prefix as the rules write it, ADDR[/LEN] (also the value of
+   third_party_host): IPv4 as above, IPv4-mapped and +96. */
+struct acl_prefix {
+	struct in6_addr	 addr;		/* host bits 0 */
+	uint8_t		 prefix_len;	/* 0..128, +96 for IPv4 */
+};
+/* Room for the text of any prefix. */
+#define ACL_PREFIX_TEXT_MAX	(INET6_ADDRSTRLEN + sizeof("/128"))
+
 struct acl_rule {
 	bool		 allow;
 	uint16_t	 ext_min, ext_max;
@@ -37,6 +46,18 @@ struct acl_rule {
  */
 bool	acl_rule_parse(const char *text, bool allow, struct acl_rule *out,
 	    char *err, size_t errlen);
+/*
+ * Parse "ADDR" or "ADDR/LEN" (IPv4 or IPv6; a bare address is a host,
+ * /32 or /128; host bits set are an error that names the network meant),
+ * the INTADDR field of a rule. On failure write a short reason to err and
+ * leave *out untouched.
+ */
+bool	acl_prefix_parse(const char *text, struct acl_prefix *out,
+	    char *err, size_t errlen);
+/* The prefix in the family it was written in ("192.168.1.0/24"). */
+void	acl_prefix_format(const struct acl_prefix *, char *buf, size_t len);
+bool	acl_prefix_match(const struct acl_prefix *,
+	    const struct in6_addr *);
 bool	acl_rule_match(const struct acl_rule *,
 	    const struct in6_addr *internal_addr, uint16_t ext_port,
 	    uint16_t int_port);

@@ -732,10 +732,19 @@ nft_guard_has_udp(const struct nft_guard *g, uint16_t port)
 }
 
 /* The SSDP answer rate (NFT_GUARD_SSDP_RATE): after the WAN drop, so
-   only LAN sources reach it. */
+   only LAN sources reach it. First a strict reverse-path check: an
+   M-SEARCH that arrived on a LAN interface from a source the gateway
+   would not route back through that interface (a LAN host forging an
+   internet address) is dropped, or pupnp would send its answers, several
+   datagrams for one, to that address over the WAN, and forged sources
+   would fill the rate set (fix, review). With the per-source limits: a
+   kernel without nft_fib drops it with them (nft_apply_guard). */
 static void
 nft_guard_ssdp_rate(struct nft_backend *nb, struct nft_buf *buf)
 {
+	nft_buf_printf(buf, "add rule ip %s " NFT_GUARD_CHAIN_NAME
+	    " iifname != \"lo\" udp dport %u fib saddr . iif oif missing "
+	    "counter drop\n", nb->table, NFT_GUARD_SSDP_PORT);
 	nft_buf_printf(buf, "add set ip %s " NFT_GUARD_SSDP_SET_NAME " { type "
 	    "ipv4_addr; size %u; flags dynamic,timeout; timeout %us; }\n",
 	    nb->table, NFT_GUARD_SET_SIZE, NFT_GUARD_SSDP_TIMEOUT_S);
@@ -812,7 +821,8 @@ nft_set_owner(struct backend *b, const char *user)
  * drop for the IGD's HTTP ports, then the per-source limit on new
  * connections from the LAN to the first n_limited of them. limit: false
  * when the kernel refused the per-source limits (`ct count`,
- * nft_connlimit; `limit` in a dynamic set, nft_limit).
+ * nft_connlimit; `limit` in a dynamic set, nft_limit; the SSDP
+ * reverse-path check, nft_fib).
  */
 static void
 nft_emit_guard(struct nft_backend *nb, struct nft_buf *buf, bool limit)
@@ -871,8 +881,8 @@ nft_apply_guard(struct nft_backend *nb)
 			break;
 		}
 		log_warnx("nft: guard: the kernel refused the per-source "
-		    "limits (%s; nft_connlimit, nft_limit?): dropping WAN "
-		    "packets without them", strerror(error));
+		    "limits (%s; nft_connlimit, nft_limit, nft_fib?): "
+		    "dropping WAN packets without them", strerror(error));
 		nb->guard_no_limit = true;
 		limit = false;
 	}

@@ -55,6 +55,7 @@ enum config_type {
 	CONFIG_T_NFT_NAME,	/* nftables identifier */
 	CONFIG_T_USER,		/* system user name */
 	CONFIG_T_TEXT,		/* printable UTF-8, .max characters */
+	CONFIG_T_PREFIX,	/* acl_prefix_parse(): ADDR[/LEN] */
 	CONFIG_T_ACL_ALLOW,	/* acl_rule_parse() text */
 	CONFIG_T_ACL_DENY,
 	CONFIG_T_COUNT
@@ -147,6 +148,11 @@ static const struct config_key config_schema[] = {
 	{ .name = "third_party", .type = CONFIG_T_ENUM,
 	  CONFIG_VALUE(third_party), .words = config_third_party_words,
 	  .def = "deny" },
+	/* ... and then only for these requesters (config_check_third_party) */
+	{ .name = "third_party_host", .type = CONFIG_T_PREFIX,
+	  .flags = CONFIG_F_LIST | CONFIG_F_UNIQUE,
+	  CONFIG_LIST(third_party_host, n_third_party_host),
+	  .plural = "third-party hosts" },
 	{ .name = "max_mappings_per_host", .type = CONFIG_T_UINT,
 	  CONFIG_VALUE(max_mappings_per_host), .min = 1, .max = UINT16_MAX,
 	  .def = "64" },
@@ -740,6 +746,22 @@ config_parse_text(struct config_parse *p, const struct config_key *k,
 	return true;
 }
 
+/* The INTADDR[/LEN] of an ACL rule, by the same parser (acl.h). */
+static bool
+config_parse_prefix(struct config_parse *p, const struct config_key *k,
+    const char *v, void *dst)
+{
+	char err[CONFIG_ERROR_LEN];
+	struct acl_prefix a;
+
+	if (!acl_prefix_parse(v, &a, err, sizeof(err))) {
+		config_key_error(p, k, "%s", err);
+		return false;
+	}
+	memcpy(dst, &a, sizeof(a));
+	return true;
+}
+
 static bool
 config_parse_acl(struct config_parse *p, const struct config_key *k,
     const char *v, void *dst)
@@ -815,6 +837,17 @@ config_print_upstream(const struct config_key *k, const void *src, FILE *f)
 }
 
 static void
+config_print_prefix(const struct config_key *k, const void *src, FILE *f)
+{
+	char text[ACL_PREFIX_TEXT_MAX];
+	struct acl_prefix a;
+
+	memcpy(&a, src, sizeof(a));
+	acl_prefix_format(&a, text, sizeof(text));
+	fprintf(f, "%s = %s\n", k->name, text);
+}
+
+static void
 config_print_acl(const struct config_key *k, const void *src, FILE *f)
 {
 	char text[ACL_RULE_TEXT_MAX];
@@ -839,6 +872,7 @@ static const struct {
 	[CONFIG_T_NFT_NAME] = { config_parse_nft_name, config_print_string },
 	[CONFIG_T_USER] = { config_parse_user, config_print_string },
 	[CONFIG_T_TEXT] = { config_parse_text, config_print_string },
+	[CONFIG_T_PREFIX] = { config_parse_prefix, config_print_prefix },
 	[CONFIG_T_ACL_ALLOW] = { config_parse_acl, config_print_acl },
 	[CONFIG_T_ACL_DENY] = { config_parse_acl, config_print_acl },
 };
@@ -1061,6 +1095,32 @@ config_check_dhcp(struct config_parse *p)
 		    "yes needs upstream_server = %s", CONFIG_UPSTREAM_DHCP);
 }
 
+/*
+ * RFC 6887 §13.1 (S-11, X-03): third-party requests are for a trusted
+ * network only, so allow names who may send them; and a third_party_host
+ * with deny would look like a permission that is not there.
+ */
+static void
+config_check_third_party(struct config_parse *p)
+{
+	size_t tp = config_key_index("third_party", strlen("third_party"));
+	size_t hosts = config_key_index("third_party_host",
+	    strlen("third_party_host"));
+
+	if (p->bad[tp] || p->bad[hosts])
+		return;
+	if (p->cfg->third_party == CONFIG_THIRD_PARTY_ALLOW &&
+	    p->cfg->n_third_party_host == 0)
+		config_error(p, p->first_line[tp], "third_party = allow needs "
+		    "third_party_host lines naming who may; third_party_host "
+		    "= 192.168.1.0/24 for the whole LAN");
+	if (p->cfg->third_party == CONFIG_THIRD_PARTY_DENY &&
+	    p->cfg->n_third_party_host > 0)
+		config_error(p, p->first_line[hosts], "third_party_host has "
+		    "no effect with third_party = deny; set third_party = "
+		    "allow or remove the line");
+}
+
 /* Split horizon: the WAN must never be served as a LAN. */
 static void
 config_check_interfaces(struct config_parse *p)
@@ -1135,6 +1195,7 @@ config_parse_buffer(const char *name, const char *text, size_t len,
 	config_check_nat(&p);
 	config_check_dhcp(&p);
 	config_check_interfaces(&p);
+	config_check_third_party(&p);
 	config_check_required(&p);
 	return errs->count > 0 || errs->dropped > 0 ? -1 : 0;
 }

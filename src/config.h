@@ -25,6 +25,8 @@
 /* upstream_server's special value (RFC 7291 discovery) */
 #define CONFIG_UPSTREAM_DHCP		"dhcp"
 #define CONFIG_MAX_ACL_RULES		256
+/* third_party_host lines: a few trusted hosts or subnets. */
+#define CONFIG_MAX_THIRD_PARTY_HOSTS	64
 /* The largest file read; a real one is a few hundred bytes. */
 #define CONFIG_FILE_MAX			(1024 * 1024)
 /* The longest value on a line (a path is the longest legitimate one). */
@@ -84,6 +86,11 @@ struct iwfd_config {
 	/* RFC 7648 §3.4 (P-16, P-17): relay unknown opcodes and options. */
 	bool		 relay_unknown;
 	enum config_third_party third_party;
+	/* third_party = allow: the LAN hosts (prefixes) that may ask for
+	   mappings for other LAN hosts (RFC 6887 §13.1, X-03); none with
+	   deny, at least one with allow (checked) */
+	struct acl_prefix third_party_host[CONFIG_MAX_THIRD_PARTY_HOSTS];
+	size_t		 n_third_party_host;
 	uint32_t	 max_mappings_per_host;
 	/* issue 8 abuse limits: mappings over all hosts (0: no cap), and
 	   requests a second per LAN host over every protocol with their

@@ -92,6 +92,19 @@ control_upstream_info(const struct iwfd *iwfd, size_t i,
 	}
 }
 
+/* Both limiters' refusals together (iwfd_open_ratelimit). */
+static void
+control_rate_limited(const struct iwfd *iwfd, struct ratelimit_stats *rl)
+{
+	struct ratelimit_stats http;
+
+	ratelimit_stats(iwfd->ratelimit, rl);
+	ratelimit_stats(iwfd->ratelimit_http, &http);
+	rl->allowed += http.allowed;
+	rl->limited += http.limited;
+	rl->hosts += http.hosts;
+}
+
 static void
 control_status_json(struct iwfd *iwfd, struct evbuffer *out)
 {
@@ -115,7 +128,7 @@ control_status_json(struct iwfd *iwfd, struct evbuffer *out)
 		json_kv_null(&jw, "external_address");
 	json_kv_uint(&jw, "mappings", table_count(iwfd->table));
 	/* issue 8: the abuse limits and what they refused (0: none) */
-	ratelimit_stats(iwfd->ratelimit, &rl);
+	control_rate_limited(iwfd, &rl);
 	json_kv_uint(&jw, "max_mappings", conf->max_mappings);
 	json_kv_uint(&jw, "rate_limit", conf->rate_limit);
 	json_kv_uint(&jw, "rate_burst", conf->rate_burst);
@@ -166,7 +179,7 @@ control_status_text(struct iwfd *iwfd, struct evbuffer *out)
 
 	evbuffer_add_printf(out, "pcp-iwfd %s, epoch %u, %zu mapping(s)\n",
 	    PACKAGE_VERSION, iwfd_epoch(iwfd), table_count(iwfd->table));
-	ratelimit_stats(iwfd->ratelimit, &rl);
+	control_rate_limited(iwfd, &rl);
 	evbuffer_add_printf(out, "limits: max_mappings %u, rate %u/s burst %u "
 	    "per host, %llu request(s) rate-limited\n", conf->max_mappings,
 	    conf->rate_limit, conf->rate_burst, (unsigned long long)rl.limited);

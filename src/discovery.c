@@ -99,6 +99,8 @@ discovery_rehome_each(struct table *t, const uint8_t *map, size_t old_n,
     void (*moved)(void *, struct mapping *), void *arg)
 {
 	struct mapping *m;
+	struct in6_addr was_addr;
+	uint16_t was_port;
 	size_t i;
 
 	memset(mv, 0, sizeof(*mv));
@@ -128,11 +130,18 @@ discovery_rehome_each(struct table *t, const uint8_t *map, size_t old_n,
 		   caller's) */
 		if (m->upstream == UPSTREAM_NO_SERVER)
 			continue;
+		was_addr = m->outer_addr;
+		was_port = m->outer_port;
 		m->upstream = UPSTREAM_NO_SERVER;
 		if (wan != NULL)
 			m->outer_addr = *wan;
 		m->outer_port = m->ext_port;
 		mv->local++;
+		/* its client believes the carrier's address and port: told
+		   through the caller (RFC 6887 §8.5) */
+		if (moved != NULL && (was_port != m->outer_port ||
+		    !IN6_ARE_ADDR_EQUAL(&was_addr, &m->outer_addr)))
+			moved(arg, m);
 	}
 }
 
@@ -165,7 +174,8 @@ struct discovery_move_arg {
 
 /* A mapping whose server is gone, now server 0's: re-created there alone
    (RFC 6887 §14 timing: the 0-5 s wait, then paced), never the mappings
-   server 0 already held. */
+   server 0 already held. One left with no server whose external address
+   or port changed: its client is told (proxy_upstream_moved). */
 static void
 discovery_moved(void *arg, struct mapping *m)
 {

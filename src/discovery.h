@@ -76,7 +76,9 @@ int	discovery_apply(struct iwfd *, const struct config_upstream *,
 void	discovery_rehome(struct table *, const uint8_t *map, size_t old_n,
 	    size_t new_n, const struct in6_addr *wan,
 	    struct discovery_moves *mv);
-/* The same, calling moved(arg, m) for each mapping moved to server 0. */
+/* The same, calling moved(arg, m) for each mapping moved to server 0, and
+   (new_n == 0) for each that became the gateway's own with another
+   external address or port than it had (m->upstream UPSTREAM_NO_SERVER). */
 void	discovery_rehome_each(struct table *, const uint8_t *map,
 	    size_t old_n, size_t new_n, const struct in6_addr *wan,
 	    struct discovery_moves *mv,

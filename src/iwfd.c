@@ -100,20 +100,25 @@ iwfd_build_policy(struct iwfd *iwfd, const struct iwfd_config *conf)
 	p->n_lan_prefixes = n;
 	p->acl = conf->acl;
 	p->n_acl = conf->n_acl;
-	p->third_party = conf->third_party == CONFIG_THIRD_PARTY_ALLOW;
+	/* config.c: hosts only with allow, allow only with hosts */
+	if (conf->third_party == CONFIG_THIRD_PARTY_ALLOW) {
+		p->third_party_hosts = conf->third_party_host;
+		p->n_third_party_hosts = conf->n_third_party_host;
+	}
 	p->max_mappings_per_host = conf->max_mappings_per_host;
 	p->max_mappings = conf->max_mappings;
 	p->min_lifetime = conf->min_lifetime;
 	p->max_lifetime = conf->max_lifetime;
 }
 
-/* Issue 8: the one per-host request limiter every front-end charges. Its
-   hash key, like the table's, must not be guessable by LAN hosts (one
-   hash chain would make every lookup slow). */
-static int
-iwfd_open_ratelimit(struct iwfd *iwfd, const struct iwfd_config *conf)
+/* Issue 8: a per-host request limiter. Its hash key, like the table's,
+   must not be guessable by LAN hosts (one hash chain would make every
+   lookup slow). */
+static struct ratelimit *
+iwfd_new_ratelimit(const struct iwfd_config *conf)
 {
 	struct ratelimit_params rp;
+	struct ratelimit *rl;
 
 	memset(&rp, 0, sizeof(rp));
 	rp.rate = conf->rate_limit;
@@ -121,12 +126,23 @@ iwfd_open_ratelimit(struct iwfd *iwfd, const struct iwfd_config *conf)
 	rp.hosts = RATELIMIT_DEFAULT_HOSTS;
 	if (getrandom(&rp.seed, sizeof(rp.seed), 0) != sizeof(rp.seed)) {
 		log_warn("getrandom");
-		return -1;
+		return NULL;
 	}
-	if ((iwfd->ratelimit = ratelimit_new(&rp)) == NULL) {
+	if ((rl = ratelimit_new(&rp)) == NULL)
 		log_warnx("out of memory");
+	return rl;
+}
+
+/* Two buckets per host with the same rate: one for PCP and NAT-PMP, one
+   for UPnP's SOAP. A datagram's source can be forged by any LAN host; a
+   TCP peer cannot: with one shared bucket, forged datagrams in a console's
+   name would empty it and starve the console's UPnP (fix, review). */
+static int
+iwfd_open_ratelimit(struct iwfd *iwfd, const struct iwfd_config *conf)
+{
+	if ((iwfd->ratelimit = iwfd_new_ratelimit(conf)) == NULL ||
+	    (iwfd->ratelimit_http = iwfd_new_ratelimit(conf)) == NULL)
 		return -1;
-	}
 	return 0;
 }
 
@@ -1158,6 +1174,8 @@ iwfd_open_upnp(struct iwfd *iwfd, const struct iwfd_config *conf)
 	up.soap.version = conf->upnp_igd_version;
 	up.soap.proxy = iwfd->proxy;
 	up.soap.table = iwfd->table;
+	/* rebuilt in place on SIGHUP: third_party_host follows at once */
+	up.soap.policy = &iwfd->policy;
 	memcpy(up.soap.nonce_key, iwfd->natpmp_key, sizeof(up.soap.nonce_key));
 	up.soap.connected = iwfd_upnp_connected;
 	up.soap.ext_addr = iwfd_upnp_ext_addr;
@@ -1173,7 +1191,7 @@ iwfd_open_upnp(struct iwfd *iwfd, const struct iwfd_config *conf)
 	up.kick = iwfd_proxy_kick;
 	up.kick_arg = iwfd;
 	up.outbox = iwfd->outbox;
-	up.ratelimit = iwfd->ratelimit;
+	up.ratelimit = iwfd->ratelimit_http;
 	if ((iwfd->upnp = upnp_open(&up)) == NULL)
 		log_warnx("upnp: not started; going on without UPnP IGD");
 	else
@@ -1473,6 +1491,7 @@ iwfd_reload_backend(struct iwfd *iwfd, const struct iwfd_config *old,
 {
 	struct backend *nb, *ob = iwfd->backend;
 	bool local = conf->nat == CONFIG_NAT_LOCAL;
+	size_t n;
 
 	if (!c->nat && (!local || (!c->wan &&
 	    (iwfd->reload_missing & IWFD_MISSING_BACKEND) == 0)))
@@ -1516,8 +1535,16 @@ iwfd_reload_backend(struct iwfd *iwfd, const struct iwfd_config *old,
 		    conf->nft_table);
 	proxy_set_nat(iwfd->proxy, PROXY_NAT_LOCAL, nb, now);
 	iwfd->backend = nb;
-	if (ob != NULL)
+	if (ob != NULL) {
 		ob->ops->close(ob);	/* its rules are the new one's now */
+		/* the new backend knows only the DNAT ports it read back
+		   (backend_nft: not the PEER SNAT elements, so removing one
+		   would emit nothing): it is made to hold every live
+		   mapping's rule, one batch, as at start (fix, review) */
+		if (proxy_reconcile(iwfd->proxy, now, &n) == -1)
+			log_warnx("reload: nft table %s: the local rules "
+			    "could not be reconciled", conf->nft_table);
+	}
 	if (c->nat)
 		log_info("reload: nat local: local rules installed, the "
 		    "upstream mappings re-made from the WAN address");
@@ -1607,6 +1634,21 @@ iwfd_close_udp(struct iwfd *iwfd)
 	iwfd->natpmp = NULL;
 }
 
+/* The probe's mapping, if it has one now (NULL: none). */
+static struct mapping *
+iwfd_probe_mapping(const struct iwfd *iwfd)
+{
+	struct mapping *m;
+	size_t i;
+
+	if (iwfd->probe == NULL)
+		return NULL;
+	for (i = 0; (m = table_at(iwfd->table, i)) != NULL; i++)
+		if (addr_probe_owns(iwfd->probe, m))
+			return m;
+	return NULL;
+}
+
 /*
  * The front-ends whose parameters changed are closed and opened again;
  * the mappings they made stay in the table and upstream (a UPnP mapping
@@ -1620,6 +1662,7 @@ iwfd_reload_frontends(struct iwfd *iwfd, const struct iwfd_changes *c)
 	/* the probe maps the first LAN interface's address, and only where
 	   there is an upstream to ask */
 	bool probe = c->lan0 || c->has_upstream;
+	struct mapping *pm;
 
 	if (c->udp || probe) {
 		iwfd_close_udp(iwfd);
@@ -1631,8 +1674,15 @@ iwfd_reload_frontends(struct iwfd *iwfd, const struct iwfd_changes *c)
 		iwfd->upnp = NULL;
 	}
 	if (probe) {
+		/* its mapping goes with it, rule and upstream (P-04): it
+		   names the old first LAN address (fix, review: it stayed as
+		   an ordinary mapping until it expired); the probe's waiter
+		   leaves the proxy first (addr_probe_free) */
+		pm = iwfd_probe_mapping(iwfd);
 		addr_probe_free(iwfd->probe);
 		iwfd->probe = NULL;
+		if (pm != NULL)
+			proxy_delete(iwfd->proxy, pm, iwfd_now_ms(iwfd));
 		if (iwfd_open_probe(iwfd, conf, iwfd->seed >> 13) == -1)
 			log_warnx("reload: no address probe: NAT-PMP and UPnP "
 			    "report the external address once a mapping "
@@ -1682,6 +1732,7 @@ iwfd_reload(struct iwfd *iwfd)
 	/* issue 8: rate_limit and rate_burst follow at once (max_mappings
 	   with the policy); each host keeps its bucket's level */
 	ratelimit_set(iwfd->ratelimit, conf->rate_limit, conf->rate_burst);
+	ratelimit_set(iwfd->ratelimit_http, conf->rate_limit, conf->rate_burst);
 	/* first, while the old mode and servers still hold them */
 	if (c.lans)
 		iwfd_reload_sweep(iwfd, old, now);
@@ -1746,7 +1797,7 @@ iwfd_state_dir(const char *state_file)
 	    (slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return false;
 	*slash = '\0';
-	if (mkdir(dir, 0700) == 0) {
+	if (priv_state_mkdir(dir) == 0) {
 		log_info("made the state directory %s", dir);
 		return true;
 	}
@@ -1950,6 +2001,7 @@ iwfd_shutdown(struct iwfd *iwfd)
 	outbox_free(iwfd->outbox);
 	/* after every front-end that charges it */
 	ratelimit_free(iwfd->ratelimit);
+	ratelimit_free(iwfd->ratelimit_http);
 	state_journal_free(iwfd->journal);
 	if (iwfd->table != NULL)
 		table_free(iwfd->table);

@@ -65,7 +65,8 @@ struct iwfd {
 	struct natpmp		*natpmp;	/* NAT-PMP, on pcp's socket */
 	struct upnp		*upnp;		/* UPnP IGD (pupnp) */
 	/* issue 8: the per-host request rate of every protocol */
-	struct ratelimit	*ratelimit;
+	struct ratelimit	*ratelimit;	/* PCP, NAT-PMP */
+	struct ratelimit	*ratelimit_http; /* UPnP SOAP */
 	/* the guard's owner rule (X-04): the user after the drop; false
 	   when that is root */
 	bool			 owner_on;

@@ -86,6 +86,7 @@ netif_prefixes(const char *ifname, struct policy_prefix *out, size_t max,
 		} else
 			continue;
 		/* zero the host bits so that the prefix compares cleanly */
+		p.own = p.addr;
 		util_addr_mask(&p.addr, p.prefix_len);
 		out[(*n)++] = p;
 	}

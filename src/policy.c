@@ -20,6 +20,34 @@ policy_is_lan(const struct policy *pol, const struct in6_addr *a)
 	return false;
 }
 
+/* One of the gateway's own LAN addresses? A third party must not name one:
+   it would forward a WAN port to the router's own services (fix, review). */
+static bool
+policy_is_own(const struct policy *pol, const struct in6_addr *a)
+{
+	size_t i;
+
+	if (IN6_IS_ADDR_UNSPECIFIED(a))
+		return false;
+	for (i = 0; i < pol->n_lan_prefixes; i++)
+		if (IN6_ARE_ADDR_EQUAL(&pol->lan_prefixes[i].own, a))
+			return true;
+	return false;
+}
+
+bool
+policy_third_party_ok(const struct policy *pol, const struct in6_addr *req)
+{
+	size_t i;
+
+	if (!policy_is_lan(pol, req))
+		return false;
+	for (i = 0; i < pol->n_third_party_hosts; i++)
+		if (acl_prefix_match(&pol->third_party_hosts[i], req))
+			return true;
+	return false;
+}
+
 uint32_t
 policy_clamp_lifetime(const struct policy *pol, uint32_t lifetime)
 {
@@ -174,9 +202,10 @@ policy_check(const struct policy *pol, const struct table *t,
 	if (!policy_protocol_supported(req))
 		return MAP_ERR_UNSUPP_PROTOCOL;
 	if (!IN6_ARE_ADDR_EQUAL(&req->internal_addr, &req->requester)) {
-		if (!pol->third_party)
+		if (!policy_third_party_ok(pol, &req->requester))
 			return MAP_ERR_THIRD_PARTY_DENIED;
-		if (!policy_is_lan(pol, &req->internal_addr))
+		if (!policy_is_lan(pol, &req->internal_addr) ||
+		    policy_is_own(pol, &req->internal_addr))
 			return MAP_ERR_NOT_AUTHORIZED;
 	}
 	if (req->lifetime == 0 || (req->flags & MAP_F_DELETE) != 0)

@@ -22,6 +22,9 @@ struct table;
 struct policy_prefix {
 	struct in6_addr	 addr;
 	uint8_t		 prefix_len;	/* 0..128 */
+	/* The gateway's own address in it (netif_prefixes), never a
+	   third party's internal address; :: when unknown. */
+	struct in6_addr	 own;
 };
 
 struct policy {
@@ -29,7 +32,11 @@ struct policy {
 	size_t		 n_lan_prefixes;
 	const struct acl_rule *acl;	/* first match wins, default allow */
 	size_t		 n_acl;
-	bool		 third_party;	/* mappings for other LAN hosts */
+	/* third_party = allow: the requesters that may ask for mappings for
+	   other LAN hosts (RFC 6887 §13.1, X-03: THIRD_PARTY, UPnP
+	   NewInternalClient); none: nobody may (third_party = deny) */
+	const struct acl_prefix *third_party_hosts;
+	size_t		 n_third_party_hosts;
 	uint32_t	 max_mappings_per_host;	/* 0: no limit */
 	uint32_t	 max_mappings;	/* all hosts together; 0: no cap */
 	uint32_t	 min_lifetime;	/* seconds */
@@ -44,10 +51,11 @@ struct policy {
  *   2. protocol: only TCP and UDP with a non-zero internal port, deletes
  *      included (RFC 6887 §11.3, §15.1: we make no all-protocols,
  *      all-ports or DMZ mappings) -> MAP_ERR_UNSUPP_PROTOCOL;
- *   3. third party: internal address != requester is denied unless
- *      policy->third_party (RFC 6887 §13.1, S-11, X-03)
- *      -> MAP_ERR_THIRD_PARTY_DENIED; when allowed, the internal address
- *      must be a LAN address too -> MAP_ERR_NOT_AUTHORIZED;
+ *   3. third party: internal address != requester is denied unless the
+ *      requester is inside one of third_party_hosts (policy_third_party_ok;
+ *      RFC 6887 §13.1, S-11, X-03) -> MAP_ERR_THIRD_PARTY_DENIED; when
+ *      allowed, the internal address must be a LAN address too, and
+ *      not one of the gateway's own -> MAP_ERR_NOT_AUTHORIZED;
  *   4. a delete (lifetime 0 or MAP_F_DELETE) stops here: MAP_OK, lifetime 0
  *      (ownership is the table's nonce check);
  *   5. reserved port: PREFER_FAILURE with suggested UDP 5350/5351
@@ -76,6 +84,11 @@ struct policy {
  */
 enum map_err	 policy_check(const struct policy *, const struct table *,
 		    const struct map_req *, uint32_t *lifetime);
+/* May `requester` ask for mappings for another host (step 3)? Only a LAN
+   host inside one of third_party_hosts; the front-ends ask before they
+   build a third-party request (PCP THIRD_PARTY, UPnP NewInternalClient). */
+bool		 policy_third_party_ok(const struct policy *,
+		    const struct in6_addr *requester);
 /* Is `addr` inside one of the LAN prefixes? */
 bool		 policy_is_lan(const struct policy *, const struct in6_addr *);
 /* The ACL for one candidate external port: MAP_OK or MAP_ERR_NOT_AUTHORIZED

@@ -122,15 +122,89 @@ priv_dirname(const char *path, char *dir, size_t size)
 	snprintf(dir, size, "%.*s", (int)len, path);
 }
 
+/*
+ * The directory priv_state_mkdir() made in this start, by identity: only
+ * that one is ever chowned. The process's one start-up writes it, before
+ * any thread exists.
+ */
+static struct {
+	bool	made;
+	dev_t	dev;
+	ino_t	ino;
+} priv_made_dir;
+
+int
+priv_state_mkdir(const char *dir)
+{
+	char parent[PATH_MAX];
+	const char *name = strrchr(dir, '/');
+	struct stat st;
+	int pfd, fd, saved;
+
+	priv_made_dir.made = false;
+	priv_dirname(dir, parent, sizeof(parent));
+	name = name == NULL ? dir : name + 1;
+	if (*name == '\0' || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	/* made and opened through the same parent, the last name never
+	   followed: what is recorded is the directory mkdir made, unless
+	   someone swapped it in between - then it is not root's, or not
+	   empty, or not a directory, and it is refused here */
+	fd = -1;
+	if (mkdirat(pfd, name, S_IRWXU) == -1 ||
+	    (fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || fstat(fd, &st) == -1)
+		goto fail;
+	if (st.st_uid != geteuid() || st.st_nlink != 2) {
+		log_warnx("state directory %s: replaced right after it was "
+		    "made: not used", dir);
+		errno = EPERM;
+		goto fail;
+	}
+	priv_made_dir.dev = st.st_dev;
+	priv_made_dir.ino = st.st_ino;
+	priv_made_dir.made = true;
+	close(fd);
+	close(pfd);
+	return 0;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	close(pfd);
+	errno = saved;
+	return -1;
+}
+
 static int
 priv_state_dir(const char *dir, bool made, const struct priv_user *u)
 {
 	struct stat st;
 	int fd, rc = -1;
 
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1) {
-		log_warn("state directory %s", dir);
+	/* never through a link: the parent may be writable by someone else,
+	   who could swap the directory for a link to /etc */
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || fstat(fd, &st) == -1) {
+		/* O_NOFOLLOW | O_DIRECTORY on a link: ENOTDIR (or ELOOP) */
+		if (errno == ELOOP || errno == ENOTDIR)
+			log_warnx("state directory %s: not a directory (a "
+			    "symbolic link is refused)", dir);
+		else
+			log_warn("state directory %s", dir);
+		goto out;
+	}
+	/* made in this start: only if it is still the very directory
+	   priv_state_mkdir made (not another one renamed in its place) */
+	if (made && (!priv_made_dir.made || st.st_dev != priv_made_dir.dev ||
+	    st.st_ino != priv_made_dir.ino)) {
+		log_warnx("state directory %s is not the one made at start "
+		    "(replaced since?): not given to user %s", dir, u->name);
 		goto out;
 	}
 	switch (priv_dir_decide(&st, made, u)) {
@@ -294,6 +368,12 @@ priv_drop(const char *user, bool sandbox, bool net_admin)
 		log_warnx("capabilities: cannot keep CAP_NET_ADMIN");
 		return -1;
 	}
+	if (u.uid == 0)
+		/* docs/security.md "user = root" */
+		log_warnx("user = root: the daemon keeps root's file ownership "
+		    "(what it can reach is limited only by the files' modes: "
+		    "no CAP_DAC_OVERRIDE); a dedicated user is safer (%s "
+		    "pcp-iwfd)", PRIV_USERADD);
 	if (euid == 0) {
 		if (priv_change_id(&u) == -1)
 			return -1;

@@ -52,9 +52,20 @@ enum priv_file_action priv_file_decide(const struct stat *st,
 	    const struct priv_user *);
 
 /*
+ * At start, as root: make the state file's directory (mode 0700) and
+ * remember which directory that is (device and inode), so that
+ * priv_state_prepare() gives that one, and no other put in its place, to
+ * the user. 0 made; -1 with errno (EEXIST: it was there; nothing logged
+ * but a directory swapped in right after the mkdir).
+ */
+int	priv_state_mkdir(const char *dir);
+
+/*
  * At start, as root, after the first state write (it may have created the
  * file and the journal): make the state file's directory (dir_made: the
- * daemon created it), the file and its journal writable by the user.
+ * daemon created it with priv_state_mkdir: it must still be that
+ * directory, opened without following a link), the file and its journal
+ * writable by the user.
  * 0, or -1 with a log line naming the path and the fix.
  */
 int	priv_state_prepare(const char *user, const char *state_file,

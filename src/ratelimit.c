@@ -245,11 +245,27 @@ ratelimit_refill(const struct ratelimit *rl, struct ratelimit_slot *s,
 		s->level += gap * rl->rate;
 }
 
+/*
+ * The key a host is charged under: an IPv4(-mapped) address as it is; an
+ * IPv6 address by its /64, the prefix one host gets on a LAN (RFC 4291
+ * §2.5.1), because a host picks any interface identifier it likes (RFC
+ * 8981 temporary addresses) and would otherwise get a fresh, full bucket
+ * per address (fix, review).
+ */
+static void
+ratelimit_key(const struct in6_addr *host, struct in6_addr *key)
+{
+	*key = *host;
+	if (!IN6_IS_ADDR_V4MAPPED(host))
+		memset(&key->s6_addr[8], 0, 8);
+}
+
 bool
-ratelimit_allow(struct ratelimit *rl, const struct in6_addr *host,
+ratelimit_allow(struct ratelimit *rl, const struct in6_addr *addr,
     uint64_t now)
 {
 	struct ratelimit_slot *s;
+	struct in6_addr key, *host = &key;
 	uint32_t head, i;
 
 	if (rl == NULL)
@@ -258,6 +274,7 @@ ratelimit_allow(struct ratelimit *rl, const struct in6_addr *host,
 		rl->allowed++;
 		return true;
 	}
+	ratelimit_key(addr, &key);
 	head = ratelimit_head(rl, host);
 	if ((i = ratelimit_find(rl, host, head)) == RATELIMIT_NONE)
 		i = ratelimit_take(rl, host, head, now);

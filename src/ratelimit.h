@@ -45,9 +45,10 @@ void			 ratelimit_free(struct ratelimit *);
 void			 ratelimit_set(struct ratelimit *, uint32_t rate,
 			    uint32_t burst);
 /*
- * One request from host (an IPv4-mapped or IPv6 address) at now (ms,
- * monotonic): true when it may be served (one token taken), false when
- * the host is over its rate. A NULL limiter allows everything.
+ * One request from host (an IPv4-mapped or IPv6 address; IPv6 hosts are
+ * charged by their /64) at now (ms, monotonic): true when it may be served
+ * (one token taken), false when the host is over its rate. A NULL limiter
+ * allows everything.
  */
 bool			 ratelimit_allow(struct ratelimit *,
 			    const struct in6_addr *host, uint64_t now);

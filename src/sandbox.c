@@ -14,6 +14,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <linux/netlink.h>
+#include <linux/sched.h>
 #include <linux/sockios.h>
 
 #include <errno.h>
@@ -31,13 +33,32 @@
 #define SANDBOX_NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* The only socket families the daemon opens (socket(2)'s first argument
-   is filtered: no AF_PACKET, AF_KEY, AF_VSOCK, AF_ALG, ...). */
+   is filtered: no AF_PACKET, AF_KEY, AF_VSOCK, AF_ALG, ...). AF_NETLINK
+   is allowed only with the protocols below. */
 static const int sandbox_socket_families[] = {
 	AF_UNIX,	/* syslog's /dev/log; the control socket's clients */
 	AF_INET,	/* PCP, NAT-PMP, SSDP, HTTP, upstream PCP */
 	AF_INET6,
-	AF_NETLINK,	/* nftables, rtnetlink (wanwatch, getifaddrs) */
 };
+
+/* The only netlink protocols (socket(2)'s third argument): with
+   CAP_NET_ADMIN, NETLINK_XFRM would change IPsec policies, NETLINK_AUDIT
+   the audit rules, ... */
+static const int sandbox_netlink_protocols[] = {
+	NETLINK_ROUTE,		/* rtnetlink: wanwatch, getifaddrs(3),
+				   getaddrinfo's AI_ADDRCONFIG */
+	NETLINK_NETFILTER,	/* libnftables: our table */
+};
+
+/*
+ * clone(2) only makes threads: a flags word with CLONE_THREAD and without
+ * a new namespace. fork(2) (no CLONE_THREAD) and clone(CLONE_NEWUSER |
+ * CLONE_NEWNET) - a user namespace gives the child every capability over
+ * the namespaces it makes - end the process like any call off the list.
+ */
+#define SANDBOX_CLONE_MASK	(CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWNET | \
+				 CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | \
+				 CLONE_NEWCGROUP | CLONE_THREAD)
 
 /* The only ioctl(2) requests: reads. With CAP_NET_ADMIN an SIOCSIF* could
    reconfigure an interface; none is allowed. */
@@ -82,7 +103,8 @@ static const struct sandbox_syscall sandbox_allowed[] = {
 	{ "pselect6", "select(3) in glibc" },
 	{ "socket", "UDP/TCP sockets re-opened after a WAN change or a reload, "
 	    "netlink for nftables and rtnetlink, syslog; the family is "
-	    "filtered (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK)" },
+	    "filtered (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK with "
+	    "NETLINK_ROUTE or NETLINK_NETFILTER only)" },
 	{ "bind", "re-opened sockets, netlink sockets" },
 	{ "listen", "pupnp's HTTP server and the SOAP server (re)started" },
 	{ "connect", "upstream PCP sockets, GENA NOTIFY (through the "
@@ -111,8 +133,10 @@ static const struct sandbox_syscall sandbox_allowed[] = {
 	{ "ftruncate", "the journal emptied at a compaction" },
 	{ "rename", "the state file's atomic replace" },
 	{ "renameat2", "rename(2) on arches without it (arm64)" },
-	{ "unlink", "a failed temp file; the control socket at exit (may fail "
-	    "as the user: ignored, control_open clears a stale one)" },
+	{ "unlink", "the state temp file (a name left there is removed before "
+	    "the new one is made, and after a failed write); the control "
+	    "socket at exit (may fail as the user: ignored, control_open "
+	    "clears a stale one)" },
 	{ "unlinkat", "unlink(2) on arches without it (arm64)" },
 	/* memory */
 	{ "brk", "malloc's main arena" },
@@ -123,8 +147,10 @@ static const struct sandbox_syscall sandbox_allowed[] = {
 	{ "madvise", "malloc returning memory, a thread's stack at exit" },
 	/* threads: pupnp's pool, started after the filter (and again by a
 	   reload that restarts the IGD) */
-	{ "clone3", "pthread_create (glibc 2.34+)" },
-	{ "clone", "pthread_create on kernels without clone3 (before 5.3)" },
+	{ "clone3", "answered ENOSYS, not run (its flags are in memory, out "
+	    "of the filter's reach): pthread_create then falls back to clone" },
+	{ "clone", "pthread_create: threads only, the flags are filtered "
+	    "(CLONE_THREAD and no CLONE_NEW*; no fork)" },
 	{ "set_robust_list", "a new thread" },
 	{ "rseq", "a new thread (glibc 2.35+)" },
 	{ "futex", "mutexes and condition variables" },
@@ -150,7 +176,11 @@ static const struct sandbox_syscall sandbox_allowed[] = {
 	{ "clock_gettime", "the clocks, where the vDSO cannot answer" },
 	{ "gettimeofday", "libevent, pupnp (vDSO fallback)" },
 	{ "time", "time(3) (vDSO fallback)" },
-	{ "getrandom", "a reload's new rate limiter seed" },
+	{ "getrandom", "nothing the daemon does after the drop (every seed is "
+	    "drawn at start; a reload keeps them: ratelimit_set): none seen under "
+	    "strace in netns_privdrop and netns_reload. Kept for glibc's arc4random(3), which "
+	    "libevent's evutil_secure_rng calls (evdns: not used); it only "
+	    "reads the kernel's random pool" },
 	{ "uname", "pupnp's SERVER header" },
 	{ "getuid", "glibc, pupnp" },
 	{ "getgid", "glibc, pupnp" },
@@ -221,6 +251,28 @@ sandbox_sigsys(int sig, siginfo_t *si, void *uctx)
 	raise(sig);
 }
 
+/* socket(2): the families, and netlink only with its protocols. */
+static int
+sandbox_add_socket(scmp_filter_ctx ctx, int nr)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < SANDBOX_NITEMS(sandbox_socket_families) && rc == 0;
+	    i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+		    SCMP_A0(SCMP_CMP_EQ,
+		    (scmp_datum_t)sandbox_socket_families[i]));
+	/* the kernel reads the protocol as an int */
+	for (i = 0; i < SANDBOX_NITEMS(sandbox_netlink_protocols) && rc == 0;
+	    i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 2,
+		    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)AF_NETLINK),
+		    SCMP_A2(SCMP_CMP_MASKED_EQ, UINT32_MAX,
+		    (scmp_datum_t)sandbox_netlink_protocols[i]));
+	return rc;
+}
+
 static int
 sandbox_add(scmp_filter_ctx ctx, const char *name)
 {
@@ -233,11 +285,18 @@ sandbox_add(scmp_filter_ctx ctx, const char *name)
 	}
 	/* one rule per allowed value: libseccomp ORs a call's rules */
 	if (strcmp(name, "socket") == 0)
-		for (i = 0, rc = 0; i < SANDBOX_NITEMS(sandbox_socket_families) &&
-		    rc == 0; i++)
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-			    SCMP_A0(SCMP_CMP_EQ,
-			    (scmp_datum_t)sandbox_socket_families[i]));
+		rc = sandbox_add_socket(ctx, nr);
+	else if (strcmp(name, "clone") == 0)
+		/* flags are the first argument on x86_64, arm64, ... (the
+		   second on s390: CLONE_BACKWARDS2, not supported here) */
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+		    SCMP_A0(SCMP_CMP_MASKED_EQ, SANDBOX_CLONE_MASK,
+		    CLONE_THREAD));
+	else if (strcmp(name, "clone3") == 0)
+		/* struct clone_args is in memory: seccomp cannot see the
+		   flags. ENOSYS is what a kernel without clone3 answers, and
+		   glibc (2.34+: __clone_internal) then uses clone. */
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
 	else if (strcmp(name, "ioctl") == 0)
 		/* the kernel reads the request as an unsigned int */
 		for (i = 0, rc = 0; i < SANDBOX_NITEMS(sandbox_ioctls) &&
@@ -306,7 +365,8 @@ sandbox_install(void)
 	if (sandbox_load() == -1)
 		return -1;
 	(void)sandbox_allow_list(&n);
-	log_info("seccomp: %zu system calls allowed, anything else ends the "
-	    "process", n);
+	/* one row of the list, clone3, is answered ENOSYS, not allowed */
+	log_info("seccomp: %zu system calls allowed, clone3 answered ENOSYS, "
+	    "anything else ends the process", n - 1);
 	return 0;
 }

@@ -1159,8 +1159,20 @@ state_write_with(const char *path, state_writer_fn writer, const void *arg,
 		log_warn("state file %s", path);
 		return -1;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    S_IRUSR | S_IWUSR)) == -1) {
+	/*
+	 * The directory is the unprivileged user's, and the first write of
+	 * a start runs as root: a name planted there (a symbolic link to
+	 * /etc/shadow, a hard link) must never be opened, or root truncates
+	 * its target. Remove whatever has the temp name, then create a new
+	 * file that cannot be anything else; a name planted again in
+	 * between makes the open fail.
+	 */
+	if (unlink(tmp) == -1 && errno != ENOENT) {
+		log_warn("state file %s: remove", tmp);
+		return -1;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, S_IRUSR | S_IWUSR)) == -1) {
 		log_warn("state file %s", tmp);
 		return -1;
 	}
@@ -1226,6 +1238,17 @@ state_write(const char *path, const struct state_image *img)
 
 /* ---- load ---------------------------------------------------------------- */
 
+/* Why a state file or journal could not be opened, for the log. */
+static const char *
+state_open_error(int err)
+{
+	/* O_NOFOLLOW: the last name is a symbolic link */
+	if (err == ELOOP)
+		return "a symbolic link: refused (remove it; the state file "
+		    "and its journal are plain files)";
+	return strerror(err);
+}
+
 static int
 state_read_file(const char *path, char **text, size_t *len)
 {
@@ -1234,7 +1257,10 @@ state_read_file(const char *path, char **text, size_t *len)
 	size_t off = 0;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	/* never through a link planted by the directory's user; a FIFO
+	   must not block the start (it is refused below) */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) == -1)
 		return -1;
 	if (fstat(fd, &st) == -1)
 		goto fail;
@@ -1316,7 +1342,7 @@ state_load_journal(const char *path, struct state_image *img,
 	if (state_read_file(jpath, &text, &len) == -1) {
 		if (errno == ENOENT)
 			return 0;
-		state_error(errs, "%s: %s", jpath, strerror(errno));
+		state_error(errs, "%s: %s", jpath, state_open_error(errno));
 		state_image_free(img);
 		return -2;
 	}
@@ -1366,7 +1392,7 @@ state_load(const char *path, uint64_t now_wall, struct state_image *img,
 	if (state_read_file(path, &text, &len) == -1) {
 		if (errno == ENOENT)
 			return STATE_LOAD_NONE;
-		state_error(errs, "%s: %s", path, strerror(errno));
+		state_error(errs, "%s: %s", path, state_open_error(errno));
 		return STATE_LOAD_ERROR;
 	}
 	rc = state_parse(path, text, len, img, errs);
@@ -2569,13 +2595,36 @@ state_journal_must_compact(const struct state_journal *j,
 static int
 state_journal_open_file(struct state_journal *j)
 {
-	int dfd, rc = 0;
+	struct stat st;
+	int dfd, rc = 0, saved;
 
 	if (j->fd != -1)
 		return 0;
-	if ((j->fd = open(j->jpath, O_RDWR | O_CREAT | O_CLOEXEC,
-	    S_IRUSR | S_IWUSR)) == -1)
+	/* The directory is the user's and root opens the journal at start
+	   (then truncates it): never through a link planted there. */
+	if ((j->fd = open(j->jpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    S_IRUSR | S_IWUSR)) == -1) {
+		if (errno == ELOOP)
+			log_warnx("state journal %s: %s", j->jpath,
+			    state_open_error(ELOOP));
 		return -1;
+	}
+	/* nor a FIFO, a device, or a second name of another file */
+	if (fstat(j->fd, &st) == -1)
+		rc = -1;
+	else if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_warnx("state journal %s: not a plain file with one name: "
+		    "refused (remove it)", j->jpath);
+		errno = EINVAL;
+		rc = -1;
+	}
+	if (rc == -1) {
+		saved = errno;
+		close(j->fd);
+		j->fd = -1;
+		errno = saved;
+		return -1;
+	}
 	if ((dfd = state_open_dir(j->path)) == -1 || fsync(dfd) == -1)
 		rc = -1;
 	if (dfd != -1)

@@ -207,7 +207,9 @@ lab_check "new TCP connections to 49152 (the first port) limited to 4 per source
 	eval "guard_rules | grep -qx '[[:space:]]*tcp dport 49152 ct state new add @igd_conns { ip saddr . tcp dport ct count over 4 } counter packets [0-9]* bytes [0-9]* reject with tcp reset'"
 lab_check "UDP 1900 (SSDP) from one source: at most 10/s after a burst of 30, else dropped" \
 	eval "guard_rules | grep -qx '[[:space:]]*udp dport 1900 update @ssdp_rate { ip saddr limit rate over 10/second burst 30 packets } counter packets [0-9]* bytes [0-9]* drop'"
-lab_check "four rules, nothing else" test "$(guard_rules | wc -l)" = 4
+lab_check "SSDP from a source not routed back through its interface is dropped (strict rpf)" \
+	eval "guard_rules | grep -qx '[[:space:]]*iifname != \"lo\" udp dport 1900 fib saddr . iif oif missing counter packets [0-9]* bytes [0-9]* drop'"
+lab_check "five rules, nothing else" test "$(guard_rules | wc -l)" = 5
 lab_listen gw tcp 49152 "$tmp/guard_tcp.out"
 lab_send cgn tcp "$gw_lan" 49152 "from-the-wan" >/dev/null 2>&1
 lab_check "TCP from the WAN side to the LAN address $gw_lan:49152 gets nowhere" \

@@ -13,7 +13,12 @@
 #   3. it still works unprivileged: a PCP MAP from the LAN host (pcp-iwfctl) and a NAT-PMP
 #      mapping (natpmpc) are granted through the carrier and their nft elements appear;
 #      a SIGHUP reload works (and the threads are still unprivileged after it);
-#   4. SIGTERM: exit 0 with the state saved; a restart brings the mappings back, again
+#   4. no DNS (spec/iwf.md X-05, src/nodns.c): a request line with an absolute URI naming a
+#      host (GET http://name/...) and a SUBSCRIBE whose CALLBACK names a host, sent by the
+#      LAN host to pupnp's port, do not end the daemon (glibc's resolver would poll(2),
+#      which the filter does not allow): it runs on, serves its description, no seccomp
+#      kill in the log;
+#   5. SIGTERM: exit 0 with the state saved; a restart brings the mappings back, again
 #      unprivileged.
 # Exit: 0 pass, 1 fail, 77 skip.
 
@@ -185,7 +190,53 @@ rc=$?
 sed 's/^/  /' "$LAB_TMP/refresh.out" | head -1
 lab_check "... and a PCP refresh after the reload succeeds" [ "$rc" = 0 ]
 
-lab_say "4. SIGTERM, then a restart"
+lab_say "4. no DNS: host names in pupnp's request line and in a GENA CALLBACK"
+desc=$(sed -n 's/.*description \(http[^ ,]*\).*/\1/p' "$log" | head -1)
+echo "  description $desc"
+# pupnp's answers do not matter (an error): only that the daemon lives and serves on
+lab_exec lan python3 - "$desc" >"$LAB_TMP/nodns.out" 2>&1 <<'EOP'
+import re, socket, sys
+from urllib.parse import urlsplit
+u = urlsplit(sys.argv[1])
+host, port, path = u.hostname, u.port, u.path
+def ask(req):
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(req.encode())
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    return data.decode("latin-1")
+def first(a):
+    return a.split("\r\n", 1)[0]
+hp = "%s:%d" % (host, port)
+print("GET absolute URI:", first(ask("GET http://no-such-host-privdrop.invalid%s HTTP/1.1\r\n"
+      "Host: %s\r\nConnection: close\r\n\r\n" % (path, hp))))
+desc = ask("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, hp))
+m = re.search(r"WANIPConn1</serviceId>.*?<eventSubURL>([^<]+)</eventSubURL>", desc, re.S)
+if not m:
+    print("no eventSubURL of WANIPConn1 in the description")
+    sys.exit(1)
+print("SUBSCRIBE %s:" % m.group(1), first(ask("SUBSCRIBE %s HTTP/1.1\r\nHost: %s\r\n"
+      "CALLBACK: <http://no-such-host-privdrop.invalid:5000/cb>\r\nNT: upnp:event\r\n"
+      "TIMEOUT: Second-300\r\nConnection: close\r\n\r\n" % (m.group(1), hp))))
+after = ask("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, hp))
+print("description after:", first(after))
+sys.exit(0 if first(after).endswith("200 OK") and "InternetGatewayDevice" in after else 2)
+EOP
+rc=$?
+sed 's/^/  /' "$LAB_TMP/nodns.out"
+lab_check "the description is served after both (the daemon answered)" [ "$rc" = 0 ]
+lab_check "... the daemon runs on" eval "sleep 1; lab_alive $daemon_pid"
+lab_check "... no seccomp kill in the log" eval "! grep -q 'seccomp: system call' '$log'"
+
+lab_say "5. SIGTERM, then a restart"
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 rc=$?

@@ -12,6 +12,9 @@
 #   3. two LAN hosts asking for the same external port: no stealing; 718 (and in v2
 #      AddAnyPortMapping gives another port); the first host's port keeps working;
 #   4. a mapping for another host's address is refused (718 v1 / 606 v2), nothing made;
+#      after a SIGHUP with third_party = allow and third_party_host = the first host,
+#      the first host maps for the second (traffic reaches the second), the second
+#      deletes that mapping itself, and the second still may not map for the first;
 #   5. oversized and broken HTTP/SOAP get an error and the IGD keeps serving;
 #   6. CallStranger (CVE-2020-12695): SUBSCRIBE with a callback outside the LAN never
 #      makes a connection there; a LAN callback gets the initial NOTIFY and one after
@@ -222,6 +225,24 @@ lab_check "nothing was made: GetSpecificPortMappingEntry 43100 -> 714" \
 	[ "$(jf t3 code)" = 714 ]
 lab_check "nothing was made: the gateway has no mapping 43100" [ -z "$(gw_entry tcp 43100)" ]
 lab_check "nothing was made: the carrier has no port 43100" eval "! carrier_has_port 43100"
+
+lab_say "4b. third_party_host = $lan1 (SIGHUP): the first host maps for the second"
+printf 'third_party = allow\nthird_party_host = %s\n' "$lan1" >>"$conf"
+kill -HUP "$daemon_pid"
+lab_check "the reload is logged" \
+	lab_wait_for "grep -q 'configuration reloaded from' '$LAB_TMP/pcp-iwfd.log'" 10
+upcall lan t4 AddPortMapping $(add_args 43110 43110 "$lan2")
+lab_check "listed $lan1: AddPortMapping for $lan2 -> 200" [ "$(jf t4 status)" = 200 ]
+lab_check "the gateway lists 43110 for $lan2, origin upnp" \
+	[ "$(gw_entry tcp 43110)" = "$lan2 43110 upnp" ]
+lab_check "traffic from the internet to port 43110 reaches $lan2" \
+	reach lan2 43110 43110 "third-$RANDOM"
+upcall lan2 t5 AddPortMapping $(add_args 43111 43111 "$lan1")
+lab_check "unlisted $lan2: AddPortMapping for $lan1 -> $want" [ "$(jf t5 code)" = "$want" ]
+upcall lan2 t6 DeletePortMapping $(spec_args 43110)
+lab_check "$lan2 deletes the mapping made for it -> 200" [ "$(jf t6 status)" = 200 ]
+lab_check "the gateway has no mapping 43110 or 43111" \
+	eval "[ -z \"\$(gw_entry tcp 43110)\" ] && [ -z \"\$(gw_entry tcp 43111)\" ]"
 
 lab_say "5. oversized and broken HTTP/SOAP"
 run_group abuse lab_exec lan timeout 200 "$PY" "$client" abuse "$loc" "$ext"

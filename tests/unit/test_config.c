@@ -361,6 +361,12 @@ test_stored_values(void **state)
 	assert_false(cfg.pcp);
 	assert_false(cfg.relay_unknown);
 	assert_int_equal(cfg.third_party, CONFIG_THIRD_PARTY_ALLOW);
+	/* a bare IPv4 address is a host: /32 on the IPv4-mapped form */
+	assert_int_equal(cfg.n_third_party_host, 2);
+	assert_addr(&cfg.third_party_host[0].addr, "192.168.1.10");
+	assert_int_equal(cfg.third_party_host[0].prefix_len, 96 + 32);
+	assert_addr(&cfg.third_party_host[1].addr, "2001:db8:1::");
+	assert_int_equal(cfg.third_party_host[1].prefix_len, 64);
 	assert_int_equal(cfg.max_mappings_per_host, 16);
 	assert_int_equal(cfg.min_lifetime, 60);
 	assert_int_equal(cfg.max_lifetime, 7200);

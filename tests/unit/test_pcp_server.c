@@ -15,6 +15,7 @@
 #include "map_err.h"
 #include "pcp_server.h"
 #include "pcp_wire.h"
+#include "policy.h"
 
 #define EPOCH		0x01020304u
 
@@ -1015,6 +1016,96 @@ test_submit_peer(void **state)
 	assert_memory_equal(&r->internal_addr, &third_ip, 16);
 }
 
+/* ::ffff:192.168.1.3, a LAN host not named by third_party_host */
+static const struct in6_addr other_ip = { .s6_addr = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 1, 3 } };
+
+/*
+ * X-03, §13.1: third_party = allow with third_party_host = 192.168.1.2
+ * (client_ip): THIRD_PARTY from it is submitted; from another LAN host it
+ * is UNSUPP_OPTION ("from an unauthorised client", MUST), the error
+ * echoing the request (§7.3); with deny nobody passes, listed or not.
+ */
+static void
+test_third_party_listed(void **state)
+{
+	static uint8_t buf[PCP_MAX_SIZE], exp[PCP_MAX_SIZE];
+	struct policy_prefix lan = { .addr = { .s6_addr = {
+	    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 1, 0 } },
+	    .prefix_len = 96 + 24 };
+	struct acl_prefix host = { .addr = client_ip, .prefix_len = 128 };
+	struct policy pol;
+	struct pcp_server_conf conf = { .third_party_allowed = true,
+	    .policy = &pol };
+	struct pcp_server_conf deny = { .third_party_allowed = false,
+	    .policy = &pol };
+	size_t n, elen;
+
+	(void)state;
+	memset(&pol, 0, sizeof(pol));
+	pol.lan_prefixes = &lan;
+	pol.n_lan_prefixes = 1;
+	pol.third_party_hosts = &host;
+	pol.n_third_party_hosts = 1;
+
+	/* the listed host: MAP and PEER for 192.168.1.50 */
+	map_base(&msg);
+	msg.has_third_party = true;
+	msg.third_party = third_ip;
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf, buf, n, &client_ip, 40000,
+	    EPOCH, &out), PCP_SERVER_SUBMIT);
+	assert_memory_equal(&out.req.requester, &client_ip, 16);
+	assert_memory_equal(&out.req.internal_addr, &third_ip, 16);
+	assert_int_equal(out.req.flags & MAP_F_THIRD_PARTY,
+	    MAP_F_THIRD_PARTY);
+	peer_base(&msg);
+	msg.has_third_party = true;
+	msg.third_party = third_ip;
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf, buf, n, &client_ip, 40000,
+	    EPOCH, &out), PCP_SERVER_SUBMIT);
+	assert_memory_equal(&out.req.internal_addr, &third_ip, 16);
+
+	/* the same deny answers the listed host as before */
+	assert_int_equal(pcp_server_handle(&deny, buf, n, &client_ip, 40000,
+	    EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_UNSUPP_OPTION);
+
+	/* another LAN host: UNSUPP_OPTION, the request echoed */
+	map_base(&msg);
+	msg.client_addr = other_ip;
+	msg.has_third_party = true;
+	msg.third_party = third_ip;
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf, buf, n, &other_ip, 40000,
+	    EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_UNSUPP_OPTION);
+	elen = expect_error(buf, n, PCP_UNSUPP_OPTION, PCP_LIFETIME_LONG_ERR,
+	    EPOCH, 1, exp);
+	assert_int_equal(out.reply_len, elen);
+	assert_memory_equal(out.reply, exp, elen);
+	assert_true(pcp_decode_response(out.reply, out.reply_len, &resp));
+	assert_true(resp.has_third_party);
+	assert_memory_equal(&resp.third_party, &third_ip, 16);
+	/* ... and for PEER */
+	peer_base(&msg);
+	msg.client_addr = other_ip;
+	msg.has_third_party = true;
+	msg.third_party = third_ip;
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf, buf, n, &other_ip, 40000,
+	    EPOCH, &out), PCP_SERVER_REPLY);
+	assert_int_equal(out.result, PCP_UNSUPP_OPTION);
+	/* its own mappings are its business */
+	map_base(&msg);
+	msg.client_addr = other_ip;
+	n = encode(&msg, buf);
+	assert_int_equal(pcp_server_handle(&conf, buf, n, &other_ip, 40000,
+	    EPOCH, &out), PCP_SERVER_SUBMIT);
+	assert_memory_equal(&out.req.internal_addr, &other_ip, 16);
+}
+
 /* §12.1 response: nonce, protocol, internal port and remote peer copied,
    the assigned (outermost) address and port filled in. */
 static void
@@ -1317,6 +1408,7 @@ main(void)
 		cmocka_unit_test(test_reply_delete),
 		cmocka_unit_test(test_reply_refuses_foreign_packets),
 		cmocka_unit_test(test_submit_peer),
+		cmocka_unit_test(test_third_party_listed),
 		cmocka_unit_test(test_reply_peer),
 	};
 

@@ -39,6 +39,20 @@ addr(const char *text)
 }
 
 static struct policy_prefix lan[2];
+/* third_party_host lines: the whole IPv4 LAN, and the IPv6 one */
+static struct acl_prefix tp_lan[2];
+
+/* third_party = allow, third_party_host = 192.168.1.0/24 and fd00:1::/64 */
+static void
+policy_allow_third_party(struct policy *p)
+{
+	tp_lan[0].addr = addr("192.168.1.0");
+	tp_lan[0].prefix_len = V4_MAPPED_BITS + 24;
+	tp_lan[1].addr = addr("fd00:1::");
+	tp_lan[1].prefix_len = 64;
+	p->third_party_hosts = tp_lan;
+	p->n_third_party_hosts = 2;
+}
 
 static struct policy
 policy_make(void)
@@ -148,7 +162,7 @@ test_third_party(void **state)
 	r.lifetime = 0;
 	assert_int_equal(policy_check(&p, t, &r, &life),
 	    MAP_ERR_THIRD_PARTY_DENIED);
-	p.third_party = true;
+	policy_allow_third_party(&p);
 	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
 	r.lifetime = 600;
 	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
@@ -156,6 +170,107 @@ test_third_party(void **state)
 	r.internal_addr = addr("8.8.8.8");
 	assert_int_equal(policy_check(&p, t, &r, &life),
 	    MAP_ERR_NOT_AUTHORIZED);
+	table_free(t);
+}
+
+static bool
+tp_ok(const struct policy *p, const char *requester)
+{
+	struct in6_addr a = addr(requester);
+
+	return policy_third_party_ok(p, &a);
+}
+
+/* X-03: third_party_host names the requesters; the others are denied,
+   whatever internal address they name. */
+static void
+test_third_party_hosts(void **state)
+{
+	struct policy p = policy_make();
+	struct table *t = table_new();
+	struct acl_prefix hosts[3];
+	struct map_req r;
+	char err[128];
+	uint32_t life;
+
+	(void)state;
+	assert_non_null(t);
+	/* a host, a prefix and an IPv6 prefix, parsed as the config does */
+	assert_true(acl_prefix_parse("192.168.1.10", &hosts[0], err,
+	    sizeof(err)));
+	assert_true(acl_prefix_parse("192.168.1.64/28", &hosts[1], err,
+	    sizeof(err)));
+	assert_true(acl_prefix_parse("fd00:1::/120", &hosts[2], err,
+	    sizeof(err)));
+	p.third_party_hosts = hosts;
+	p.n_third_party_hosts = 3;
+
+	/* listed host */
+	assert_true(tp_ok(&p, "192.168.1.10"));
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 80, 0, 600);
+	r.internal_addr = addr("192.168.1.20");
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	assert_int_equal(life, 600);
+	/* its neighbour is not */
+	r.requester = addr("192.168.1.11");
+	assert_false(policy_third_party_ok(&p, &r.requester));
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
+	assert_int_equal(life, 0);
+	/* ... not even for a delete */
+	r.lifetime = 0;
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
+	/* but it still maps for itself */
+	r.internal_addr = r.requester;
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	/* the /28: .64 .. .79 */
+	r = req_make(MAP_PROTO_UDP, "192.168.1.64", 5000, 0, 600);
+	r.internal_addr = addr("192.168.1.20");
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r.requester = addr("192.168.1.79");
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r.requester = addr("192.168.1.80");
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
+	r.requester = addr("192.168.1.63");
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
+	/* a listed requester still maps only for LAN hosts */
+	r.requester = addr("192.168.1.70");
+	r.internal_addr = addr("10.1.2.3");
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	/* ... and never for the gateway itself: a WAN port to the router's
+	   own services (fix, review) */
+	lan[0].own = addr("192.168.1.1");
+	r.internal_addr = addr("192.168.1.1");
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_NOT_AUTHORIZED);
+	r.internal_addr = addr("192.168.1.2");
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	memset(&lan[0].own, 0, sizeof(lan[0].own));
+	/* IPv6: fd00:1::/120 */
+	r = req_make(MAP_PROTO_TCP, "fd00:1::5", 443, 0, 600);
+	r.internal_addr = addr("fd00:1::1:5");
+	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
+	r.requester = addr("fd00:1::1:6");
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
+	/* outside the LAN (192.168.1.0/24): never */
+	assert_false(tp_ok(&p, "192.168.2.10"));
+	/* a listed prefix reaching beyond the LAN lets no outsider in */
+	hosts[0].addr = addr("0.0.0.0");
+	hosts[0].prefix_len = V4_MAPPED_BITS;
+	assert_true(tp_ok(&p, "192.168.1.99"));
+	assert_false(tp_ok(&p, "10.9.9.9"));
+	/* none listed (third_party = deny): nobody */
+	p.n_third_party_hosts = 0;
+	r = req_make(MAP_PROTO_TCP, "192.168.1.10", 80, 0, 600);
+	r.internal_addr = addr("192.168.1.20");
+	assert_false(policy_third_party_ok(&p, &r.requester));
+	assert_int_equal(policy_check(&p, t, &r, &life),
+	    MAP_ERR_THIRD_PARTY_DENIED);
 	table_free(t);
 }
 
@@ -457,7 +572,7 @@ test_quota_across_protocols(void **state)
 	r = req_make(MAP_PROTO_TCP, "192.168.1.11", 1001, 0, 600);
 	assert_int_equal(policy_check(&p, t, &r, &life), MAP_OK);
 	/* a third party request counts against the internal host */
-	p.third_party = true;
+	policy_allow_third_party(&p);
 	r = req_make(MAP_PROTO_TCP, "192.168.1.11", 1002, 0, 600);
 	r.internal_addr = addr("192.168.1.10");
 	assert_int_equal(policy_check(&p, t, &r, &life), MAP_ERR_QUOTA);
@@ -665,6 +780,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lan_only),
 		cmocka_unit_test(test_third_party),
+		cmocka_unit_test(test_third_party_hosts),
 		cmocka_unit_test(test_delete_skips_the_rest),
 		cmocka_unit_test(test_reserved_ports),
 		cmocka_unit_test(test_acl),

@@ -2,7 +2,9 @@
  * test_priv.c - least privilege (src/priv.c, src/sandbox.c): the state
  * directory and file decisions, the start-up chowns on a real directory,
  * the drop itself and the seccomp filter in forked children (root only
- * for those that change ids: ctest runs as root in CI).
+ * for those that change ids: ctest runs as root in CI): threads only (no
+ * fork, no clone into new namespaces), netlink only for rtnetlink and
+ * nftables; the state directory swapped between its mkdir and chown.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
@@ -24,6 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <linux/netlink.h>
+#include <linux/sched.h>
+
+#include <pthread.h>
 
 #include <cap-ng.h>
 #include <seccomp.h>
@@ -198,7 +206,12 @@ test_state_prepare(void **state)
 	snprintf(dir, sizeof(dir), "%s/made", top);
 	snprintf(file, sizeof(file), "%s/state", dir);
 	snprintf(journal, sizeof(journal), "%s%s", file, STATE_JOURNAL_SUFFIX);
-	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(priv_state_mkdir(dir), 0);
+	assert_int_equal(priv_state_mkdir(dir), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(priv_state_mkdir(dir), -1);	/* forgets */
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(priv_state_mkdir(dir), 0);
 	touch(file);
 	touch(journal);
 	/* made now: the directory, the file and the journal change hands */
@@ -243,6 +256,58 @@ test_state_prepare(void **state)
 	    -1);
 	unlink(journal);
 	rmdir(dir);
+	rmdir(top);
+}
+
+/*
+ * The directory made at start is swapped, before its chown, by someone
+ * who can write its parent: for a link to a root directory (/etc), or for
+ * another root directory renamed in its place. Neither changes hands.
+ */
+static void
+test_state_dir_swapped(void **state)
+{
+	char top[] = "/tmp/test_priv_swap.XXXXXX", dir[128], file[192],
+	    etc[128], aside[128];
+	struct passwd *pw;
+	struct stat st;
+
+	(void)state;
+	if (skip_unless_root())
+		return;
+	assert_non_null(pw = getpwnam(TEST_USER));
+	assert_non_null(mkdtemp(top));
+	snprintf(dir, sizeof(dir), "%s/made", top);
+	snprintf(file, sizeof(file), "%s/state", dir);
+	snprintf(etc, sizeof(etc), "%s/etc", top);
+	snprintf(aside, sizeof(aside), "%s/aside", top);
+	assert_int_equal(mkdir(etc, 0755), 0);
+
+	/* a link to /etc in the new directory's place */
+	assert_int_equal(priv_state_mkdir(dir), 0);
+	assert_int_equal(rename(dir, aside), 0);
+	assert_int_equal(symlink(etc, dir), 0);
+	assert_int_equal(priv_state_prepare(TEST_USER, file, true), -1);
+	assert_int_equal(stat(etc, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(unlink(dir), 0);
+
+	/* another root directory renamed in its place */
+	assert_int_equal(rename(etc, dir), 0);
+	assert_int_equal(priv_state_prepare(TEST_USER, file, true), -1);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+
+	/* the very directory made, back in place: given away */
+	assert_int_equal(rename(dir, etc), 0);
+	assert_int_equal(rename(aside, dir), 0);
+	assert_int_equal(priv_state_prepare(TEST_USER, file, true), 0);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_uid, pw->pw_uid);
+	assert_int_equal(stat(etc, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	rmdir(dir);
+	rmdir(etc);
 	rmdir(top);
 }
 
@@ -298,7 +363,7 @@ proc_is(const char *key, const char *want)
 /* exit codes of the children: which check failed */
 enum {
 	CHILD_OK, CHILD_DROP, CHILD_UID, CHILD_CAPS, CHILD_NNP, CHILD_SECCOMP,
-	CHILD_SOCKET, CHILD_LOAD, CHILD_FILE
+	CHILD_SOCKET, CHILD_LOAD, CHILD_FILE, CHILD_CLONE
 };
 
 static int
@@ -419,7 +484,13 @@ child_filter_allows(void)
 	if ((fd = socket(AF_INET, SOCK_DGRAM, 0)) == -1)
 		return CHILD_SOCKET;
 	close(fd);
-	if ((fd = socket(AF_NETLINK, SOCK_RAW, 0)) == -1)
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
+	    NETLINK_ROUTE)) == -1)
+		return CHILD_SOCKET;
+	close(fd);
+	/* libnftables */
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
+	    NETLINK_NETFILTER)) == -1)
 		return CHILD_SOCKET;
 	close(fd);
 	if (!proc_status("Seccomp", buf, sizeof(buf)))
@@ -459,6 +530,73 @@ child_filter_packet(void)
 	return CHILD_OK;
 }
 
+/* netlink: only rtnetlink and nfnetlink (not IPsec's, with CAP_NET_ADMIN) */
+static int
+child_filter_xfrm(void)
+{
+	if (sandbox_load() == -1)
+		return CHILD_LOAD;
+	(void)socket(AF_NETLINK, SOCK_RAW, NETLINK_XFRM);
+	return CHILD_OK;
+}
+
+static void *
+thread_main(void *arg)
+{
+	return arg;
+}
+
+/* threads still work: clone3 answers ENOSYS, and glibc's pthread_create
+   falls back to clone(CLONE_THREAD | ...) */
+static int
+child_filter_threads(void)
+{
+	struct clone_args ca;
+	pthread_t t;
+	void *ret = NULL;
+	int x = 0;
+
+	if (sandbox_load() == -1)
+		return CHILD_LOAD;
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = SIGCHLD;
+	if (syscall(SYS_clone3, &ca, sizeof(ca)) != -1 || errno != ENOSYS)
+		return CHILD_CLONE;
+	if (pthread_create(&t, NULL, thread_main, &x) != 0 ||
+	    pthread_join(t, &ret) != 0 || ret != &x)
+		return CHILD_CLONE;
+	return CHILD_OK;
+}
+
+/* clone with a new user (and network) namespace: a child with every
+   capability in them. Without the filter's check it would run. */
+static int
+child_filter_clone_newuser(void)
+{
+	long pid;
+
+	if (sandbox_load() == -1)
+		return CHILD_LOAD;
+	pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | CLONE_NEWNET |
+	    SIGCHLD), NULL, NULL, NULL, 0UL);
+	if (pid == 0)
+		_exit(CHILD_OK);
+	return CHILD_OK;
+}
+
+/* fork(2) (glibc: clone without CLONE_THREAD) */
+static int
+child_filter_fork(void)
+{
+	pid_t pid;
+
+	if (sandbox_load() == -1)
+		return CHILD_LOAD;
+	if ((pid = fork()) == 0)
+		_exit(CHILD_OK);
+	return CHILD_OK;
+}
+
 static void
 test_filter(void **state)
 {
@@ -481,6 +619,21 @@ test_filter(void **state)
 	status = in_child(child_filter_packet);
 	assert_true(WIFSIGNALED(status));
 	assert_int_equal(WTERMSIG(status), SIGSYS);
+	/* these end the process (SIGSYS) like any call off the list, rather
+	   than failing with an errno: an attempt is a compromise, and a
+	   daemon that went on after it would give a second try */
+	status = in_child(child_filter_xfrm);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+	status = in_child(child_filter_clone_newuser);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+	status = in_child(child_filter_fork);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+	status = in_child(child_filter_threads);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
 }
 
 /* Every name is a system call libseccomp knows, listed once, and
@@ -527,6 +680,7 @@ main(void)
 		cmocka_unit_test(test_file_decide),
 		cmocka_unit_test(test_user_lookup),
 		cmocka_unit_test(test_state_prepare),
+		cmocka_unit_test(test_state_dir_swapped),
 		cmocka_unit_test(test_drop),
 		cmocka_unit_test(test_drop_no_caps),
 		cmocka_unit_test(test_drop_root),

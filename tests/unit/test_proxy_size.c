@@ -67,6 +67,7 @@
 struct sz {
 	uint64_t	 now;
 	struct policy_prefix lan;
+	struct acl_prefix tp_hosts;	/* third_party_host: the LAN */
 	struct policy	 pol;
 	struct pcp_server_conf conf;
 	struct table	*t;
@@ -157,7 +158,12 @@ sz_setup(enum proxy_nat nat, bool third_party)
 	z->lan.prefix_len = 96 + 24;
 	z->pol.lan_prefixes = &z->lan;
 	z->pol.n_lan_prefixes = 1;
-	z->pol.third_party = third_party;
+	if (third_party) {
+		z->tp_hosts.addr = z->lan.addr;
+		z->tp_hosts.prefix_len = z->lan.prefix_len;
+		z->pol.third_party_hosts = &z->tp_hosts;
+		z->pol.n_third_party_hosts = 1;
+	}
 	z->pol.min_lifetime = 120;
 	z->pol.max_lifetime = 86400;
 	z->conf.third_party_allowed = third_party;

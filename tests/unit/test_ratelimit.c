@@ -352,6 +352,25 @@ test_v4_v6_keys(void **state)
 	ratelimit_free(rl);
 }
 
+/* An IPv6 host is charged by its /64: another interface identifier is
+   the same bucket, another /64 another one (fix, review). */
+static void
+test_v6_by_64(void **state)
+{
+	struct in6_addr a = rl_addr("2001:db8:0:1::1");
+	struct in6_addr a_tmp = rl_addr("2001:db8:0:1:8d2e:11ff:fe00:7");
+	struct in6_addr b = rl_addr("2001:db8:0:2::1");
+	struct ratelimit *rl = rl_new(1, 2, 0);
+
+	(void)state;
+	assert_true(ratelimit_allow(rl, &a, 0));
+	assert_true(ratelimit_allow(rl, &a_tmp, 0));
+	assert_false(ratelimit_allow(rl, &a, 0));
+	assert_false(ratelimit_allow(rl, &a_tmp, 0));
+	assert_int_equal(rl_drain(rl, &b, 0, 10), 2);
+	ratelimit_free(rl);
+}
+
 int
 main(void)
 {
@@ -366,6 +385,7 @@ main(void)
 		cmocka_unit_test(test_slot_reuse_many),
 		cmocka_unit_test(test_set_clamps),
 		cmocka_unit_test(test_v4_v6_keys),
+		cmocka_unit_test(test_v6_by_64),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

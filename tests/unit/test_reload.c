@@ -10,7 +10,13 @@
  *     new first server (discovery_apply, the path iwfd_reload takes);
  *   - nat local <-> none (proxy_set_nat): the mappings stay, the local
  *     rules follow the mode, the upstream mappings are deleted in the old
- *     form and re-made in the new (P-06, P-15).
+ *     form and re-made in the new (P-06, P-15);
+ *   - work in flight across a change: a re-creation, a refresh or a
+ *     renewal when the last server goes is the gateway's own to grant
+ *     (the mapping and its rule stay); a create granted in the old nat
+ *     form is deleted in it and re-made in the new; clients of mappings
+ *     that became the gateway's own are told (mapping_moved);
+ *   - a new backend (wan_interface) is reconciled to every live rule.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,6 +52,7 @@ struct rl {
 	struct scn_world	 w;
 	struct iwfd		 iwfd;	/* what discovery_apply reads */
 	unsigned int		 ndone;
+	struct map_result	 last;	/* the last answer rl_done saw */
 };
 
 static struct rl *x;
@@ -94,7 +101,7 @@ rl_done(void *arg, const struct map_req *req, const struct map_result *res)
 {
 	(void)arg;
 	(void)req;
-	(void)res;
+	x->last = *res;
 	x->ndone++;
 }
 
@@ -371,6 +378,16 @@ test_none_left(void **state)
 }
 
 static int
+setup_rules(void **state)
+{
+	struct scn_world_conf c = { .nat = PROXY_NAT_LOCAL, .upstream = true,
+	    .backend_new = backend_fake_new };
+
+	(void)state;
+	return rl_setup(&c);
+}
+
+static int
 setup_none(void **state)
 {
 	struct scn_world_conf c = { .nat = PROXY_NAT_NONE, .upstream = true };
@@ -465,6 +482,214 @@ test_nat_switch(void **state)
 	be->ops->close(be);
 }
 
+/* m has its local rule in the world's backend. */
+static void
+rl_has_rule(const struct mapping *m)
+{
+	const struct backend_rule *r;
+
+	assert_non_null(r = backend_fake_lookup(x->w.be, m->protocol,
+	    m->ext_port));
+	assert_int_equal(r->int_port, m->internal_port);
+}
+
+/* The server restarts (RFC 6887 §8.5): m's re-creation goes out and is
+   left unanswered. */
+static void
+rl_recreation_in_flight(struct mapping *m)
+{
+	size_t sent;
+
+	TIME_PASSES(1000);
+	scn_server_restart(&x->w);
+	scn_announce(x->w.u, 0, 0, x->w.now);
+	assert_int_equal(x->w.nlost, 1);
+	sent = x->w.wire.nsent;
+	TIME_PASSES(RL_SETTLE_MS);
+	assert_true(x->w.wire.nsent > sent);
+	assert_int_equal(m->state, MAP_STATE_RENEWING);
+	assert_non_null(m->owner_data);
+}
+
+/*
+ * A re-creation in flight when the last server is removed (a reload to
+ * no upstream): the gateway is the last NAT, so the mapping stays, its
+ * own, with its rule; its client is told (mapping_moved). (Fix, review:
+ * the re-creation ended UNREACHABLE and took mapping and rule away.)
+ */
+static void
+test_recreate_none_left(void **state)
+{
+	struct mapping *m;
+	uint64_t expiry;
+	unsigned int moved;
+
+	(void)state;
+	m = rl_map(RL_HOST_A, 1000, 1, 41000);
+	rl_has_rule(m);
+	rl_recreation_in_flight(m);
+	expiry = m->expiry;
+	moved = x->w.moved;
+	rl_servers(NULL, 0);
+	TIME_PASSES(RL_SETTLE_MS);
+	assert_ptr_equal(rl_find(RL_HOST_A, 1000), m);
+	assert_int_equal(m->state, MAP_STATE_GRANTED);
+	assert_null(m->owner_data);
+	assert_int_equal(m->upstream, UPSTREAM_NO_SERVER);
+	assert_int_equal(m->outer_port, m->ext_port);
+	assert_int_equal(m->expiry, expiry);
+	rl_has_rule(m);
+	assert_int_equal(x->w.moved, moved + 1);
+	assert_int_equal(upstream_in_flight(x->w.u), 0);
+}
+
+/*
+ * A client's refresh in flight when the last server goes: the gateway
+ * grants it itself (proxy_refresh without an upstream), the client gets
+ * the mapping, not NETWORK_FAILURE; the rule follows the new lifetime.
+ */
+static void
+test_refresh_none_left(void **state)
+{
+	struct mapping *m;
+	uint64_t expiry;
+
+	(void)state;
+	m = rl_map(RL_HOST_A, 1000, 1, 41000);
+	/* past the cache rule (RFC 7648 §3: less than 3/4 left) */
+	TIME_PASSES((uint64_t)RL_LIFETIME * 1000 / 2);
+	expiry = m->expiry;
+	x->ndone = 0;
+	rl_request(RL_HOST_A, 1000, 1);
+	assert_int_equal(m->state, MAP_STATE_RENEWING);
+	assert_int_equal(x->ndone, 0);
+	rl_servers(NULL, 0);
+	TIME_PASSES(RL_SETTLE_MS);
+	assert_ptr_equal(rl_find(RL_HOST_A, 1000), m);
+	assert_int_equal(x->ndone, 1);
+	assert_int_equal(x->last.err, MAP_OK);
+	assert_int_equal(x->last.ext_port, m->ext_port);
+	assert_int_equal(m->state, MAP_STATE_GRANTED);
+	assert_int_equal(m->upstream, UPSTREAM_NO_SERVER);
+	assert_true(m->expiry > expiry);
+	rl_has_rule(m);
+}
+
+/*
+ * Every server gone: the clients of the mappings whose external address
+ * and port changed (the carrier's -> the gateway's) are told, one
+ * mapping_moved each (the daemon restarts its Epoch, RFC 6887 §8.5).
+ */
+static void
+test_none_left_tells(void **state)
+{
+	struct mapping *m1, *m2;
+	unsigned int moved;
+
+	(void)state;
+	m1 = rl_map(RL_HOST_A, 1000, 1, 41000);
+	m2 = rl_map(RL_HOST_B, 2000, 2, 42000);
+	assert_int_not_equal(m1->ext_port, 41000);
+	assert_int_not_equal(m2->ext_port, 42000);
+	moved = x->w.moved;
+	rl_servers(NULL, 0);
+	assert_int_equal(x->w.moved, moved + 2);
+	/* nothing moves when nothing changes */
+	rl_servers(NULL, 0);
+	assert_int_equal(x->w.moved, moved + 2);
+}
+
+/*
+ * A create in flight across nat none -> local, answered in the old form
+ * (THIRD_PARTY) after the switch: the client gets its mapping and its
+ * rule; upstream the old form is deleted (P-04) and the mapping re-made
+ * in the new one (P-06: the gateway's port, no THIRD_PARTY). (Fix,
+ * review: it stayed in the old form.)
+ */
+static void
+test_nat_switch_create_in_flight(void **state)
+{
+	struct backend *be;
+	struct mapping *m;
+	struct pcp_msg req;
+	size_t i, create, sent, del = 0, old_form = 0, new_form = 0;
+	size_t new_at = 0;
+
+	(void)state;
+	rl_request(RL_HOST_A, 1000, 7);
+	create = x->w.wire.nsent - 1;
+	scn_decode_sent(&x->w, create, &req);
+	assert_true(req.has_third_party);
+	assert_non_null(be = backend_fake_new());
+	proxy_set_nat(x->w.p, PROXY_NAT_LOCAL, be, x->w.now);
+	END_TURN();
+	sent = x->w.wire.nsent;
+	rl_answer_as(create, 0, 41000);
+	assert_non_null(m = rl_find(RL_HOST_A, 1000));
+	assert_int_equal(m->state, MAP_STATE_GRANTED);
+	assert_int_equal(x->last.err, MAP_OK);
+	assert_non_null(backend_fake_lookup(be, MAP_PROTO_UDP, m->ext_port));
+	TIME_PASSES(RL_SETTLE_MS);
+	for (i = sent; i < x->w.wire.nsent; i++) {
+		scn_decode_sent(&x->w, i, &req);
+		if (req.opcode != PCP_OP_MAP || req.nonce[0] != 7)
+			continue;
+		if (req.lifetime == 0) {
+			/* the old form's delete: THIRD_PARTY, client port */
+			assert_true(req.has_third_party);
+			assert_int_equal(req.internal_port, 1000);
+			del++;
+		} else if (req.has_third_party)
+			old_form++;
+		else {
+			assert_int_equal(req.internal_port, m->ext_port);
+			new_form++;
+			new_at = i;
+		}
+	}
+	assert_true(del >= 1);
+	assert_int_equal(old_form, 0);
+	assert_int_equal(new_form, 1);
+	rl_answer_as(new_at, 0, 41000);
+	assert_int_equal(m->state, MAP_STATE_GRANTED);
+	assert_null(m->owner_data);
+	assert_int_equal(m->outer_port, 41000);
+	assert_int_equal(table_count(x->w.t), 1);
+	/* the proxy lets go of it before it is closed */
+	proxy_set_nat(x->w.p, PROXY_NAT_NONE, NULL, x->w.now);
+	be->ops->close(be);
+}
+
+/*
+ * A new backend (wan_interface changed, iwfd_reload_backend) knows none
+ * of the rules the old one installed: proxy_reconcile makes it hold
+ * every live mapping's, in one batch.
+ */
+static void
+test_new_backend_reconciled(void **state)
+{
+	struct backend *nb;
+	struct mapping *m1, *m2;
+	size_t n;
+
+	(void)state;
+	m1 = rl_map(RL_HOST_A, 1000, 1, 41000);
+	m2 = rl_map(RL_HOST_B, 2000, 2, 42000);
+	assert_non_null(nb = backend_fake_new());
+	proxy_set_nat(x->w.p, PROXY_NAT_LOCAL, nb, x->w.now);
+	END_TURN();
+	assert_int_equal(backend_fake_rule_count(nb), 0);
+	assert_int_equal(proxy_reconcile(x->w.p, x->w.now, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(backend_fake_counters(nb)->reconciles, 1);
+	assert_int_equal(backend_fake_rule_count(nb), 2);
+	assert_non_null(backend_fake_lookup(nb, MAP_PROTO_UDP, m1->ext_port));
+	assert_non_null(backend_fake_lookup(nb, MAP_PROTO_UDP, m2->ext_port));
+	/* the world's backend goes with the world: put it back */
+	proxy_set_nat(x->w.p, PROXY_NAT_LOCAL, x->w.be, x->w.now);
+	nb->ops->close(nb);
+}
+
 int
 main(void)
 {
@@ -479,6 +704,16 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_nat_switch, setup_none,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_recreate_none_left,
+		    setup_rules, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_none_left,
+		    setup_rules, teardown),
+		cmocka_unit_test_setup_teardown(test_none_left_tells, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_nat_switch_create_in_flight,
+		    setup_none, teardown),
+		cmocka_unit_test_setup_teardown(test_new_backend_reconciled,
+		    setup_rules, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,9 @@
  * group moves both files aside; a compaction cut short after its rename
  * (the old journal left) does not bring back what the new base dropped;
  * a failed append (the disk full) is cut back and retried; removal keys
- * of MAP and PEER mappings; the tracking's costs (sizeof, memory).
+ * of MAP and PEER mappings; the tracking's costs (sizeof, memory); links
+ * planted as the temp file, the journal or the state file (never written
+ * or read through).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -771,6 +773,146 @@ test_compaction_triggers(void **state)
 	table_free(t);
 }
 
+/* ---- names planted in the directory (docs/security.md) ----------------- */
+
+#define VICTIM_TEXT	"root's file: must never change\n"
+
+/* A file outside the state's names, standing for /etc/shadow. */
+static void
+victim_make(char *victim, size_t size)
+{
+	FILE *f;
+
+	snprintf(victim, size, "%s/victim", dir);
+	assert_non_null(f = fopen(victim, "w"));
+	assert_int_equal(fputs(VICTIM_TEXT, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+victim_untouched(const char *victim)
+{
+	struct stat st;
+	size_t len;
+	char *text;
+
+	assert_int_equal(lstat(victim, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_non_null(text = slurp(victim, &len));
+	assert_string_equal(text, VICTIM_TEXT);
+	free(text);
+}
+
+static bool
+errors_say(const struct state_errors *errs, const char *what)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	bool found;
+	FILE *f;
+
+	assert_non_null(f = open_memstream(&buf, &len));
+	state_errors_print(errs, f);
+	assert_int_equal(fclose(f), 0);
+	found = strstr(buf, what) != NULL;
+	free(buf);
+	return found;
+}
+
+/*
+ * The first write of a start runs as root in a directory the user owns:
+ * a symbolic link (or a hard link) the user planted as the temp file or
+ * the journal must not make root write through it, and the loader must
+ * not read through one. The temp name is removed and made anew; a linked
+ * journal or state file is an error.
+ */
+static void
+test_planted_links(void **state)
+{
+	struct state_journal *j;
+	struct state_header h;
+	struct state_image img;
+	struct state_errors errs;
+	struct table *t;
+	struct stat st;
+	char path[128], jpath[160], tmp[160], victim[128], other[128];
+
+	(void)state;
+	path_in(path, sizeof(path), "p.state");
+	snprintf(jpath, sizeof(jpath), "%s%s", path, STATE_JOURNAL_SUFFIX);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	victim_make(victim, sizeof(victim));
+	t = tracked_table();
+	hdr_init(&h);
+
+	/* the temp file as a link: removed, the write goes to a new file */
+	(void)unlink(tmp);
+	assert_int_equal(symlink(victim, tmp), 0);
+	assert_non_null(j = state_journal_new(path));
+	assert_int_equal(state_journal_commit(j, &h, t, NOW_MS, NOW_WALL,
+	    true), 0);
+	victim_untouched(victim);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(lstat(tmp, &st), -1);
+	state_journal_free(j);
+
+	/* the journal as a symbolic link: never opened (the compaction's
+	   base holds everything, the journal's reset fails and is logged;
+	   the next commit compacts again), the target not truncated */
+	assert_int_equal(unlink(jpath), 0);
+	assert_int_equal(symlink(victim, jpath), 0);
+	assert_non_null(j = state_journal_new(path));
+	assert_int_equal(state_journal_commit(j, &h, t, NOW_MS, NOW_WALL,
+	    true), 0);
+	victim_untouched(victim);
+	assert_int_equal(lstat(jpath, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	state_journal_free(j);
+
+	/* ... or as a second name of the target (no protected_hardlinks) */
+	assert_int_equal(unlink(jpath), 0);
+	assert_int_equal(link(victim, jpath), 0);
+	assert_non_null(j = state_journal_new(path));
+	assert_int_equal(state_journal_commit(j, &h, t, NOW_MS, NOW_WALL,
+	    true), 0);
+	victim_untouched(victim);
+	state_journal_free(j);
+	assert_int_equal(unlink(jpath), 0);
+
+	/* the loader: a journal link is an error, nothing moved aside */
+	assert_int_equal(symlink(victim, jpath), 0);
+	assert_int_equal(state_load(path, NOW_WALL, &img, &errs, NULL, 0),
+	    STATE_LOAD_ERROR);
+	assert_true(errors_say(&errs, "symbolic link"));
+	state_image_free(&img);
+	assert_int_equal(lstat(jpath, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	victim_untouched(victim);
+	assert_int_equal(unlink(jpath), 0);
+
+	/* ... and so is a state file that is a link, even to a good one */
+	snprintf(other, sizeof(other), "%s/elsewhere.state", dir);
+	assert_int_equal(rename(path, other), 0);
+	assert_int_equal(symlink(other, path), 0);
+	assert_int_equal(state_load(path, NOW_WALL, &img, &errs, NULL, 0),
+	    STATE_LOAD_ERROR);
+	assert_true(errors_say(&errs, "symbolic link"));
+	state_image_free(&img);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	/* the same file by its own name loads */
+	assert_int_equal(state_load(other, NOW_WALL, &img, &errs, NULL, 0),
+	    STATE_LOAD_OK);
+	state_image_free(&img);
+	(void)unlink(path);
+	(void)unlink(other);
+	(void)unlink(victim);
+	table_free(t);
+}
+
 static int
 setup(void **state)
 {
@@ -814,6 +956,7 @@ main(void)
 		cmocka_unit_test(test_compaction_order),
 		cmocka_unit_test(test_append_failure),
 		cmocka_unit_test(test_compaction_triggers),
+		cmocka_unit_test(test_planted_links),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

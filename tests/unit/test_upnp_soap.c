@@ -38,6 +38,7 @@
 #define UT_GW_LAN	"192.0.2.1"
 #define UT_HOST		"192.0.2.10"
 #define UT_HOST2	"192.0.2.11"
+#define UT_HOST3	"192.0.2.12"
 #define UT_MAX_LIFETIME	86400u
 #define UT_MS		1000u
 #define UT_UDN		"uuid:11111111-2222-4333-8444-555555555555"
@@ -160,6 +161,8 @@ ut_setup(unsigned int version, bool upstream)
 	sp.version = version;
 	sp.proxy = x->w.p;
 	sp.table = x->w.t;
+	/* the world's policy: no third_party_host until a test lists one */
+	sp.policy = &x->w.pol;
 	memcpy(sp.nonce_key, x->w.key, sizeof(x->w.key));
 	sp.connected = ut_connected;
 	sp.ext_addr = ut_ext_addr;
@@ -1080,6 +1083,120 @@ test_delete_v2(void **state)
 	ut_delete(606);
 }
 
+/*
+ * X-03 (U-04), RFC 6887 §13.1: with third_party_host = UT_HOST2 that CP
+ * maps for UT_HOST and deletes the mapping; an unlisted CP gets `denied`
+ * (718 v1 / 606 v2) for both, as before. The mapping is UT_HOST's UPnP
+ * mapping: the nonce is derived from UT_HOST (iwf_nonce.h), so UT_HOST
+ * refreshes it with its own AddPortMapping and deletes it itself.
+ */
+static void
+ut_third_party(int denied)
+{
+	const char *const del[] = { "NewRemoteHost=", "NewExternalPort=5000",
+	    "NewProtocol=TCP", NULL };
+	struct acl_prefix listed;
+	struct in6_addr host = scn_addr(UT_HOST);
+	struct ut_add b;
+	struct mapping *m;
+	struct pcp_msg msg;
+	uint8_t nonce[MAP_NONCE_SIZE];
+	char err[64];
+	size_t sent;
+
+	/* nobody listed: UT_HOST2 may not name UT_HOST */
+	sent = x->w.wire.nsent;
+	assert_int_equal(ut_run(UT_HOST2, "AddPortMapping", ut_add_args(&b,
+	    UT_HOST, 5000, 5000, "TCP", 3600, "tv")), denied);
+	assert_int_equal(x->w.wire.nsent, sent);
+	assert_int_equal(table_count(x->w.t), 0);
+
+	/* third_party = allow, third_party_host = UT_HOST2 */
+	assert_true(acl_prefix_parse(UT_HOST2, &listed, err, sizeof(err)));
+	x->w.pol.third_party_hosts = &listed;
+	x->w.pol.n_third_party_hosts = 1;
+	assert_int_equal(ut_run_svc(1, UPNP_SVC_WANIPC, UT_HOST2,
+	    "AddPortMapping", ut_add_args(&b, UT_HOST, 5000, 5000, "TCP",
+	    3600, "tv")), -1);
+	srv_answer_last(PCP_SUCCESS, UT_MAX_LIFETIME, 5000);
+	assert_true(x->done[1].called);
+	assert_int_equal(x->done[1].err, 0);
+	assert_non_null(m = ut_find(UT_HOST, MAP_PROTO_TCP, 5000));
+	assert_null(ut_find(UT_HOST2, MAP_PROTO_TCP, 5000));
+	assert_int_equal(m->origin, MAP_ORIGIN_UPNP);
+	assert_true((m->flags & MAPPING_F_THIRD_PARTY) != 0);
+	iwf_nonce(x->w.key, MAP_ORIGIN_UPNP, &host, MAP_PROTO_TCP, 5000,
+	    nonce);
+	assert_memory_equal(m->nonce, nonce, MAP_NONCE_SIZE);
+	/* every CP reads it, UT_HOST as its client */
+	assert_int_equal(ut_run(UT_HOST3, "GetSpecificPortMappingEntry",
+	    del), 0);
+	assert_string_equal(ut_out("NewInternalClient"), UT_HOST);
+
+	/* UT_HOST's own Add of the endpoint refreshes the same mapping */
+	assert_int_equal(ut_add(1, UT_HOST, "AddPortMapping", 5000, 5000,
+	    "TCP", 3600), 0);
+	assert_int_equal(table_count(x->w.t), 1);
+	assert_ptr_equal(ut_find(UT_HOST, MAP_PROTO_TCP, 5000), m);
+
+	/* an unlisted CP neither maps for UT_HOST nor deletes its mapping */
+	sent = x->w.wire.nsent;
+	assert_int_equal(ut_run(UT_HOST3, "AddPortMapping", ut_add_args(&b,
+	    UT_HOST, 5001, 5001, "TCP", 3600, "tv")), denied);
+	assert_int_equal(ut_run(UT_HOST3, "DeletePortMapping", del), denied);
+	assert_int_equal(x->w.wire.nsent, sent);
+	assert_int_equal(table_count(x->w.t), 1);
+
+	/* a listed CP maps only for LAN hosts (the policy: 606 / 718) */
+	assert_int_equal(ut_run(UT_HOST2, "AddPortMapping", ut_add_args(&b,
+	    "198.51.100.7", 5002, 5002, "TCP", 3600, "tv")), denied);
+	assert_int_equal(x->w.wire.nsent, sent);
+
+	/* the listed CP deletes it: a MAP delete with UT_HOST's nonce */
+	assert_int_equal(ut_run(UT_HOST2, "DeletePortMapping", del), 0);
+	assert_int_equal(table_count(x->w.t), 0);
+	assert_int_equal(x->w.wire.nsent, sent + 1);
+	scn_decode_last(&x->w, &msg);
+	assert_int_equal(msg.opcode, PCP_OP_MAP);
+	assert_int_equal(msg.lifetime, 0);
+	assert_memory_equal(msg.nonce, nonce, MAP_NONCE_SIZE);
+	assert_int_equal(backend_fake_rule_count(x->w.be), 0);
+
+	/* made again by the listed CP (AddAnyPortMapping on IGD:2), deleted
+	   by UT_HOST itself */
+	assert_int_equal(ut_run_svc(1, UPNP_SVC_WANIPC, UT_HOST2,
+	    x->version >= 2 ? "AddAnyPortMapping" : "AddPortMapping",
+	    ut_add_args(&b, UT_HOST, 5000, 5000, "TCP", 3600, "tv")), -1);
+	srv_answer_last(PCP_SUCCESS, UT_MAX_LIFETIME, 5000);
+	assert_int_equal(x->done[1].err, 0);
+	if (x->version >= 2)
+		assert_string_equal(ut_done_out(1, "NewReservedPort"),
+		    "5000");
+	assert_non_null(ut_find(UT_HOST, MAP_PROTO_TCP, 5000));
+	assert_int_equal(ut_run(UT_HOST, "DeletePortMapping", del), 0);
+	assert_int_equal(table_count(x->w.t), 0);
+
+	/* unlisted again (SIGHUP rebuilt the policy): denied again */
+	x->w.pol.n_third_party_hosts = 0;
+	assert_int_equal(ut_run(UT_HOST2, "AddPortMapping", ut_add_args(&b,
+	    UT_HOST, 5000, 5000, "TCP", 3600, "tv")), denied);
+	x->w.pol.third_party_hosts = NULL;
+}
+
+static void
+test_third_party_v1(void **state)
+{
+	(void)state;
+	ut_third_party(718);
+}
+
+static void
+test_third_party_v2(void **state)
+{
+	(void)state;
+	ut_third_party(606);
+}
+
 /* RFC 6970 §5.8: DeletePortMappingRange deletes the requester's own of
    the protocol within the range; none -> 730. */
 static void
@@ -1538,6 +1655,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_v1,
 		    setup_v1, ut_teardown),
 		cmocka_unit_test_setup_teardown(test_delete_v2,
+		    setup_v2, ut_teardown),
+		cmocka_unit_test_setup_teardown(test_third_party_v1,
+		    setup_v1, ut_teardown),
+		cmocka_unit_test_setup_teardown(test_third_party_v2,
 		    setup_v2, ut_teardown),
 		cmocka_unit_test_setup_teardown(test_delete_range,
 		    setup_v2_last, ut_teardown),
