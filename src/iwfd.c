@@ -1522,8 +1522,8 @@ iwfd_reload_backend(struct iwfd *iwfd, const struct iwfd_config *old,
 			iwfd->reload_missing |= IWFD_MISSING_BACKEND;
 		} else {
 			log_warnx("reload: nat local: nft table %s cannot be "
-			    "opened (privileges dropped? a restart applies "
-			    "it): staying nat none", conf->nft_table);
+			    "opened (the nft error is above): staying nat "
+			    "none until a SIGHUP succeeds", conf->nft_table);
 			conf->nat = CONFIG_NAT_NONE;
 		}
 		return;
@@ -1941,9 +1941,11 @@ iwfd_run(struct iwfd *iwfd)
 {
 	log_info("pcp-iwfd %s started", PACKAGE_VERSION);
 	/* Least privilege (docs/security.md): before pupnp's threads, which
-	   inherit the uid, the capabilities and the seccomp filter. */
-	if (priv_drop(iwfd->conf->user, iwfd->conf->sandbox,
-	    iwfd->conf->nat == CONFIG_NAT_LOCAL) == -1)
+	   inherit the uid, the capabilities and the seccomp filter.
+	   CAP_NET_ADMIN stays also with nat none: a SIGHUP to nat local must
+	   be able to open the nftables table (issue 7: modes change without
+	   a restart). */
+	if (priv_drop(iwfd->conf->user, iwfd->conf->sandbox, true) == -1)
 		return 1;
 	/* pupnp's threads start here, after daemon(3): a fork keeps only
 	   the calling thread */

@@ -14,7 +14,11 @@
 #   (d) a new upnp_port: the IGD comes back on it and upnpc lists its old mappings;
 #   (e) a second upstream server in front of the carrier: the mappings stay on the carrier
 #       (its server index moves) and nothing is re-made there (its reply count does not
-#       move, the carrier's rules are the same).
+#       move, the carrier's rules are the same);
+#   (f) nat = none, then nat = local again (after the privilege drop, under the
+#       sandbox): with none the daemon's nft table is gone and the mappings stay in the
+#       table; back to local every one of lan's mappings has its DNAT element again and
+#       traffic from the internet reaches lan through the mapping's (re-made) port.
 # After each: the daemon runs and the surviving mappings are unchanged. The seccomp sandbox
 # is on (the default; SANDBOX=no turns it off to tell a missing system call from a bug):
 # every re-open here runs under the allow-list.
@@ -77,6 +81,7 @@ write_conf() { # LAN_IF... (the knobs below in the environment)
 		[ -z "${EXTRA_SERVER:-}" ] || echo "upstream_server = $EXTRA_SERVER"
 		cat <<-EOF
 		wan_interface = $LAB_GW_WAN_IF
+		nat = ${NAT:-local}
 		upstream_server = $LAB_CGN_IP
 		upstream_probe_interval = 3600
 		nft_table = $table
@@ -246,6 +251,41 @@ unchanged_e() {
 }
 lab_check "(e) lan's 12 mappings unchanged" unchanged_e
 traffic e
+
+lab_say "(f) nat = none, then nat = local again"
+n_lan1=$(gw_host_count "$LAN1")
+NAT=none EXTRA_SERVER=$GHOST UPNP_PORT=$UPNP_PORT2 write_conf "$LAB_GW_LAN_IF" "$LAB_GW_LAN2_IF"
+hup "(f) nat = none"
+lab_check "(f) the daemon's nft table is gone" \
+	lab_wait_for "! lab_exec gw nft list table ip $table >/dev/null 2>&1" 5
+lab_check "(f) lan's $n_lan1 mappings stay in the table" [ "$(gw_host_count "$LAN1")" = "$n_lan1" ]
+EXTRA_SERVER=$GHOST UPNP_PORT=$UPNP_PORT2 write_conf "$LAB_GW_LAN_IF" "$LAB_GW_LAN2_IF"
+hup "(f) nat = local"
+lab_check "(f) the nft table was opened again (no error logged)" \
+	eval "! grep -q 'nat local: nft table .* cannot be opened' '$log'"
+lab_check "(f) every one of lan's $n_lan1 mappings has its DNAT element again" \
+	lab_wait_for "[ \$(gw_nft_count $LAN1) = $n_lan1 ]" 10
+lab_check "(f) and lan still holds $n_lan1" [ "$(gw_host_count "$LAN1")" = "$n_lan1" ]
+# re-made upstream in the local form after RFC 6887 §14.1.3's 0-5 s wait: the port is
+# the one the carrier gives now
+traffic_now() {
+	local eport text pid i
+	for i in 1 2 3 4 5 6; do
+		eport=$(gw_host "$LAN1" | awk '$3 == 7001 {print $4}')
+		text="reload-f-$i-$RANDOM"
+		lab_listen lan udp 7001 "$LAB_TMP/recv.f$i" || true
+		pid=$LAB_LAST_PID
+		lab_send inet udp "$LAB_CGN_EXT_IP" "$eport" "$text"
+		if lab_wait_for "grep -q '$text' '$LAB_TMP/recv.f$i'" 2; then
+			lab_kill "$pid"
+			echo "  through $LAB_CGN_EXT_IP:$eport (try $i)"
+			return 0
+		fi
+		lab_kill "$pid"
+	done
+	return 1
+}
+lab_check "(f) traffic from the internet reaches lan again (nat local)" traffic_now
 
 lab_check "the daemon still runs" daemon_alive
 if grep -E 'AddressSanitizer|LeakSanitizer|runtime error' "$log" >/dev/null; then
