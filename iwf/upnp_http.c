@@ -24,9 +24,10 @@
  *   - the envelope found by local names whatever the prefixes or default
  *     namespace: Envelope, its Body (a Header before it skipped), the
  *     Body's first element child is the action; its local name must be
- *     the header's action (else 401). A UTF-8 byte order mark before it
- *     is skipped (ixml refuses one); the request's Content-Type is not
- *     looked at (miniupnpd does not either).
+ *     the header's action (else 401). The body is read by soap_xml.c,
+ *     a bounded reader of our own (not libixml: tests/fuzz/known/README),
+ *     which skips a UTF-8 byte order mark; the request's Content-Type is
+ *     not looked at (miniupnpd does not either).
  * A body that cannot be parsed or has no Body or action: miniupnpd never
  * parses the envelope, it reads the arguments by name, so a broken body
  * gets 402 Invalid Args from its actions and 401 when the action itself
@@ -117,13 +118,12 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
-#include <ixml.h>
-
 #include "log.h"
 #include "map_err.h"
 #include "outbox.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "soap_xml.h"
 #include "upnp.h"
 #include "upnp_http.h"
 #include "util.h"
@@ -151,7 +151,6 @@
 #define UPNP_HTTP_SOAP_ENV	"http://schemas.xmlsoap.org/soap/envelope/"
 #define UPNP_HTTP_SOAP_ENC	"http://schemas.xmlsoap.org/soap/encoding/"
 #define UPNP_HTTP_CONTROL_NS	"urn:schemas-upnp-org:control-1-0"
-#define UPNP_HTTP_BOM		"\xef\xbb\xbf"
 /* UDA 1.1 §3.2.2; miniupnpd's value. */
 #define UPNP_HTTP_CONTENT_TYPE	"text/xml; charset=\"utf-8\""
 
@@ -626,82 +625,25 @@ upnp_http_soapaction(const struct upnp_http *h, enum upnp_service svc,
 	return true;
 }
 
-/* The body, parsed; NULL when empty, binary or not XML. */
-static IXML_Document *
-upnp_http_parse(struct evhttp_request *req)
+/*
+ * The body read by our own bounded reader (soap_xml.h; libixml read past
+ * its own heap block on fuzzed bodies, tests/fuzz/known/README): true and
+ * the action element's arguments in act when it is well-formed and has
+ * Envelope/Body/<action> (SOAP 1.1 §4), whatever the prefixes.
+ */
+static bool
+upnp_http_parse(struct evhttp_request *req, struct upnp_action *act,
+    struct soap_xml_elem *elem)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
-	IXML_Document *doc = NULL;
-	size_t start;
-	char *buf;
+	const char *buf;
 
-	/* evhttp enforced the limit; a NUL would cut the text short */
+	/* evhttp enforced the limit; the reader refuses a NUL */
 	if (len == 0 || len > UPNP_MAX_CONTENT ||
-	    (buf = malloc(len + 1)) == NULL)
-		return NULL;
-	if (evbuffer_copyout(in, buf, len) != (ev_ssize_t)len ||
-	    memchr(buf, '\0', len) != NULL) {
-		free(buf);
-		return NULL;
-	}
-	buf[len] = '\0';
-	/* a UTF-8 byte order mark (.NET writers put one) is no markup */
-	start = len >= sizeof(UPNP_HTTP_BOM) - 1 &&
-	    memcmp(buf, UPNP_HTTP_BOM, sizeof(UPNP_HTTP_BOM) - 1) == 0 ?
-	    sizeof(UPNP_HTTP_BOM) - 1 : 0;
-	if (ixmlParseBufferEx(buf + start, &doc) != IXML_SUCCESS)
-		doc = NULL;
-	free(buf);
-	return doc;
-}
-
-static const char *
-upnp_http_local_name(IXML_Node *n)
-{
-	const char *name = ixmlNode_getLocalName(n), *colon;
-
-	if (name != NULL)
-		return name;
-	if ((name = ixmlNode_getNodeName(n)) != NULL &&
-	    (colon = strchr(name, ':')) != NULL)
-		return colon + 1;
-	return name;
-}
-
-/* The first element child of n, with that local name unless NULL. */
-static IXML_Node *
-upnp_http_child(IXML_Node *n, const char *local)
-{
-	const char *name;
-	IXML_Node *c;
-
-	for (c = ixmlNode_getFirstChild(n); c != NULL;
-	    c = ixmlNode_getNextSibling(c)) {
-		if (ixmlNode_getNodeType(c) != eELEMENT_NODE)
-			continue;
-		if (local == NULL)
-			return c;
-		if ((name = upnp_http_local_name(c)) != NULL &&
-		    strcmp(name, local) == 0)
-			return c;
-	}
-	return NULL;
-}
-
-/* Envelope/Body/first element, whatever the prefixes (SOAP 1.1 §4). */
-static IXML_Node *
-upnp_http_action_elem(IXML_Document *doc)
-{
-	IXML_Node *env, *body;
-	const char *name;
-
-	if (doc == NULL || (env = upnp_http_child(&doc->n, NULL)) == NULL ||
-	    (name = upnp_http_local_name(env)) == NULL ||
-	    strcmp(name, "Envelope") != 0 ||
-	    (body = upnp_http_child(env, "Body")) == NULL)
-		return NULL;
-	return upnp_http_child(body, NULL);
+	    (buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)len)) == NULL)
+		return false;
+	return soap_xml_read(buf, len, act, elem);
 }
 
 /* ---- answers ------------------------------------------------------------ */
@@ -977,9 +919,9 @@ upnp_http_action(struct upnp_http *h, struct evhttp_request *req,
     enum upnp_service svc, struct upnp_http_job *job,
     struct upnp_action *act)
 {
-	const char *hdr, *ns, *name;
-	IXML_Document *doc;
-	IXML_Node *elem;
+	struct soap_xml_elem elem;
+	const char *hdr;
+	bool parsed;
 
 	memset(act, 0, sizeof(*act));
 	act->service = svc;
@@ -990,27 +932,25 @@ upnp_http_action(struct upnp_http *h, struct evhttp_request *req,
 		upnp_http_fault_err(h, req, MAP_ERR_INVALID_ACTION);
 		return false;
 	}
-	doc = upnp_http_parse(req);
-	if ((elem = upnp_http_action_elem(doc)) == NULL) {
+	/* the action's name is checked against the header's first */
+	if ((parsed = upnp_http_parse(req, act, &elem)) && hdr != NULL &&
+	    (elem.local_len != strlen(job->action) ||
+	    memcmp(elem.local, job->action, elem.local_len) != 0)) {
+		upnp_http_fault_err(h, req, MAP_ERR_INVALID_ACTION);
+		return false;
+	}
+	if (!parsed) {
 		/* with the header: 402 for an action we have, else 401 */
 		act->malformed = true;
 		memcpy(act->name, job->action, sizeof(act->name));
-	} else if (hdr != NULL && ((name = upnp_http_local_name(elem)) ==
-	    NULL || strcmp(name, job->action) != 0)) {
-		ixmlDocument_free(doc);
-		upnp_http_fault_err(h, req, MAP_ERR_INVALID_ACTION);
-		return false;
-	} else
-		upnp_action_from_xml(elem, act);
+	}
 	if (hdr == NULL) {
 		memcpy(job->action, act->name, sizeof(job->action));
-		ns = elem != NULL ? ixmlNode_getNamespaceURI(elem) : NULL;
-		if (ns == NULL || !upnp_http_type_ok(h, svc, ns, strlen(ns),
-		    job->type, sizeof(job->type)))
+		if (!parsed || !upnp_http_type_ok(h, svc, elem.ns,
+		    strlen(elem.ns), job->type, sizeof(job->type)))
 			snprintf(job->type, sizeof(job->type), "%s",
 			    upnp_service_info(h->p.version, svc)->type);
 	}
-	ixmlDocument_free(doc);
 	return true;
 }
 

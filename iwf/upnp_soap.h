@@ -4,8 +4,10 @@
  *
  * Two layers, both without pupnp:
  *   - upnp_action_from_xml() copies the arguments out of the action
- *     element pupnp parsed (bounded, no DNS, nothing trusted): the fuzzed
- *     parser of untrusted bytes (tests/fuzz/fuzz_upnp_soap.c);
+ *     element pupnp parsed for a request to pupnp's own port (bounded, no
+ *     DNS, nothing trusted; tests/fuzz/fuzz_upnp_soap.c). Our SOAP server
+ *     reads its bodies with iwf/soap_xml.h instead, into the same struct
+ *     upnp_action (tests/fuzz/fuzz_soap_xml.c);
  *   - upnp_soap_run() validates an action strictly (402 on a missing or
  *     bad argument), turns AddPortMapping / AddAnyPortMapping /
  *     DeletePortMapping* into a struct map_req for the one proxy path,
