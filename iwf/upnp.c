@@ -238,13 +238,7 @@ upnp_report(struct upnp_report *r, uint64_t now, const char *what,
 static bool
 upnp_is_lan(const struct upnp *u, const struct in6_addr *a)
 {
-	size_t i;
-
-	for (i = 0; i < u->n_lan; i++)
-		if (util_prefix_match(&u->lan[i].addr, a,
-		    u->lan[i].prefix_len))
-			return true;
-	return false;
+	return policy_prefixes_match(u->lan, u->n_lan, a);
 }
 
 /* ---- the loop side -------------------------------------------------- */

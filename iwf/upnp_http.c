@@ -327,15 +327,7 @@ upnp_http_sockaddr_host(const struct sockaddr_storage *ss, socklen_t len,
 static bool
 upnp_http_is_lan(const struct upnp_http *h, const struct in6_addr *a)
 {
-	size_t i;
-
-	if (h->lan == NULL)
-		return true;
-	for (i = 0; i < h->n_lan; i++)
-		if (util_prefix_match(&h->lan[i].addr, a,
-		    h->lan[i].prefix_len))
-			return true;
-	return false;
+	return h->lan == NULL || policy_prefixes_match(h->lan, h->n_lan, a);
 }
 
 /* One refusal counted in the log: the first at once, then at most one

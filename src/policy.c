@@ -9,15 +9,21 @@
 #include "util.h"
 
 bool
-policy_is_lan(const struct policy *pol, const struct in6_addr *a)
+policy_prefixes_match(const struct policy_prefix *pfx, size_t n,
+    const struct in6_addr *a)
 {
 	size_t i;
 
-	for (i = 0; i < pol->n_lan_prefixes; i++)
-		if (util_prefix_match(&pol->lan_prefixes[i].addr, a,
-		    pol->lan_prefixes[i].prefix_len))
+	for (i = 0; i < n; i++)
+		if (util_prefix_match(&pfx[i].addr, a, pfx[i].prefix_len))
 			return true;
 	return false;
+}
+
+bool
+policy_is_lan(const struct policy *pol, const struct in6_addr *a)
+{
+	return policy_prefixes_match(pol->lan_prefixes, pol->n_lan_prefixes, a);
 }
 
 /* One of the gateway's own LAN addresses? A third party must not name one:

@@ -91,6 +91,10 @@ bool		 policy_third_party_ok(const struct policy *,
 		    const struct in6_addr *requester);
 /* Is `addr` inside one of the LAN prefixes? */
 bool		 policy_is_lan(const struct policy *, const struct in6_addr *);
+/* The same over a copy of the prefixes (the UPnP front-end keeps one for
+   pupnp's threads: the policy's are rebuilt in place on SIGHUP). */
+bool		 policy_prefixes_match(const struct policy_prefix *, size_t,
+		    const struct in6_addr *);
 /* The ACL for one candidate external port: MAP_OK or MAP_ERR_NOT_AUTHORIZED
    (and MAP_ERR_RESERVED_PORT for UDP 5350/5351). Shaped for
    table_set_port_check(): pass the policy as arg. */
