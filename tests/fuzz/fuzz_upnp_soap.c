@@ -1,26 +1,33 @@
 /*
- * fuzz_upnp_soap.c - libFuzzer target for the UPnP SOAP argument reader
- * (upnp_action_from_xml, iwf/upnp_soap.c) and the action layer behind it,
- * spec/iwf.md X-05, X-12.
+ * fuzz_upnp_soap.c - libFuzzer target for SOAP sent to pupnp's own port as
+ * the daemon serves it (iwf/upnp_xml_gate.h; spec/iwf.md X-05, X-12) and
+ * the action layer behind it.
  *
- * The input is a SOAP request body as a control point sends it. pupnp's
- * own parser (ixmlParseBufferEx) makes the DOM; the action element is the
- * first element child of Body (or the document element); its arguments
- * are copied out and the action is run in IGD:1 and IGD:2 mode against
- * each of the three services, on the real proxy core, table and policy
- * with no upstream (the gateway is the last NAT: every answer comes at
- * once), from two LAN hosts; then the listing actions walk what it made.
- * Invariants: the copied action is bounded and NUL-terminated, names are
- * unique and values trimmed unless it is malformed; every answer is at
- * once, is 0 or a code the error table names, with out arguments only on
- * success; every mapping left is a granted UPnP mapping of the requester
- * that made it, with a description of at most MAP_DESCRIPTION_MAX bytes.
+ * The input is a SOAP request body as a control point sends it. It goes
+ * through the gate exactly as pupnp's calls do in the daemon: the gate
+ * reads it with our own reader and gives libixml (the real one) only the
+ * canonical envelope it writes; pupnp's second parse, of the action
+ * element it printed, is done too; the arguments are taken as pupnp's
+ * action callback takes them. The action is then run in IGD:1 and IGD:2
+ * mode against each of the three services, on the real proxy core, table
+ * and policy with no upstream (the gateway is the last NAT: every answer
+ * comes at once), from two LAN hosts; then the listing actions walk what
+ * it made.
+ * Invariants: libixml never gets the input's bytes; the gate passes a body
+ * exactly when our reader reads it and its names fit the alphabet, and
+ * then the canonical document has Envelope/Body/action, its re-parse
+ * passes once, and the arguments are our reader's; the copied action is
+ * bounded and NUL-terminated, names are unique and values trimmed unless
+ * it is malformed; every answer is at once, is 0 or a code the error
+ * table names, with out arguments only on success; every mapping left is
+ * a granted UPnP mapping of the requester that made it, with a
+ * description of at most MAP_DESCRIPTION_MAX bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <ixml.h>
+#include <upnp/ixml.h>
 
 #include "map.h"
 #include "map_err.h"
@@ -28,7 +35,10 @@
 #include "policy.h"
 #include "proxy.h"
 #include "table.h"
+#include "soap_xml.h"
+#include "upnp.h"
 #include "upnp_soap.h"
+#include "upnp_xml_gate.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -37,31 +47,77 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static const char *const fuzz_hosts[] = { "192.0.2.10", "192.0.2.11" };
 
-/* The first element child of Body, or the document element. */
-static IXML_Node *
-fuzz_find_action(IXML_Document *doc)
-{
-	IXML_Node *n = ixmlNode_getFirstChild(&doc->n), *c;
-	const char *name;
+/* What libixml was given: never the input itself. */
+static const char *fuzz_input;
 
-	while (n != NULL && ixmlNode_getNodeType(n) != eELEMENT_NODE)
-		n = ixmlNode_getNextSibling(n);
-	if (n == NULL)
-		return NULL;
-	for (c = ixmlNode_getFirstChild(n); c != NULL;
-	    c = ixmlNode_getNextSibling(c)) {
-		if (ixmlNode_getNodeType(c) != eELEMENT_NODE)
-			continue;
-		name = ixmlNode_getLocalName(c);
-		if (name == NULL || strcmp(name, "Body") != 0)
-			continue;
-		for (c = ixmlNode_getFirstChild(c); c != NULL;
-		    c = ixmlNode_getNextSibling(c))
-			if (ixmlNode_getNodeType(c) == eELEMENT_NODE)
-				return c;
-		return NULL;
-	}
+static int
+fuzz_ixml(const char *buf, IXML_Document **doc)
+{
+	if (buf == fuzz_input)
+		abort();
+	return ixmlParseBufferEx(buf, doc);
+}
+
+/* Envelope/Body/action: what pupnp's check_soap_request walks. */
+static IXML_Node *
+fuzz_action_node(IXML_Document *doc)
+{
+	IXML_Node *n = ixmlNode_getFirstChild(&doc->n);
+
+	if (n == NULL || strcmp(ixmlNode_getLocalName(n), "Envelope") != 0 ||
+	    (n = ixmlNode_getFirstChild(n)) == NULL ||
+	    strcmp(ixmlNode_getLocalName(n), "Body") != 0 ||
+	    (n = ixmlNode_getFirstChild(n)) == NULL ||
+	    ixmlNode_getFirstChild(n) != NULL)
+		abort();
 	return n;
+}
+
+/* The gate as pupnp meets it; true with *a filled when the body passed. */
+static bool
+fuzz_gate(char *buf, size_t size, struct upnp_action *a)
+{
+	struct upnp_action want;
+	struct soap_xml_elem elem;
+	IXML_Document *doc = NULL, *again = NULL;
+	DOMString printed;
+	bool read;
+	int rc;
+	size_t i;
+
+	memset(&want, 0, sizeof(want));
+	read = strlen(buf) == size && size <= UPNP_MAX_CONTENT &&
+	    soap_xml_read(buf, size, &want, &elem);
+	fuzz_input = buf;
+	rc = upnp_xml_gate_parse(buf, &doc, fuzz_ixml);
+	if (rc != IXML_SUCCESS) {
+		if (doc != NULL || upnp_xml_gate_take(a))
+			abort();
+		return false;
+	}
+	if (!read)
+		abort();
+	/* pupnp's second parse: the action element it printed */
+	if ((printed = ixmlPrintNode(fuzz_action_node(doc))) == NULL)
+		abort();
+	if (upnp_xml_gate_parse(printed, &again, fuzz_ixml) != IXML_SUCCESS)
+		abort();
+	ixmlDocument_free(again);
+	ixmlFreeDOMString(printed);
+	ixmlDocument_free(doc);
+	memset(a, 0, sizeof(*a));
+	if (!upnp_xml_gate_take(a) || upnp_xml_gate_take(a))
+		abort();
+	if (a->nargs != want.nargs || a->malformed != want.malformed)
+		abort();
+	for (i = 0; i < a->nargs; i++)
+		if (strcmp(a->args[i].name, want.args[i].name) != 0 ||
+		    strcmp(a->args[i].value, want.args[i].value) != 0)
+			abort();
+	/* the callback names the action from pupnp's SOAPACTION header:
+	   here, the body's */
+	memcpy(a->name, want.name, sizeof(a->name));
+	return true;
 }
 
 static bool
@@ -263,22 +319,18 @@ fuzz_versions(const struct upnp_action *parsed)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	IXML_Document *doc = NULL;
 	struct upnp_action a;
 	char *buf;
+	bool passed;
 
 	if (size > FUZZ_MAX_BODY || (buf = malloc(size + 1)) == NULL)
 		return 0;
 	memcpy(buf, data, size);
 	buf[size] = '\0';
-	if (ixmlParseBufferEx(buf, &doc) != IXML_SUCCESS || doc == NULL) {
-		free(buf);
-		return 0;
-	}
-	memset(&a, 0, sizeof(a));
-	upnp_action_from_xml(fuzz_find_action(doc), &a);
-	ixmlDocument_free(doc);
+	passed = fuzz_gate(buf, size, &a);
 	free(buf);
+	if (!passed)
+		return 0;
 	fuzz_check_action(&a);
 	fuzz_versions(&a);
 	return 0;

@@ -182,6 +182,19 @@ lab_exec lan timeout 30 "$PY" "$client" call-pupnp "$loc" GetExternalIPAddress \
 printf '  [pupnp_port] GetExternalIPAddress %s\n' "$(cat "$LAB_TMP/pupnp_port.json")"
 lab_check "SOAP sent to pupnp's own port is answered with the carrier's address" \
 	[ "$(jf pupnp_port out NewExternalIPAddress)" = "$ext" ]
+# ... through the daemon's XML gate: libixml never reads a body from the LAN
+# (iwf/upnp_xml_gate.h, issue 8)
+lab_exec lan timeout 60 "$PY" "$client" gate-pupnp "$loc" 43999 "$lan1" \
+	>"$LAB_TMP/gate.json" 2>&1
+printf '  [gate] %s\n' "$(cat "$LAB_TMP/gate.json")"
+for shape in doctype trailing unclosed quote_ns; do
+	lab_check "pupnp's port: a body our reader refuses ($shape) -> 400, unread by libixml" \
+		[ "$(jf gate "$shape")" = 400 ]
+done
+lab_check "pupnp's port: AddPortMapping runs with the arguments our reader read" \
+	eval "[ '$(jf gate add)' = 200 ] && [ '$(jf gate desc)' = 'gate & <ok>' ] && [ '$(jf gate delete)' = 200 ]"
+lab_check "the log does not say the XML gate is missing" \
+	eval "! grep -q 'XML gate is not in this executable' '$LAB_TMP/pcp-iwfd.log'"
 
 lab_say "3. two LAN hosts ask for the same external port"
 upcall lan c1 AddPortMapping $(add_args 43000 43000 "$lan1")

@@ -372,6 +372,48 @@ def cmd_call_pupnp(argv):
     return cmd_call(argv, igd)
 
 
+def cmd_gate_pupnp(argv):
+    """SOAP to pupnp's own port goes through the daemon's XML gate (iwf/upnp_xml_gate.h):
+    a body our reader refuses is answered 400 without libixml reading it; a valid one is
+    run with the arguments as our reader read them (entities decoded). argv: LOCATION
+    EXTERNAL_PORT INTERNAL_CLIENT. Prints one JSON object."""
+    igd = Igd(argv[0])
+    ext, client = argv[1], argv[2]
+    pupnp = Igd(argv[0])
+    pupnp.host, pupnp.port = pupnp.event_host, pupnp.event_port
+    res = {}
+    good = std_body("GetExternalIPAddress", igd.stype, [])
+    bad = {"doctype": '<!DOCTYPE x [<!ENTITY e "v">]>' + good,
+           "trailing": good + "<more/>",
+           "unclosed": good.replace("</s:Envelope>", ""),
+           "quote_ns": good.replace('xmlns:u="%s"' % igd.stype,
+                                    'xmlns:u="%s&quot;"' % igd.stype)}
+    for name, body in bad.items():
+        headers = ["Host: %s:%d" % (pupnp.host, pupnp.port), "Content-Type: text/xml",
+                   'SOAPAction: "%s#GetExternalIPAddress"' % igd.stype,
+                   "Connection: Close"]
+        r, err, _ = exchange(pupnp, post_bytes(pupnp, headers, body))
+        res[name] = r.status if r is not None else err
+        # the guard allows 4 connections at once to pupnp's port per host
+        # (conntrack's ct count); a closed one still counts until its last
+        # FIN is acknowledged, which may come after our next SYN
+        time.sleep(0.5)
+    desc = "gate &amp; &lt;ok&gt;"
+    _, r, err = call(pupnp, "AddPortMapping",
+                     mapping_args(ext, "TCP", ext, client, desc=desc))
+    res["add"] = r.status if r is not None else err
+    _, r, err = call(igd, "GetSpecificPortMappingEntry",
+                     [("NewRemoteHost", ""), ("NewExternalPort", ext),
+                      ("NewProtocol", "TCP")])
+    res["desc"] = soap_result(r)[0].get("NewPortMappingDescription") if r else err
+    _, r, err = call(pupnp, "DeletePortMapping",
+                     [("NewRemoteHost", ""), ("NewExternalPort", ext),
+                      ("NewProtocol", "TCP")])
+    res["delete"] = r.status if r is not None else err
+    print(json.dumps(res))
+    return 0
+
+
 def cmd_subscribe(argv):
     igd = Igd(argv[0])
     callback = argv[1]
@@ -1005,7 +1047,7 @@ def cmd_shapes(argv):
 
 
 def main():
-    cmds = {"discover": cmd_discover, "call": cmd_call, "call-pupnp": cmd_call_pupnp, "shapes": cmd_shapes,
+    cmds = {"discover": cmd_discover, "call": cmd_call, "call-pupnp": cmd_call_pupnp, "gate-pupnp": cmd_gate_pupnp, "shapes": cmd_shapes,
             "abuse": cmd_abuse, "listen": cmd_listen, "subscribe": cmd_subscribe,
             "probe-wan": cmd_probe_wan}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
