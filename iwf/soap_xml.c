@@ -393,7 +393,7 @@ soap_xml_malformed(struct soap_xml *x)
 	x->stop = true;
 }
 
-/* The action element opened (upnp_action_from_xml: its name). */
+/* The action element opened (its name, as the oracle takes it). */
 static void
 soap_xml_action(struct soap_xml *x, struct soap_xml_span local)
 {

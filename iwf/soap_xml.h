@@ -8,8 +8,20 @@
  * at most SOAP_XML_DEPTH_MAX open elements. It checks that the whole body
  * is well-formed XML 1.0 (UTF-8, no DOCTYPE), walks Envelope/Body/<first
  * element> by local names whatever the prefixes (SOAP 1.1 §4), and copies
- * that action element's arguments under exactly the rules of
- * upnp_action_from_xml (upnp_soap.h), which stays for pupnp's DOM.
+ * that action element's arguments. It reads the bodies of our SOAP server
+ * (upnp_http.c) and, through the XML gate (upnp_xml_gate.h), those sent
+ * to pupnp's own port.
+ *
+ * The argument rules (those libixml's DOM gave, walked by the oracle the
+ * tests keep, tests/unit/ixml_action.c): the children of <u:ActionName>
+ * whatever their namespace prefix, typed ones such as dt:dt="ui2"
+ * included; whitespace-only text between them ignored; an argument's
+ * value is its text and CDATA (entities decoded), comments and processing
+ * instructions skipped, trimmed of surrounding whitespace. An element
+ * inside an argument, non-blank text between the arguments, a name given
+ * twice, more than UPNP_ARGS_MAX arguments, a name longer than
+ * UPNP_NAME_MAX or a value longer than UPNP_VALUE_MAX make the action
+ * malformed (answered 402).
  */
 #ifndef IWFD_SOAP_XML_H
 #define IWFD_SOAP_XML_H
@@ -41,8 +53,8 @@ struct soap_xml_elem {
  * Read the SOAP request body buf (len bytes, at most UPNP_MAX_CONTENT; a
  * UTF-8 byte order mark first is skipped). True when it is well-formed
  * and has Envelope/Body/<action>: then act->name is filled from the
- * action's local name when it was empty, act->args/nargs/malformed as
- * upnp_action_from_xml does, and *elem (if not NULL) describes the action
+ * action's local name when it was empty, act->args/nargs/malformed under
+ * the rules above, and *elem (if not NULL) describes the action
  * element. False when it is not well-formed or has no action: act is as
  * on entry (no arguments).
  */

@@ -4,7 +4,7 @@
  * description and SCPDs from memory, SOAP actions, GENA eventing.
  *
  * pupnp runs its own threads. A worker thread's action callback only
- * copies the action (upnp_action_from_xml), queues it for the libevent
+ * copies the action (the arguments the XML gate read), queues it for the libevent
  * loop (a locked queue and event_active) and waits on a condition with a
  * deadline; the loop runs it through upnp_soap and hands the reply back.
  * No mapping state is touched off the loop thread. A worker that times

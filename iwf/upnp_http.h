@@ -7,7 +7,7 @@
  * pupnp worker: evhttp reads them on the loop, this module parses the
  * envelope leniently (any namespace prefix or a default namespace, the
  * SOAPACTION header quoted or not, in any spelling) and hands the action
- * element to upnp_action_from_xml() and the action to upnp_soap_run().
+ * element to soap_xml_read() and the action to upnp_soap_run().
  * A slow or stalled client is dropped by evhttp's timeout and pins
  * nothing; the number of connections is capped, and so is each host's
  * share of them.

@@ -3,11 +3,10 @@
  * §5; checklists U-03..U-13, I-01..I-15), on the loop thread.
  *
  * Two layers, both without pupnp:
- *   - upnp_action_from_xml() copies the arguments out of the action
- *     element pupnp parsed for a request to pupnp's own port (bounded, no
- *     DNS, nothing trusted; tests/fuzz/fuzz_upnp_soap.c). Our SOAP server
- *     reads its bodies with iwf/soap_xml.h instead, into the same struct
- *     upnp_action (tests/fuzz/fuzz_soap_xml.c);
+ *   - a struct upnp_action is what a request body says: soap_xml_read()
+ *     (iwf/soap_xml.h, tests/fuzz/fuzz_soap_xml.c) reads it for our SOAP
+ *     server and, through the XML gate (upnp_xml_gate.h), for pupnp's own
+ *     port;
  *   - upnp_soap_run() validates an action strictly (402 on a missing or
  *     bad argument), turns AddPortMapping / AddAnyPortMapping /
  *     DeletePortMapping* into a struct map_req for the one proxy path,
@@ -76,24 +75,6 @@ struct upnp_action {
 	/* The control point's TCP peer (IPv4-mapped): U-04's requester. */
 	struct in6_addr	 requester;
 };
-
-/*
- * Copy the in-arguments of an action element (the children of
- * <u:ActionName>, whatever their namespace prefix; typed ones such as
- * dt:dt="ui2" included; whitespace-only text between elements ignored;
- * values trimmed of surrounding whitespace). `action_elem` is the
- * IXML_Node * of the action element (void * keeps ixml.h out of this
- * header). Fills act->name from the element's local name when it is
- * empty, the args, and sets act->malformed instead of failing. An
- * IXML_Document * (what UpnpActionRequest_get_ActionRequest returns) is
- * taken too: its first element child is the action element. Text and
- * CDATA children of an argument make its value (entities decoded by
- * ixml); an element inside an argument, non-blank text between the
- * arguments, a name given twice, more than UPNP_ARGS_MAX arguments or a
- * name or value too long make it malformed.
- */
-void		 upnp_action_from_xml(const void *action_elem,
-		    struct upnp_action *act);
 
 /* One out argument; long_value (malloc'd) replaces value when set (the
    IGD:2 NewPortListing: a PortMappingList XML document, its values

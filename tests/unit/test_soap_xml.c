@@ -20,6 +20,7 @@
 
 #include <ixml.h>
 
+#include "ixml_action.h"
 #include "soap_xml.h"
 #include "upnp.h"
 

@@ -24,6 +24,7 @@
 #include "backend.h"
 #include "backend_fake.h"
 #include "iwf_nonce.h"
+#include "ixml_action.h"
 #include "map.h"
 #include "map_err.h"
 #include "pcp_wire.h"
