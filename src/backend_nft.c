@@ -731,20 +731,34 @@ nft_guard_has_udp(const struct nft_guard *g, uint16_t port)
 	return false;
 }
 
-/* The SSDP answer rate (NFT_GUARD_SSDP_RATE): after the WAN drop, so
-   only LAN sources reach it. First a strict reverse-path check: an
-   M-SEARCH that arrived on a LAN interface from a source the gateway
-   would not route back through that interface (a LAN host forging an
-   internet address) is dropped, or pupnp would send its answers, several
-   datagrams for one, to that address over the WAN, and forged sources
-   would fill the rate set (fix, review). With the per-source limits: a
-   kernel without nft_fib drops it with them (nft_apply_guard). */
+/*
+ * A strict reverse-path check on every guarded UDP port (spec/iwf.md
+ * X-02, anti-spoofing): a datagram that arrived on a LAN interface from a
+ * source the gateway would not route back through that interface is
+ * dropped. A LAN host forging an internet address would have pupnp send
+ * its SSDP answers, several datagrams for one, to that address over the
+ * WAN, and forged sources would fill the SSDP rate set (fix, review); a
+ * host on one LAN interface forging the address of a host on another
+ * would have PCP or NAT-PMP map for that host (the front-ends' prefix
+ * check cannot tell: both prefixes are LAN). With the per-source limits:
+ * a kernel without nft_fib drops it with them (nft_apply_guard).
+ */
+static void
+nft_guard_rpf(struct nft_backend *nb, struct nft_buf *buf)
+{
+	const struct nft_guard *g = &nb->guard;
+
+	nft_buf_printf(buf, "add rule ip %s " NFT_GUARD_CHAIN_NAME
+	    " iifname != \"lo\" udp dport ", nb->table);
+	nft_guard_ports(buf, g->udp, g->n_udp);
+	nft_buf_printf(buf, " fib saddr . iif oif missing counter drop\n");
+}
+
+/* The SSDP answer rate (NFT_GUARD_SSDP_RATE): after the WAN drop and the
+   reverse-path check, so only LAN sources reach it. */
 static void
 nft_guard_ssdp_rate(struct nft_backend *nb, struct nft_buf *buf)
 {
-	nft_buf_printf(buf, "add rule ip %s " NFT_GUARD_CHAIN_NAME
-	    " iifname != \"lo\" udp dport %u fib saddr . iif oif missing "
-	    "counter drop\n", nb->table, NFT_GUARD_SSDP_PORT);
 	nft_buf_printf(buf, "add set ip %s " NFT_GUARD_SSDP_SET_NAME " { type "
 	    "ipv4_addr; size %u; flags dynamic,timeout; timeout %us; }\n",
 	    nb->table, NFT_GUARD_SET_SIZE, NFT_GUARD_SSDP_TIMEOUT_S);
@@ -816,12 +830,13 @@ nft_set_owner(struct backend *b, const char *user)
  * from outside the LAN is dropped; only the destination port is looked
  * at, so the upstream PCP server's answers (from its port 5351 to our
  * client socket's random port) and its ANNOUNCE (to port 5350, RFC 6887
- * §14.1.3) pass: the client side of the daemon lives on the WAN. Then,
- * when SSDP's port is guarded, the per-source SSDP rate. TCP: the same
+ * §14.1.3) pass: the client side of the daemon lives on the WAN. Then the
+ * reverse-path check on those ports and, when SSDP's port is guarded, the
+ * per-source SSDP rate. TCP: the same
  * drop for the IGD's HTTP ports, then the per-source limit on new
  * connections from the LAN to the first n_limited of them. limit: false
  * when the kernel refused the per-source limits (`ct count`,
- * nft_connlimit; `limit` in a dynamic set, nft_limit; the SSDP
+ * nft_connlimit; `limit` in a dynamic set, nft_limit; the
  * reverse-path check, nft_fib).
  */
 static void
@@ -837,6 +852,8 @@ nft_emit_guard(struct nft_backend *nb, struct nft_buf *buf, bool limit)
 	    nb->table);
 	if (g->n_udp > 0)
 		nft_guard_drop(nb, buf, "udp", g->udp, g->n_udp);
+	if (limit && g->n_udp > 0)
+		nft_guard_rpf(nb, buf);
 	if (limit && nft_guard_has_udp(g, NFT_GUARD_SSDP_PORT))
 		nft_guard_ssdp_rate(nb, buf);
 	if (g->n_tcp == 0)

@@ -15,6 +15,9 @@
 #      answer, an HTTP refusal or the fault NOT_AUTHORIZED (718 on IGD:1 / 606 on IGD:2:
 #      src/map_err.c), never a success, and nothing is made (pcp-iwfctl list, the
 #      daemon's nft table, the carrier);
+#   1b. lan2, on the gateway's other LAN interface, forges lan's address (inside the LAN
+#      prefixes): its PCP MAP and NAT-PMP request are dropped by the guard's reverse-path
+#      check (fib saddr . iif) and nothing is made;
 #   2. quota (max_mappings_per_host = 3): lan makes 3 mappings, one per protocol; its
 #      4th in each protocol gets the quota error (PCP USER_EX_QUOTA 10, NAT-PMP 4, UPnP
 #      501 on IGD:1 / 728 on IGD:2: src/map_err.c MAP_ERR_QUOTA) while lan2 still maps
@@ -210,6 +213,21 @@ lab_check "nothing was made: no element in the daemon's nft table names $spoof" 
 lab_check "nothing was made: the carrier has none of ports 41000-41002" \
 	not eval "carrier_has 'dport 4100[012] '"
 lab_exec gw nft delete table ip abuse_probe
+
+lab_say "1b. lan2 (on $LAB_GW_LAN2_IF) forges lan's address $lan1 (on $LAB_GW_LAN_IF)"
+# Both addresses are inside the LAN prefixes: only the interface tells them apart. The
+# guard's reverse-path check (fib saddr . iif) drops a datagram whose source the gateway
+# routes through another interface; without it the daemon would map for lan.
+lab_exec lan2 ip addr add "$lan1/32" dev "$LAB_LAN_IF"
+pcp forge_pcp lan2 "$lan1" tcp 41010 600 3
+natpmp forge_natpmp lan2 "$lan1" udp 41011 600 3
+lab_exec lan2 ip addr del "$lan1/32" dev "$LAB_LAN_IF"
+lab_check "PCP MAP forged as $lan1 from $LAB_GW_LAN2_IF: nothing was made" \
+	eval "[ -z \"\$(gw_table)\" ] && ! carrier_has 'dport 41010 '"
+lab_check "NAT-PMP map forged as $lan1 from $LAB_GW_LAN2_IF: nothing was made" \
+	eval "[ -z \"\$(gw_table)\" ] && ! carrier_has 'dport 41011 '"
+lab_check "the guard's reverse-path rule counted them" \
+	eval "lab_exec gw nft list chain ip $table input | grep -Eq 'fib saddr . iif oif missing counter packets [1-9]'"
 
 # ---------------------------------------------------------------------------------------
 lab_say "2. the per-host quota ($quota)"

@@ -207,8 +207,8 @@ lab_check "new TCP connections to 49152 (the first port) limited to 4 per source
 	eval "guard_rules | grep -qx '[[:space:]]*tcp dport 49152 ct state new add @igd_conns { ip saddr . tcp dport ct count over 4 } counter packets [0-9]* bytes [0-9]* reject with tcp reset'"
 lab_check "UDP 1900 (SSDP) from one source: at most 10/s after a burst of 30, else dropped" \
 	eval "guard_rules | grep -qx '[[:space:]]*udp dport 1900 update @ssdp_rate { ip saddr limit rate over 10/second burst 30 packets } counter packets [0-9]* bytes [0-9]* drop'"
-lab_check "SSDP from a source not routed back through its interface is dropped (strict rpf)" \
-	eval "guard_rules | grep -qx '[[:space:]]*iifname != \"lo\" udp dport 1900 fib saddr . iif oif missing counter packets [0-9]* bytes [0-9]* drop'"
+lab_check "UDP 1900 and 5351 from a source not routed back through its interface are dropped (strict rpf)" \
+	eval "guard_rules | grep -qx '[[:space:]]*iifname != \"lo\" udp dport { 1900, 5351 } fib saddr . iif oif missing counter packets [0-9]* bytes [0-9]* drop'"
 lab_check "five rules, nothing else" test "$(guard_rules | wc -l)" = 5
 lab_listen gw tcp 49152 "$tmp/guard_tcp.out"
 lab_send cgn tcp "$gw_lan" 49152 "from-the-wan" >/dev/null 2>&1
@@ -235,13 +235,14 @@ out=$(drv "guard $lan_if 49152,40001 5351,1900 1" commit "reconcile /dev/null")
 lab_check "a reconcile, which rewrites the table's chains, keeps it" \
 	test "$(guard_rules | sed 's/counter packets [0-9]* bytes [0-9]*//')" = "$before"
 out=$(drv "guard $lan_if,lan9 - 5351" commit)
-lab_check "a new guard replaces the old: UDP 5351 only, two LAN interfaces" \
-	eval "test \"\$(guard_rules | wc -l)\" = 1 && guard_rules | grep -q 'iifname != { \"lo\", \"$lan_if\", \"lan9\" } udp dport 5351 '"
+lab_check "a new guard replaces the old: UDP 5351 only, two LAN interfaces, with its rpf rule" \
+	eval "test \"\$(guard_rules | wc -l)\" = 2 && guard_rules | grep -q 'iifname != { \"lo\", \"$lan_if\", \"lan9\" } udp dport 5351 ' &&
+		guard_rules | grep -q 'iifname != \"lo\" udp dport 5351 fib saddr . iif oif missing '"
 out=$(drv "guard bad\"name - 5351" "guard $lan_if 0 -" "guard $lan_if 1,2,3,4,5,6,7,8,9 -" \
 	"guard $lan_if 80 - 2" pending commit)
 lab_check "bad guards are refused and change nothing" \
 	eval "test \"\$(echo \"\$out\" | tr '\n' ' ')\" = 'guard -1 guard -1 guard -1 guard -1 pending no ' &&
-		test \"\$(guard_rules | wc -l)\" = 1"
+		test \"\$(guard_rules | wc -l)\" = 2"
 
 lab_say "nothing outside our table changed"
 lab_check "the other tables are as they were" \

@@ -142,8 +142,8 @@ lab_check "TCP $desc_port (pupnp) and $control_port (SOAP) dropped unless from t
 	eval "guard_chain | grep -Eq 'iifname != \\{ \"lo\", \"lan0\", \"lan1\" \\} tcp dport $ports_re ct state new counter .* drop'"
 lab_check "new TCP connections to pupnp's $desc_port: at most $limit per source, else a reset" \
 	eval "guard_chain | grep -Eq 'tcp dport $desc_port ct state new add @igd_conns \\{ ip saddr . tcp dport ct count over $limit \\} counter .* reject with tcp reset'"
-lab_check "UDP 1900 from a source not routed back through its interface: dropped (strict rpf)" \
-	eval "guard_chain | grep -q 'iifname != \"lo\" udp dport 1900 fib saddr . iif oif missing counter .* drop'"
+lab_check "UDP 1900 and 5351 from a source not routed back through its interface: dropped (strict rpf)" \
+	eval "guard_chain | grep -q 'iifname != \"lo\" udp dport { 1900, 5351 } fib saddr . iif oif missing counter .* drop'"
 lab_check "UDP 1900 from the LAN: at most $ssdp_rate/s per source after $ssdp_burst, else dropped" \
 	eval "guard_chain | grep -q 'udp dport 1900 update @ssdp_rate { ip saddr limit rate over $ssdp_rate/second burst $ssdp_burst packets } counter .* drop'"
 
