@@ -235,11 +235,16 @@ upnp_report(struct upnp_report *r, uint64_t now, const char *what,
 }
 
 /* Split horizon (spec/iwf.md X-02): is the control point inside a LAN
-   prefix? Any thread: u->lan does not change once pupnp runs. */
+   prefix? Any thread: under the lock, which upnp_set_lan swaps them in. */
 static bool
-upnp_is_lan(const struct upnp *u, const struct in6_addr *a)
+upnp_is_lan(struct upnp *u, const struct in6_addr *a)
 {
-	return policy_prefixes_match(u->lan, u->n_lan, a);
+	bool lan;
+
+	pthread_mutex_lock(&u->lock);
+	lan = policy_prefixes_match(u->lan, u->n_lan, a);
+	pthread_mutex_unlock(&u->lock);
+	return lan;
 }
 
 /* ---- the loop side -------------------------------------------------- */
@@ -1271,18 +1276,37 @@ upnp_start(struct upnp *u, const char *desc, size_t desc_len)
 	return 0;
 }
 
-/* The LAN prefixes, copied (the caller's may change on a reload; the
-   workers read ours without a lock). One element at least: no prefixes
-   means nobody is LAN, not "no check". */
+/* The LAN prefixes, copied (the caller's are rebuilt in place on a
+   reload; upnp_set_lan replaces ours). */
 static int
 upnp_copy_lan(struct upnp *u, const struct upnp_params *p)
 {
-	if ((u->lan = calloc(p->n_lan > 0 ? p->n_lan : 1,
-	    sizeof(*u->lan))) == NULL)
+	if ((u->lan = policy_prefixes_dup(p->lan, p->n_lan)) == NULL)
 		return -1;
-	if (p->n_lan > 0)
-		memcpy(u->lan, p->lan, p->n_lan * sizeof(*u->lan));
 	u->n_lan = p->n_lan;
+	return 0;
+}
+
+int
+upnp_set_lan(struct upnp *u, const struct policy_prefix *lan, size_t n_lan)
+{
+	struct policy_prefix *copy, *old;
+
+	if ((copy = policy_prefixes_dup(lan, n_lan)) == NULL) {
+		log_warn("upnp: LAN prefixes");
+		return -1;
+	}
+	if (u->http != NULL && upnp_http_set_lan(u->http, lan, n_lan) == -1) {
+		free(copy);
+		return -1;
+	}
+	/* the workers read them under the lock (upnp_is_lan) */
+	pthread_mutex_lock(&u->lock);
+	old = u->lan;
+	u->lan = copy;
+	u->n_lan = n_lan;
+	pthread_mutex_unlock(&u->lock);
+	free(old);
 	return 0;
 }
 

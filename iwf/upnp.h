@@ -75,6 +75,12 @@ struct upnp;
 struct upnp	*upnp_open(const struct upnp_params *);
 /* Byebye, stop pupnp (joins its threads), free. */
 void		 upnp_close(struct upnp *);
+/* The LAN prefixes changed (a reload that did not reopen the IGD): both
+   SOAP ports judge control points by these from now on (copied).
+   Connections already accepted are served to their end. -1 (logged): no
+   memory, the old prefixes stay. Loop thread. */
+int		 upnp_set_lan(struct upnp *, const struct policy_prefix *,
+		    size_t n_lan);
 /* End of a loop turn: notify subscribers of evented variables that
    changed (U-11). */
 void		 upnp_update(struct upnp *);

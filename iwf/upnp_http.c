@@ -1115,16 +1115,23 @@ upnp_http_copy_lan(struct upnp_http *h, const struct upnp_http_params *p)
 {
 	if (p->lan == NULL)
 		return true;
-	/* one element at least: a pointer with no prefixes means nobody */
-	if ((h->lan = calloc(p->n_lan > 0 ? p->n_lan : 1,
-	    sizeof(*h->lan))) == NULL) {
+	return upnp_http_set_lan(h, p->lan, p->n_lan) == 0;
+}
+
+int
+upnp_http_set_lan(struct upnp_http *h, const struct policy_prefix *lan,
+    size_t n_lan)
+{
+	struct policy_prefix *copy;
+
+	if ((copy = policy_prefixes_dup(lan, n_lan)) == NULL) {
 		log_warn("upnp http: LAN prefixes");
-		return false;
+		return -1;
 	}
-	if (p->n_lan > 0)
-		memcpy(h->lan, p->lan, p->n_lan * sizeof(*h->lan));
-	h->n_lan = p->n_lan;
-	return true;
+	free(h->lan);
+	h->lan = copy;
+	h->n_lan = n_lan;
+	return 0;
 }
 
 struct upnp_http *

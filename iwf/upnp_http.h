@@ -104,6 +104,11 @@ struct upnp_http *upnp_http_open(const struct upnp_http_params *);
 /* Cancel pending actions (upnp_soap_cancel), close every connection, free.
    Call it before upnp_soap_free(). NULL is fine. */
 void		 upnp_http_close(struct upnp_http *);
+/* Replace the LAN prefixes (a reload; copied): new connections are judged
+   by them, those already accepted are served to their end. -1 (logged):
+   no memory, the old stay. */
+int		 upnp_http_set_lan(struct upnp_http *,
+		    const struct policy_prefix *lan, size_t n_lan);
 /* The port listened on (the one the kernel picked for 0). */
 uint16_t	 upnp_http_port(const struct upnp_http *);
 /* Connections open now (counted against max_conns; for logs and tests). */

@@ -1693,12 +1693,22 @@ iwfd_reload_frontends(struct iwfd *iwfd, const struct iwfd_changes *c)
 		    "the next SIGHUP");
 	if (c->upnp)
 		iwfd_open_upnp(iwfd, conf);
-	else if (c->lans && iwfd->upnp != NULL &&
-	    upnp_guard_arm(iwfd->lan_prefixes, iwfd->policy.n_lan_prefixes) ==
-	    -1)
-		/* CallStranger (upnp_guard.h): callbacks only into the LAN,
-		   as it is now */
-		log_warnx("reload: the UPnP callback guard failed closed");
+	else if (iwfd->upnp != NULL) {
+		/* the prefixes were read again (iwfd_build_policy): another
+		   lan_interface, or an address added to one. Split horizon
+		   on both SOAP ports, as it is now (fix, review: they kept
+		   the prefixes of the IGD's start) */
+		if (upnp_set_lan(iwfd->upnp, iwfd->lan_prefixes,
+		    iwfd->policy.n_lan_prefixes) == -1)
+			log_warnx("reload: the IGD keeps the LAN prefixes it "
+			    "had");
+		/* CallStranger (upnp_guard.h): callbacks only into the
+		   LAN, as it is now */
+		if (upnp_guard_arm(iwfd->lan_prefixes,
+		    iwfd->policy.n_lan_prefixes) == -1)
+			log_warnx("reload: the UPnP callback guard failed "
+			    "closed");
+	}
 }
 
 int

@@ -20,6 +20,18 @@ policy_prefixes_match(const struct policy_prefix *pfx, size_t n,
 	return false;
 }
 
+struct policy_prefix *
+policy_prefixes_dup(const struct policy_prefix *pfx, size_t n)
+{
+	struct policy_prefix *copy;
+
+	if ((copy = calloc(n > 0 ? n : 1, sizeof(*copy))) == NULL)
+		return NULL;
+	if (n > 0)
+		memcpy(copy, pfx, n * sizeof(*copy));
+	return copy;
+}
+
 bool
 policy_is_lan(const struct policy *pol, const struct in6_addr *a)
 {

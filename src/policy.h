@@ -95,6 +95,10 @@ bool		 policy_is_lan(const struct policy *, const struct in6_addr *);
    pupnp's threads: the policy's are rebuilt in place on SIGHUP). */
 bool		 policy_prefixes_match(const struct policy_prefix *, size_t,
 		    const struct in6_addr *);
+/* A malloc'd copy of n prefixes with room for one at least (a copy with
+   no prefixes means nobody is LAN, not "no check"). NULL: no memory. */
+struct policy_prefix *policy_prefixes_dup(const struct policy_prefix *,
+		    size_t n);
 /* The ACL for one candidate external port: MAP_OK or MAP_ERR_NOT_AUTHORIZED
    (and MAP_ERR_RESERVED_PORT for UDP 5350/5351). Shaped for
    table_set_port_check(): pass the policy as arg. */

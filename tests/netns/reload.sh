@@ -10,6 +10,8 @@
 #   (a) remove lan1: lan2's 8 mappings go - from the table, the gateway's nft map and the
 #       carrier - and lan's 12 stay with the same external ports and carry traffic;
 #   (b) add lan1 back: lan2 maps again;
+#   (b2) lan1 gets an address with a prefix of its own and SIGHUP, the configuration
+#      unchanged: a host in that prefix is a LAN host for the IGD's SOAP port (and PCP);
 #   (c) natpmp = no, then yes: NAT-PMP is refused, then answered again;
 #   (d) a new upnp_port: the IGD comes back on it and upnpc lists its old mappings;
 #   (e) a second upstream server in front of the carrier: the mappings stay on the carrier
@@ -201,6 +203,50 @@ hup "(b)"
 lab_check "(b) lan2 maps again over PCP" pcp_map lan2 b 7105
 lab_check "(b) and over NAT-PMP" natpmp_map lan2 b 7115
 unchanged "(b)"
+
+lab_say "(b2) lan1 gets a prefix of its own; SIGHUP, the configuration unchanged"
+# The IGD serves lan0 and was not reopened: its split horizon must follow the prefixes
+# read again (fix, review: both SOAP ports kept the prefixes of the IGD's start).
+lab_exec gw ip addr add 203.0.113.193/26 dev "$LAB_GW_LAN2_IF"
+lab_exec lan2 ip addr add 203.0.113.194/26 dev "$LAB_LAN_IF"
+soap_from() { # NS SOURCE NAME: GetExternalIPAddress on the daemon's own control port
+	local cport
+	cport=$(grep 'upnp: IGD:.*control http' "$log" | tail -1 |
+		sed -n 's|.*control http://[0-9.]*:\([0-9]*\).*|\1|p')
+	lab_exec "$1" timeout 10 python3 -c '
+import socket, sys
+src, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+st = "urn:schemas-upnp-org:service:WANIPConnection:1"
+body = ("<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+        "<s:Body><u:GetExternalIPAddress xmlns:u=\"%s\"/></s:Body></s:Envelope>" % st)
+req = ("POST /ctl/IPConn HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/xml\r\n"
+       "SOAPAction: \"%s#GetExternalIPAddress\"\r\nConnection: close\r\n"
+       "Content-Length: %d\r\n\r\n%s" % (host, port, st, len(body), body))
+s = socket.socket()
+s.settimeout(5)
+s.bind((src, 0))
+s.connect((host, port))
+s.sendall(req.encode())
+out = b""
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        out += d
+except OSError as e:
+    out += ("\n[%s]" % e).encode()
+sys.stdout.write(out.decode("latin-1"))' "$2" "$LAB_GW_LAN_IP" "$cport" >"$LAB_TMP/soap_$3.out" 2>&1
+}
+soap_from lan2 203.0.113.194 b2_before
+lab_check "(b2) before the SIGHUP, lan2 from 203.0.113.194 is not a LAN host (no answer)" \
+	eval "! grep -q '<NewExternalIPAddress>' '$LAB_TMP/soap_b2_before.out'"
+hup "(b2)"
+soap_from lan2 203.0.113.194 b2
+lab_check "(b2) after it, GetExternalIPAddress from 203.0.113.194 is answered" \
+	grep -q "<NewExternalIPAddress>$LAB_CGN_EXT_IP</NewExternalIPAddress>" "$LAB_TMP/soap_b2.out"
+lab_check "(b2) and PCP from 203.0.113.194 maps" eval "lab_exec lan2 timeout 20 '$ctl' map \
+	-S '$LAB_GW_LAN_IP' -I 203.0.113.194 -p udp -i 7108 -l '$LIFETIME' -w 8 --json >'$LAB_TMP/pcp_b2.json' 2>&1"
 
 lab_say "(c) natpmp = no, then yes"
 NATPMP=no write_conf "$LAB_GW_LAN_IF" "$LAB_GW_LAN2_IF"
