@@ -359,9 +359,10 @@ check_file(const char *path)
 
 	if ((buf = slurp(path, &len)) == NULL)
 		fail_msg("cannot read %s", path);
+	/* pupnp hands the body over as a C string: a NUL ends it */
+	len = strlen(buf);
 	memset(&want, 0, sizeof(want));
-	ok = strlen(buf) == len && len <= UPNP_MAX_CONTENT &&
-	    soap_xml_read(buf, len, &want, &elem);
+	ok = len <= UPNP_MAX_CONTENT && soap_xml_read(buf, len, &want, &elem);
 	rec.calls = 0;
 	rec.last = NULL;
 	rc = upnp_xml_gate_parse(buf, &doc, rec_parse);
