@@ -695,8 +695,9 @@ upnp_action_copy(const struct upnp *u, UpnpActionRequest *req,
 	   DOM is the gate's canonical envelope, with no arguments in it
 	   (upnp_xml_gate.h). No body read by the gate: no action. */
 	if (!upnp_xml_gate_take(act)) {
-		log_warnx("upnp: %s on pupnp's port: the body did not pass "
-		    "the XML gate; refused", act->name);
+		/* cannot happen with the gate in (upnp_start checks) */
+		log_debug("upnp: %s on pupnp's port: no body from the XML "
+		    "gate; refused", act->name);
 		return false;
 	}
 	return true;
@@ -999,6 +1000,8 @@ upnp_callback(Upnp_EventType type, const void *event, void *cookie)
 	case UPNP_CONTROL_ACTION_REQUEST:
 		/* pupnp passes its request to be filled in */
 		upnp_action_request(u, (UpnpActionRequest *)(uintptr_t)event);
+		/* refused before the arguments were taken: drop them here */
+		upnp_xml_gate_forget();
 		break;
 	case UPNP_EVENT_SUBSCRIPTION_REQUEST:
 		upnp_subscription_request(u, event);
@@ -1250,10 +1253,14 @@ upnp_start(struct upnp *u, const char *desc, size_t desc_len)
 	u->registered = rc == UPNP_E_SUCCESS;
 	pthread_mutex_unlock(&u->lock);
 	upnp_xml_gate_stats(&gate_after);
-	if (rc == UPNP_E_SUCCESS && gate_after.parses == gate_before.parses)
-		log_warnx("upnp: libixml parses SOAP sent to pupnp's port "
-		    "unchecked: the XML gate is not in this executable "
+	/* fail closed: without the gate libixml would read every SOAP body
+	   sent to pupnp's port (upnp_xml_gate.h); upnp_close unregisters */
+	if (rc == UPNP_E_SUCCESS && gate_after.parses == gate_before.parses) {
+		log_warnx("upnp: the XML gate is not in this executable: "
+		    "libixml would parse SOAP from the LAN; UPnP not started "
 		    "(docs/security.md)");
+		return -1;
+	}
 	if (rc != UPNP_E_SUCCESS) {
 		log_warnx("upnp: cannot register the device: %s",
 		    UpnpGetErrorMessage(rc));

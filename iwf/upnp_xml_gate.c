@@ -55,6 +55,13 @@ upnp_xml_gate_take(struct upnp_action *act)
 }
 
 void
+upnp_xml_gate_forget(void)
+{
+	gate.have = false;
+	gate.expect[0] = '\0';
+}
+
+void
 upnp_xml_gate_stats(struct upnp_xml_gate_stats *st)
 {
 	st->parses = atomic_load(&gate_parses);

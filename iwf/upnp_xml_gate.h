@@ -61,6 +61,9 @@ void		 upnp_xml_gate_trust(bool on);
  * in this executable, or it was taken already).
  */
 bool		 upnp_xml_gate_take(struct upnp_action *act);
+/* Drop this thread's body and expected re-parse, if any (the request is
+   over; the next body's parse would drop them too). */
+void		 upnp_xml_gate_forget(void);
 
 struct upnp_xml_gate_stats {
 	uint64_t	 parses;	/* every call, all kinds */

@@ -898,8 +898,10 @@ nft_apply_guard(struct nft_backend *nb)
 			break;
 		}
 		log_warnx("nft: guard: the kernel refused the per-source "
-		    "limits (%s; nft_connlimit, nft_limit, nft_fib?): "
-		    "dropping WAN packets without them", strerror(error));
+		    "limits and the reverse-path check (%s; nft_connlimit, "
+		    "nft_limit, nft_fib?): dropping WAN packets without them, "
+		    "and without anti-spoofing between LAN interfaces",
+		    strerror(error));
 		nb->guard_no_limit = true;
 		limit = false;
 	}

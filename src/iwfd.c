@@ -1292,6 +1292,9 @@ iwfd_reload_keep(const struct iwfd_config *old, struct iwfd_config *conf)
 /* What a reload changed, decided once from the old and new files. */
 struct iwfd_changes {
 	bool	 lans;		/* the lan_interface list */
+	/* the LAN prefixes read again differ (with lans, or an address
+	   added to or removed from a LAN interface) */
+	bool	 prefixes;
 	bool	 lan0;		/* the first one: UPnP's, the probe's */
 	bool	 wan;		/* wan_interface */
 	bool	 nat;
@@ -1461,7 +1464,7 @@ iwfd_reload_sweep(struct iwfd *iwfd, const struct iwfd_config *old,
 		    "only mappings of hosts routed out of a removed LAN "
 		    "interface go; those outside the LAN prefixes known now "
 		    "are kept until a SIGHUP once every LAN interface has "
-		    "one", iwfd->n_lan_unknown);
+		    "one (and the prefixes changed)", iwfd->n_lan_unknown);
 	/* proxy_delete removes m: the last mapping moves into slot i */
 	while ((m = table_at(iwfd->table, i)) != NULL) {
 		if (!iwfd_left_lan(iwfd, old, m)) {
@@ -1693,11 +1696,11 @@ iwfd_reload_frontends(struct iwfd *iwfd, const struct iwfd_changes *c)
 		    "the next SIGHUP");
 	if (c->upnp)
 		iwfd_open_upnp(iwfd, conf);
-	else if (iwfd->upnp != NULL) {
-		/* the prefixes were read again (iwfd_build_policy): another
-		   lan_interface, or an address added to one. Split horizon
-		   on both SOAP ports, as it is now (fix, review: they kept
-		   the prefixes of the IGD's start) */
+	else if (iwfd->upnp != NULL && (c->lans || c->prefixes)) {
+		/* the prefixes read again (iwfd_build_policy) differ:
+		   another lan_interface, or an address added to or removed
+		   from one. Split horizon on both SOAP ports, as it is now
+		   (fix, review: they kept the prefixes of the IGD's start) */
 		if (upnp_set_lan(iwfd->upnp, iwfd->lan_prefixes,
 		    iwfd->policy.n_lan_prefixes) == -1)
 			log_warnx("reload: the IGD keeps the LAN prefixes it "
@@ -1711,9 +1714,28 @@ iwfd_reload_frontends(struct iwfd *iwfd, const struct iwfd_changes *c)
 	}
 }
 
+/* The same LAN prefixes, in the same order (netif_prefixes reads them in
+   the kernel's order: a change of order alone is a change, harmlessly). */
+static bool
+iwfd_same_prefixes(const struct policy_prefix *a, size_t na,
+    const struct policy_prefix *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return false;
+	for (i = 0; i < na; i++)
+		if (a[i].prefix_len != b[i].prefix_len ||
+		    memcmp(&a[i].addr, &b[i].addr, sizeof(a[i].addr)) != 0)
+			return false;
+	return true;
+}
+
 int
 iwfd_reload(struct iwfd *iwfd)
 {
+	struct policy_prefix old_pfx[IWFD_MAX_LAN_PREFIXES];
+	size_t n_old_pfx;
 	struct iwfd_config *conf, *old;
 	struct config_errors errs;
 	struct iwfd_changes c;
@@ -1738,13 +1760,17 @@ iwfd_reload(struct iwfd *iwfd)
 	iwfd_reload_keep(old, conf);
 	iwfd_changes(iwfd, old, conf, &c);
 	iwfd->conf = conf;
+	memcpy(old_pfx, iwfd->lan_prefixes, sizeof(old_pfx));
+	n_old_pfx = iwfd->policy.n_lan_prefixes;
 	iwfd_build_policy(iwfd, conf);
+	c.prefixes = !iwfd_same_prefixes(old_pfx, n_old_pfx, iwfd->lan_prefixes,
+	    iwfd->policy.n_lan_prefixes);
 	/* issue 8: rate_limit and rate_burst follow at once (max_mappings
 	   with the policy); each host keeps its bucket's level */
 	ratelimit_set(iwfd->ratelimit, conf->rate_limit, conf->rate_burst);
 	ratelimit_set(iwfd->ratelimit_http, conf->rate_limit, conf->rate_burst);
 	/* first, while the old mode and servers still hold them */
-	if (c.lans)
+	if (c.lans || c.prefixes)
 		iwfd_reload_sweep(iwfd, old, now);
 	iwfd_reload_backend(iwfd, old, conf, &c, now);
 	iwfd_reload_wan(iwfd, &c);

@@ -11,7 +11,8 @@
 #       carrier - and lan's 12 stay with the same external ports and carry traffic;
 #   (b) add lan1 back: lan2 maps again;
 #   (b2) lan1 gets an address with a prefix of its own and SIGHUP, the configuration
-#      unchanged: a host in that prefix is a LAN host for the IGD's SOAP port (and PCP);
+#      unchanged: a host in that prefix is a LAN host for both SOAP ports (and PCP);
+#   (b3) that prefix is replaced by another and SIGHUP: the host's mapping is deleted;
 #   (c) natpmp = no, then yes: NAT-PMP is refused, then answered again;
 #   (d) a new upnp_port: the IGD comes back on it and upnpc lists its old mappings;
 #   (e) a second upstream server in front of the carrier: the mappings stay on the carrier
@@ -213,40 +214,44 @@ soap_from() { # NS SOURCE NAME: GetExternalIPAddress on the daemon's own control
 	local cport
 	cport=$(grep 'upnp: IGD:.*control http' "$log" | tail -1 |
 		sed -n 's|.*control http://[0-9.]*:\([0-9]*\).*|\1|p')
-	lab_exec "$1" timeout 10 python3 -c '
-import socket, sys
-src, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-st = "urn:schemas-upnp-org:service:WANIPConnection:1"
-body = ("<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">"
-        "<s:Body><u:GetExternalIPAddress xmlns:u=\"%s\"/></s:Body></s:Envelope>" % st)
-req = ("POST /ctl/IPConn HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/xml\r\n"
-       "SOAPAction: \"%s#GetExternalIPAddress\"\r\nConnection: close\r\n"
-       "Content-Length: %d\r\n\r\n%s" % (host, port, st, len(body), body))
-s = socket.socket()
-s.settimeout(5)
-s.bind((src, 0))
-s.connect((host, port))
-s.sendall(req.encode())
-out = b""
-try:
-    while True:
-        d = s.recv(4096)
-        if not d:
-            break
-        out += d
-except OSError as e:
-    out += ("\n[%s]" % e).encode()
-sys.stdout.write(out.decode("latin-1"))' "$2" "$LAB_GW_LAN_IP" "$cport" >"$LAB_TMP/soap_$3.out" 2>&1
+	lab_exec "$1" timeout 20 /usr/bin/python3 "$here/upnp_soap_client.py" call-from "$2" "$LAB_GW_LAN_IP" \
+		"$cport" GetExternalIPAddress >"$LAB_TMP/soap_$3.json" 2>&1
+}
+soap_pupnp_from() { # NS SOURCE NAME: the same on pupnp's port (through the XML gate)
+	local dport
+	dport=$(grep 'upnp: IGD:.*description' "$log" | tail -1 |
+		sed -n 's|.*description http://[0-9.]*:\([0-9]*\)/.*|\1|p')
+	lab_exec "$1" timeout 20 /usr/bin/python3 "$here/upnp_soap_client.py" call-from "$2" "$LAB_GW_LAN_IP" \
+		"$dport" GetExternalIPAddress >"$LAB_TMP/soap_$3.json" 2>&1
 }
 soap_from lan2 203.0.113.194 b2_before
+soap_pupnp_from lan2 203.0.113.194 b2_pupnp_before
+lab_check "(b2) ... and on pupnp's port it gets 606 (Action not authorized)" \
+	grep -q '"code": 606' "$LAB_TMP/soap_b2_pupnp_before.json"
 lab_check "(b2) before the SIGHUP, lan2 from 203.0.113.194 is not a LAN host (no answer)" \
-	eval "! grep -q '<NewExternalIPAddress>' '$LAB_TMP/soap_b2_before.out'"
+	eval "! grep -q '\"status\": 200' '$LAB_TMP/soap_b2_before.json'"
 hup "(b2)"
 soap_from lan2 203.0.113.194 b2
 lab_check "(b2) after it, GetExternalIPAddress from 203.0.113.194 is answered" \
-	grep -q "<NewExternalIPAddress>$LAB_CGN_EXT_IP</NewExternalIPAddress>" "$LAB_TMP/soap_b2.out"
+	grep -q "\"external\": \"$LAB_CGN_EXT_IP\"" "$LAB_TMP/soap_b2.json"
 lab_check "(b2) and PCP from 203.0.113.194 maps" eval "lab_exec lan2 timeout 20 '$ctl' map \
 	-S '$LAB_GW_LAN_IP' -I 203.0.113.194 -p udp -i 7108 -l '$LIFETIME' -w 8 --json >'$LAB_TMP/pcp_b2.json' 2>&1"
+
+lab_check "(b2) lan2 from 203.0.113.194 on pupnp's port: answered too" \
+	eval "soap_pupnp_from lan2 203.0.113.194 b2_pupnp && grep -q '\"external\": \"$LAB_CGN_EXT_IP\"' '$LAB_TMP/soap_b2_pupnp.json'"
+
+lab_say "(b3) lan1's prefix is replaced by another; SIGHUP, the configuration unchanged"
+# every LAN interface still has a prefix, 203.0.113.194 is in none of them: its mapping
+# goes (the sweep runs when the prefixes changed, not only the lan_interface list)
+lab_exec gw ip addr del 203.0.113.193/26 dev "$LAB_GW_LAN2_IF"
+lab_exec gw ip addr add 203.0.113.225/27 dev "$LAB_GW_LAN2_IF"
+lab_check "(b3) before the SIGHUP 203.0.113.194 has its mapping" [ "$(gw_host_count 203.0.113.194)" = 1 ]
+hup "(b3)"
+lab_check "(b3) after it, the mapping of 203.0.113.194 is deleted" \
+	lab_wait_for "[ \"\$(gw_host_count 203.0.113.194)\" = 0 ]" 5
+lab_check "(b3) lan2's own mappings stay" [ "$(gw_host_count "$LAN2")" -ge 2 ]
+lab_exec gw ip addr del 203.0.113.225/27 dev "$LAB_GW_LAN2_IF"
+lab_exec lan2 ip addr del 203.0.113.194/26 dev "$LAB_LAN_IF"
 
 lab_say "(c) natpmp = no, then yes"
 NATPMP=no write_conf "$LAB_GW_LAN_IF" "$LAB_GW_LAN2_IF"

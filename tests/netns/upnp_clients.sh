@@ -187,7 +187,8 @@ lab_check "SOAP sent to pupnp's own port is answered with the carrier's address"
 lab_exec lan timeout 60 "$PY" "$client" gate-pupnp "$loc" 43999 "$lan1" \
 	>"$LAB_TMP/gate.json" 2>&1
 printf '  [gate] %s\n' "$(cat "$LAB_TMP/gate.json")"
-for shape in doctype trailing unclosed quote_ns; do
+# deep and overlong are bodies libixml accepts (without the gate: a SOAP fault, 500)
+for shape in deep overlong doctype; do
 	lab_check "pupnp's port: a body our reader refuses ($shape) -> 400, unread by libixml" \
 		[ "$(jf gate "$shape")" = 400 ]
 done

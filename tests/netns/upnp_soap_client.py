@@ -383,11 +383,15 @@ def cmd_gate_pupnp(argv):
     pupnp.host, pupnp.port = pupnp.event_host, pupnp.event_port
     res = {}
     good = std_body("GetExternalIPAddress", igd.stype, [])
-    bad = {"doctype": '<!DOCTYPE x [<!ENTITY e "v">]>' + good,
-           "trailing": good + "<more/>",
-           "unclosed": good.replace("</s:Envelope>", ""),
-           "quote_ns": good.replace('xmlns:u="%s"' % igd.stype,
-                                    'xmlns:u="%s&quot;"' % igd.stype)}
+    # libixml takes the first two (an argument nested 40 elements deep, an overlong
+    # UTF-8 sequence in an argument): without the gate pupnp would hand them to the
+    # action, which answers with a SOAP fault (500), not 400
+    deep = "<X>" + "<h>" * 40 + "</h>" * 40 + "</X>"
+    bad = {"deep": good.replace("</u:GetExternalIPAddress>",
+                                deep + "</u:GetExternalIPAddress>"),
+           "overlong": good.encode().replace(b"</u:GetExternalIPAddress>",
+                                             b"<X>\xc0\xaf</X></u:GetExternalIPAddress>"),
+           "doctype": '<!DOCTYPE x [<!ENTITY e "v">]>' + good}
     for name, body in bad.items():
         headers = ["Host: %s:%d" % (pupnp.host, pupnp.port), "Content-Type: text/xml",
                    'SOAPAction: "%s#GetExternalIPAddress"' % igd.stype,
@@ -410,6 +414,43 @@ def cmd_gate_pupnp(argv):
                      [("NewRemoteHost", ""), ("NewExternalPort", ext),
                       ("NewProtocol", "TCP")])
     res["delete"] = r.status if r is not None else err
+    print(json.dumps(res))
+    return 0
+
+
+def cmd_call_from(argv):
+    """One SOAP call (IGD:1 WANIPConnection, /ctl/IPConn) from the source address SRC
+    (- for the kernel's choice) on a connection of its own, whoever answers: argv SRC HOST
+    PORT ACTION [NAME=VALUE...]. Prints JSON: status and errorCode of the answer (0 when
+    none), the bytes received, the error (the exception's name, or "")."""
+    src, host, port, action = argv[0], argv[1], int(argv[2]), argv[3]
+    args = [tuple(a.split("=", 1)) for a in argv[4:]]
+    body = std_body(action, WANIPC + "1", args).encode()
+    req = ("POST /ctl/IPConn HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/xml\r\n"
+           "SOAPAction: \"%s#%s\"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+           % (host, port, WANIPC + "1", action, len(body))).encode() + body
+    res, data = {"error": ""}, b""
+    s = socket.socket()
+    s.settimeout(10)
+    try:
+        if src != "-":
+            s.bind((src, 0))
+        s.connect((host, port))
+        s.sendall(req)
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except OSError as e:
+        res["error"] = type(e).__name__
+    s.close()
+    m = re.match(rb"HTTP/1\.[01] (\d+)", data)
+    c = re.search(rb"<errorCode>(\d+)</errorCode>", data)
+    x = re.search(rb"<NewExternalIPAddress>([^<]*)</NewExternalIPAddress>", data)
+    res.update(bytes=len(data), status=int(m.group(1)) if m else 0,
+               code=int(c.group(1)) if c else 0,
+               external=x.group(1).decode("latin-1") if x else "")
     print(json.dumps(res))
     return 0
 
@@ -1047,7 +1088,7 @@ def cmd_shapes(argv):
 
 
 def main():
-    cmds = {"discover": cmd_discover, "call": cmd_call, "call-pupnp": cmd_call_pupnp, "gate-pupnp": cmd_gate_pupnp, "shapes": cmd_shapes,
+    cmds = {"discover": cmd_discover, "call": cmd_call, "call-pupnp": cmd_call_pupnp, "gate-pupnp": cmd_gate_pupnp, "call-from": cmd_call_from, "shapes": cmd_shapes,
             "abuse": cmd_abuse, "listen": cmd_listen, "subscribe": cmd_subscribe,
             "probe-wan": cmd_probe_wan}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:

@@ -278,45 +278,12 @@ lab_kill "$hog"
 lab_check "once they are closed, $LAB_LAN_HOST_IP is served again" \
 	eval "fetch_slow lan | grep -q InternetGatewayDevice"
 
-# NS SRC PORT ACTION [NAME=VALUE...]: one SOAP call (IGD:1 WANIPConnection) from the
-# source address SRC (- for the kernel's choice) to the gateway's PORT, on a connection
-# of its own; JSON: status and errorCode of the answer, the bytes received, the error
+# NS SRC HOST PORT ACTION [NAME=VALUE...]: one SOAP call from the source address SRC
+# (upnp_soap_client.py call-from); JSON: status, errorCode, bytes received, error
 soap_from() {
 	local ns=$1
 	shift
-	lab_exec "$ns" "$PY" -c '
-import json, re, socket, sys
-src, host, port, action = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-st = "urn:schemas-upnp-org:service:WANIPConnection:1"
-args = "".join("<%s>%s</%s>" % (k, v, k) for k, v in (a.split("=", 1) for a in sys.argv[5:]))
-body = ("<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/"
-        "envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\">"
-        "<s:Body><u:%s xmlns:u=\"%s\">%s</u:%s></s:Body></s:Envelope>\r\n"
-        % (action, st, args, action)).encode()
-req = ("POST /ctl/IPConn HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/xml\r\n"
-       "SOAPAction: \"%s#%s\"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
-       % (host, port, st, action, len(body))).encode() + body
-res, data = {"error": ""}, b""
-s = socket.socket()
-s.settimeout(10)
-try:
-    if src != "-":
-        s.bind((src, 0))
-    s.connect((host, port))
-    s.sendall(req)
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-except OSError as e:
-    res["error"] = type(e).__name__
-s.close()
-m = re.match(rb"HTTP/1\.[01] (\d+)", data)
-c = re.search(rb"<errorCode>(\d+)</errorCode>", data)
-res.update(bytes=len(data), status=int(m.group(1)) if m else 0,
-           code=int(c.group(1)) if c else 0)
-print(json.dumps(res))' "$@"
+	lab_exec "$ns" "$PY" "$client" call-from "$@"
 }
 # NAME FIELD: a field of $LAB_TMP/NAME.json
 jv() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$LAB_TMP/$1.json" "$2"; }

@@ -221,6 +221,27 @@ test_reparse(void **state)
 	    "<NewProtocol>TCP</NewProtocol></u:AddPortMapping>");
 }
 
+/* A request refused before its arguments were taken leaves nothing for
+   the next one on the thread (upnp.c calls forget after each action). */
+static void
+test_forget(void **state)
+{
+	IXML_Document *doc = NULL;
+	struct upnp_action a;
+	DOMString printed;
+
+	(void)state;
+	assert_int_equal(upnp_xml_gate_parse(add_body, &doc, rec_parse),
+	    IXML_SUCCESS);
+	printed = ixmlPrintNode(action_node(doc));
+	assert_non_null(printed);
+	upnp_xml_gate_forget();
+	assert_false(upnp_xml_gate_take(&a));
+	assert_refused(printed);	/* no re-parse is expected any more */
+	ixmlFreeDOMString(printed);
+	ixmlDocument_free(doc);
+}
+
 /* What our reader refuses, or names outside the alphabet, never reach
    libixml: pupnp answers 400. */
 static void
@@ -253,10 +274,24 @@ test_refused(void **state)
 	assert_refused(ENV_HEAD "<u:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA xmlns:u=\"" WANIP1 "\"/>"
 	    ENV_TAIL);
-	/* beyond pupnp's content limit (UpnpSetMaxContentLength) */
-	n = (size_t)snprintf(big, sizeof(big), "%s", ENV_HEAD);
+	/* beyond pupnp's content limit (UpnpSetMaxContentLength): a body
+	   well-formed but for its length (whitespace may follow the root) */
+	n = (size_t)snprintf(big, sizeof(big), "%s<u:GetExternalIPAddress "
+	    "xmlns:u=\"" WANIP1 "\"/>" ENV_TAIL, ENV_HEAD);
 	memset(big + n, ' ', sizeof(big) - n - 1);
 	big[sizeof(big) - 1] = '\0';
+	big[UPNP_MAX_CONTENT] = '\0';		/* at the limit: read */
+	memset(&rec, 0, sizeof(rec));
+	{
+		IXML_Document *doc = NULL;
+		struct upnp_action a;
+
+		assert_int_equal(upnp_xml_gate_parse(big, &doc, rec_parse),
+		    IXML_SUCCESS);
+		ixmlDocument_free(doc);
+		assert_true(upnp_xml_gate_take(&a));
+	}
+	big[UPNP_MAX_CONTENT] = ' ';		/* one byte more: refused */
 	assert_refused(big);
 }
 
@@ -426,6 +461,7 @@ main(void)
 		cmocka_unit_test_setup(test_trusted, setup),
 		cmocka_unit_test_setup(test_body, setup),
 		cmocka_unit_test_setup(test_reparse, setup),
+		cmocka_unit_test_setup(test_forget, setup),
 		cmocka_unit_test_setup(test_refused, setup),
 		cmocka_unit_test_setup(test_shapes, setup),
 		cmocka_unit_test_setup(test_threads, setup),
