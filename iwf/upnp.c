@@ -12,10 +12,11 @@
  *   - the libevent loop, which owns every mapping, the proxy and the
  *     action layer (upnp_soap).
  * A worker copies the action (the arguments the XML gate read:
- * upnp_xml_gate.h), puts a job on the locked queue, wakes the loop through an eventfd and waits on a condition
- * with a deadline. The eventfd is an ordinary EV_READ event of the loop,
- * so the loop's libevent needs no thread support (evthread) at all; a
- * write(2) of 8 bytes is the only thing a worker does to the loop.
+ * upnp_xml_gate.h), puts a job on the locked queue, wakes the loop
+ * through an eventfd and waits on a condition with a deadline. The
+ * eventfd is an ordinary EV_READ event of the loop, so the loop's
+ * libevent needs no thread support (evthread) at all; a write(2) of 8
+ * bytes is the only thing a worker does to the loop.
  *
  * Job life (every field shared by the two sides is read and written under
  * u->lock; job->reply is written by the loop before it sets answered and

@@ -13,9 +13,10 @@
  * and policy with no upstream (the gateway is the last NAT: every answer
  * comes at once), from two LAN hosts; then the listing actions walk what
  * it made.
- * Invariants: libixml gets only the canonical envelope and that print; the gate passes a body
- * exactly when our reader reads it and its names fit the alphabet, and
- * then the canonical document has Envelope/Body/action, its re-parse
+ * Invariants: libixml gets only the canonical envelope and that print;
+ * the gate passes a body exactly when our reader reads it and its names
+ * fit the alphabet, and then the canonical document has
+ * Envelope/Body/action, its re-parse
  * passes once, and the arguments are our reader's; the copied action is
  * bounded and NUL-terminated, names are unique and values trimmed unless
  * it is malformed; every answer is at once, is 0 or a code the error
@@ -49,8 +50,8 @@ static const char *const fuzz_hosts[] = { "192.0.2.10", "192.0.2.11" };
 
 /* What libixml may be given: the gate's canonical envelope, or (pupnp's
    second parse) exactly the print of its action element. */
-#define FUZZ_CANON_HEAD	"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/" \
-	"envelope/\"><s:Body><"
+#define FUZZ_CANON_HEAD	"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/" \
+	"soap/envelope/\"><s:Body><"
 static const char *fuzz_printed;	/* set for the second parse */
 
 static int
