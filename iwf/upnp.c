@@ -112,15 +112,6 @@
 #define UPNP_CONNECTED		"Connected"
 #define UPNP_CONNECTION_TYPES	"IP_Routed"
 #define UPNP_SERVICE_URN	"urn:schemas-upnp-org:service:"
-/* Refusals (split horizon, rate) are logged at most this often, with the
-   count since the last line. */
-#define UPNP_REPORT_MS		10000
-
-/* One throttled log line about refusals. */
-struct upnp_report {
-	uint64_t		 last;		/* ms; 0: never */
-	uint64_t		 count;		/* since the last line */
-};
 
 struct upnp_job {
 	struct upnp		*u;
@@ -212,27 +203,6 @@ upnp_reply_error(struct upnp_reply *reply, enum map_err err,
 	memset(reply, 0, sizeof(*reply));
 	reply->err = version == 2 ? row->upnp_v2 : row->upnp_v1;
 	reply->err_desc = map_err_upnp_name((unsigned int)reply->err);
-}
-
-/* Count one refusal; log it unless a line went out less than
-   UPNP_REPORT_MS ago (a flood must not flood the log). */
-static void
-upnp_report(struct upnp_report *r, uint64_t now, const char *what,
-    const struct in6_addr *host)
-{
-	char buf[INET6_ADDRSTRLEN];
-
-	r->count++;
-	if (r->last != 0 && now - r->last < UPNP_REPORT_MS)
-		return;
-	if (IN6_IS_ADDR_V4MAPPED(host))
-		inet_ntop(AF_INET, &host->s6_addr[12], buf, sizeof(buf));
-	else
-		inet_ntop(AF_INET6, host, buf, sizeof(buf));
-	log_info("upnp: %s %s; %" PRIu64 " refused since the last report",
-	    what, buf, r->count);
-	r->count = 0;
-	r->last = now != 0 ? now : 1;
 }
 
 /* Split horizon (spec/iwf.md X-02): is the control point inside a LAN
@@ -432,7 +402,7 @@ upnp_job_run(struct upnp *u, struct upnp_job *job, uint64_t now)
 	   501 ActionFailed, and the action layer never sees the job */
 	if (!ratelimit_allow(u->ratelimit, &job->act.requester, now)) {
 		u->rate_limited++;
-		upnp_report(&u->rate_report, now, "over its request rate: "
+		upnp_report(&u->rate_report, now, "upnp", "over its request rate: "
 		    "501 to", &job->act.requester);
 		upnp_reply_error(&reply, MAP_ERR_INTERNAL, u->version);
 		upnp_job_finish(u, job, &reply);
@@ -913,7 +883,7 @@ upnp_worker_lan(struct upnp *u, UpnpActionRequest *req)
 		return true;
 	pthread_mutex_lock(&u->lock);
 	u->not_lan++;
-	upnp_report(&u->not_lan_report, upnp_worker_now(),
+	upnp_report(&u->not_lan_report, upnp_worker_now(), "upnp",
 	    "refused a control point outside the LAN:", &requester);
 	pthread_mutex_unlock(&u->lock);
 	upnp_reply_error(&reply, MAP_ERR_ACTION_DENIED, u->version);

@@ -32,9 +32,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "policy.h"
 #include "upnp_guard.h"
@@ -178,14 +178,11 @@ upnp_guard_armed(void)
 	    memory_order_acquire) != NULL;
 }
 
+/* Monotonic seconds, for the log's rate (any thread). */
 static int64_t
 upnp_guard_now_s(void)
 {
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return 0;
-	return (int64_t)ts.tv_sec;
+	return (int64_t)(clock_now_ms() / 1000);
 }
 
 /* Say so, at most once per UPNP_GUARD_LOG_INTERVAL_S (any thread). */

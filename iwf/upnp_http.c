@@ -136,7 +136,6 @@
 #define UPNP_HTTP_MS_PER_S	1000
 /* Refusals are logged at most this often (a flood must not flood the
    log), with the count since the last report. */
-#define UPNP_HTTP_REPORT_MS	10000
 #define UPNP_HTTP_US_PER_MS	1000
 /* A service type we answer in: ours with the client's version. */
 #define UPNP_HTTP_TYPE_MAX	96
@@ -181,11 +180,6 @@ struct upnp_http_conn {
 };
 
 /* One throttled log line about refusals of one kind. */
-struct upnp_http_report {
-	uint64_t		 last;		/* ms; 0: never */
-	uint64_t		 count;		/* since the last line */
-};
-
 /* An action waiting for the carrier (upnp_soap_run said false). */
 struct upnp_http_job {
 	TAILQ_ENTRY(upnp_http_job) entry;
@@ -220,9 +214,9 @@ struct upnp_http {
 	size_t			 n_lan;
 	struct upnp_http_stats	 stats;
 	/* one per kind, so that one kind cannot hide another */
-	struct upnp_http_report	 not_lan_report;
-	struct upnp_http_report	 share_report;
-	struct upnp_http_report	 rate_report;
+	struct upnp_report	 not_lan_report;
+	struct upnp_report	 share_report;
+	struct upnp_report	 rate_report;
 	TAILQ_HEAD(, upnp_http_conn) conns;
 	TAILQ_HEAD(, upnp_http_job) jobs;
 	TAILQ_HEAD(, upnp_http_held) held;
@@ -330,26 +324,31 @@ upnp_http_is_lan(const struct upnp_http *h, const struct in6_addr *a)
 	return h->lan == NULL || policy_prefixes_match(h->lan, h->n_lan, a);
 }
 
-/* One refusal counted in the log: the first at once, then at most one
-   line per UPNP_HTTP_REPORT_MS with the count in between. */
-static void
-upnp_http_report(struct upnp_http *h, struct upnp_http_report *r,
+void
+upnp_report(struct upnp_report *r, uint64_t now, const char *prefix,
     const char *what, const struct in6_addr *host)
 {
 	char buf[INET6_ADDRSTRLEN];
-	uint64_t now = h->p.now(h->p.clock_arg);
 
 	r->count++;
-	if (r->last != 0 && now - r->last < UPNP_HTTP_REPORT_MS)
+	if (r->last != 0 && now - r->last < UPNP_REPORT_MS)
 		return;
 	if (IN6_IS_ADDR_V4MAPPED(host))
 		inet_ntop(AF_INET, &host->s6_addr[12], buf, sizeof(buf));
 	else
 		inet_ntop(AF_INET6, host, buf, sizeof(buf));
-	log_info("upnp http: %s %s; %" PRIu64 " refused since the last "
-	    "report", what, buf, r->count);
+	log_info("%s: %s %s; %" PRIu64 " refused since the last report",
+	    prefix, what, buf, r->count);
 	r->count = 0;
 	r->last = now != 0 ? now : 1;
+}
+
+/* A refusal of this server, at the loop's now. */
+static void
+upnp_http_report(struct upnp_http *h, struct upnp_report *r,
+    const char *what, const struct in6_addr *host)
+{
+	upnp_report(r, h->p.now(h->p.clock_arg), "upnp http", what, host);
 }
 
 /*

@@ -99,6 +99,21 @@ struct upnp_http_stats {
 
 struct upnp_http;
 
+/*
+ * A kind of refusal counted for the log (both SOAP ports): the first line
+ * at once, then at most one per UPNP_REPORT_MS with the count between, so
+ * that a flood does not flood the log. The caller serialises the calls.
+ */
+#define UPNP_REPORT_MS	10000
+struct upnp_report {
+	uint64_t	 last;		/* ms; 0: never */
+	uint64_t	 count;		/* since the last line */
+};
+/* One refusal at now (ms) of host; the line reads "PREFIX: WHAT HOST". */
+void		 upnp_report(struct upnp_report *, uint64_t now,
+		    const char *prefix, const char *what,
+		    const struct in6_addr *host);
+
 /* Listen on bind_addr:port. NULL (logged) when it cannot. */
 struct upnp_http *upnp_http_open(const struct upnp_http_params *);
 /* Cancel pending actions (upnp_soap_cancel), close every connection, free.

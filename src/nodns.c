@@ -25,8 +25,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* At most one log line per this many seconds: a LAN host can send names
@@ -63,14 +63,11 @@ nodns_real(void)
 	return u.fn;
 }
 
+/* Monotonic seconds, for the log's rate (any thread). */
 static int64_t
 nodns_now_s(void)
 {
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return 0;
-	return (int64_t)ts.tv_sec;
+	return (int64_t)(clock_now_ms() / 1000);
 }
 
 /* A name refused: say so at debug level, at most once per

@@ -313,6 +313,12 @@ test_state_dir_swapped(void **state)
 
 /* ---- the drop and the filter, in children ---- */
 
+/* exit codes of the children: which check failed */
+enum {
+	CHILD_OK, CHILD_DROP, CHILD_UID, CHILD_CAPS, CHILD_NNP, CHILD_SECCOMP,
+	CHILD_SOCKET, CHILD_LOAD, CHILD_FILE, CHILD_CLONE
+};
+
 /* Run fn in a child; its wait status. */
 static int
 in_child(int (*fn)(void))
@@ -327,6 +333,26 @@ in_child(int (*fn)(void))
 		_exit(fn());
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return status;
+}
+
+/* fn ran in a child and returned CHILD_OK */
+static void
+assert_child_ok(int (*fn)(void))
+{
+	int status = in_child(fn);
+
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
+}
+
+/* fn's child was ended by the filter (SIGSYS) */
+static void
+assert_child_killed(int (*fn)(void))
+{
+	int status = in_child(fn);
+
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
 }
 
 /* "Key:\tvalue" of /proc/self/status into buf; false when absent. */
@@ -360,12 +386,6 @@ proc_is(const char *key, const char *want)
 	    want) == 0;
 }
 
-/* exit codes of the children: which check failed */
-enum {
-	CHILD_OK, CHILD_DROP, CHILD_UID, CHILD_CAPS, CHILD_NNP, CHILD_SECCOMP,
-	CHILD_SOCKET, CHILD_LOAD, CHILD_FILE, CHILD_CLONE
-};
-
 static int
 child_drop(void)
 {
@@ -397,14 +417,10 @@ child_drop(void)
 static void
 test_drop(void **state)
 {
-	int status;
-
 	(void)state;
 	if (skip_unless_root())
 		return;
-	status = in_child(child_drop);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
+	assert_child_ok(child_drop);
 }
 
 /* nat = none: no capability at all */
@@ -426,14 +442,10 @@ child_drop_no_caps(void)
 static void
 test_drop_no_caps(void **state)
 {
-	int status;
-
 	(void)state;
 	if (skip_unless_root())
 		return;
-	status = in_child(child_drop_no_caps);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
+	assert_child_ok(child_drop_no_caps);
 }
 
 /* user = root: still root, without root's capabilities */
@@ -467,7 +479,7 @@ test_drop_root(void **state)
 	assert_int_equal(fchown(fd, OTHER_UID, OTHER_GID), 0);
 	close(fd);
 	status = in_child(child_drop_root);
-	unlink(other_file);
+	unlink(other_file);	/* before the asserts, which return */
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
 }
@@ -600,40 +612,22 @@ child_filter_fork(void)
 static void
 test_filter(void **state)
 {
-	int status;
-
 	(void)state;
 	/* a sanitizer build never installs it, and ASan's runtime makes
 	   calls the daemon does not */
 	if (!sandbox_supported())
 		skip();
-	status = in_child(child_filter_allows);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
-	status = in_child(child_filter_execve);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGSYS);
-	status = in_child(child_filter_ptrace);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGSYS);
-	status = in_child(child_filter_packet);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGSYS);
+	assert_child_ok(child_filter_allows);
+	assert_child_killed(child_filter_execve);
+	assert_child_killed(child_filter_ptrace);
+	assert_child_killed(child_filter_packet);
 	/* these end the process (SIGSYS) like any call off the list, rather
 	   than failing with an errno: an attempt is a compromise, and a
 	   daemon that went on after it would give a second try */
-	status = in_child(child_filter_xfrm);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGSYS);
-	status = in_child(child_filter_clone_newuser);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGSYS);
-	status = in_child(child_filter_fork);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGSYS);
-	status = in_child(child_filter_threads);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
+	assert_child_killed(child_filter_xfrm);
+	assert_child_killed(child_filter_clone_newuser);
+	assert_child_killed(child_filter_fork);
+	assert_child_ok(child_filter_threads);
 }
 
 /* Every name is a system call libseccomp knows, listed once, and
