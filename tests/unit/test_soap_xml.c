@@ -26,9 +26,8 @@
 
 /*
  * The oracle leaks on a body with bytes after the root (libixml's own
- * leak, tests/fuzz/known/ixml-trailing-garbage.xml, as in
- * tests/fuzz/lsan.supp): suppressed by the same narrow name under
- * -DIWFD_SANITIZE=ON. The reader allocates nothing.
+ * leak, tests/fuzz/known/ixml-trailing-garbage.xml): suppressed by this
+ * narrow name under -DIWFD_SANITIZE=ON. The reader allocates nothing.
  */
 const char	*__lsan_default_suppressions(void);
 
