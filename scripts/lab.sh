@@ -35,6 +35,8 @@
 #   lab_kill PID             stop one tracked process
 #   lab_listen NS tcp|udp PORT OUTFILE   a one-shot nc listener (tracked), waits until bound
 #   lab_send NS tcp|udp ADDR PORT TEXT   send TEXT with nc
+#   lab_reach FROM PROTO ADDR PORT TO IPORT        a line sent to ADDR:PORT arrives at TO:IPORT
+#   lab_unreachable FROM PROTO ADDR PORT TO IPORT  ... and its opposite
 #   lab_check DESC CMD...    run CMD, print "ok - DESC" or "FAIL - DESC", count LAB_FAILS
 #   lab_skip_unless_ready [TOOL...]  exit 77 with a reason unless root and the tools are there
 #   lab_hard_timeout SECS "$0" "$@"   re-exec the calling script under timeout(1)
@@ -245,6 +247,62 @@ lab_send() {
 	else
 		printf '%s\n' "$text" | lab_exec "$ns" timeout 5 nc -N -w 3 "$addr" "$port"
 	fi
+}
+
+# lab_reach_diag PROTO: what the NATs hold, printed when traffic that should have arrived
+# did not: the DNAT rules and map elements of every nft table of gw and cgn, and their
+# conntrack entries of PROTO.
+lab_reach_diag() {
+	local ns
+	for ns in gw cgn; do
+		echo "    --- $ns: nft (dnat, map elements)"
+		lab_exec "$ns" nft list ruleset 2>&1 | grep -E 'dnat|:|elements' | head -40 |
+			sed 's/^/    /'
+		echo "    --- $ns: conntrack ($1)"
+		lab_exec "$ns" cat /proc/net/nf_conntrack 2>&1 | grep -w "$1" | head -20 |
+			sed 's/^/    /'
+	done
+}
+
+# lab_reach FROM PROTO ADDR PORT TO IPORT: a line FROM sends to ADDR:PORT arrives at a
+# listener on TO's IPORT within 3 s. One more line is sent when the first does not
+# arrive (on a loaded machine a single lost SYN costs nc's whole -w budget); that miss is
+# printed as a NOTE with what the two NATs hold, so a run that needed it says so.
+# Returns 1 when neither arrived.
+lab_reach() {
+	local from=$1 proto=$2 addr=$3 port=$4 to=$5 iport=$6 try out pid="" text said
+	for try in 1 2; do
+		text="reach-$try-$RANDOM$RANDOM"
+		# the one-shot listener is still there when nothing reached it
+		if [ -z "$pid" ] || ! lab_alive "$pid"; then
+			out="$LAB_TMP/recv.$RANDOM$RANDOM"
+			lab_listen "$to" "$proto" "$iport" "$out" || return 1
+			pid=$LAB_LAST_PID
+		fi
+		said=$(lab_send "$from" "$proto" "$addr" "$port" "$text" 2>&1)
+		if lab_wait_for "grep -q '$text' '$out'" 3; then
+			lab_kill "$pid"
+			return 0
+		fi
+		echo "    NOTE: attempt $try: $proto $from -> $addr:$port did not reach $to:$iport in 3 s${said:+ (nc: $said)}"
+		lab_reach_diag "$proto"
+	done
+	lab_kill "$pid"
+	return 1
+}
+
+# lab_unreachable FROM PROTO ADDR PORT TO IPORT: nothing FROM sends to ADDR:PORT arrives
+# at a listener on TO's IPORT within 3 s.
+lab_unreachable() {
+	local from=$1 proto=$2 addr=$3 port=$4 to=$5 iport=$6 out text pid rc=0
+	text="unreachable-$RANDOM$RANDOM"
+	out="$LAB_TMP/recv.$RANDOM$RANDOM"
+	lab_listen "$to" "$proto" "$iport" "$out" || return 1
+	pid=$LAB_LAST_PID
+	lab_send "$from" "$proto" "$addr" "$port" "$text" >/dev/null 2>&1
+	lab_wait_for "grep -q '$text' '$out'" 3 && rc=1
+	lab_kill "$pid"
+	return $rc
 }
 
 lab_link() {

@@ -70,17 +70,11 @@ for m in json.load(sys.stdin):
 }
 gw_ext_is() { [ "$(gw_ext "$1" "$2" | cut -d' ' -f1)" = "$3" ]; }
 # reach FROM PROTO ADDR PORT: a packet from FROM arrives at the LAN host
-reach() {
-	local from=$1 proto=$2 addr=$3 port=$4 text="dhcp-$RANDOM" out="$LAB_TMP/recv.$RANDOM"
-	lab_listen lan "$proto" "$port" "$out" || return 1
-	lab_send "$from" "$proto" "$addr" "$port" "$text"
-	lab_wait_for "grep -q '$text' '$out'" 3
-}
 # reach_mapping FROM PROTO INTPORT: through what the gateway's list says
 reach_mapping() {
 	local e
 	e=$(gw_ext "$2" "$3")
-	[ -n "$e" ] && reach "$1" "$2" ${e% *} "${e#* }"
+	[ -n "$e" ] && lab_reach "$1" "$2" "${e% *}" "${e#* }" lan "$3"
 }
 start_daemon() {
 	lab_bg gw "$LAB_TMP/pcp-iwfd.log" "$daemon" -f -v -c "$1"

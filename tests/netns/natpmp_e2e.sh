@@ -76,13 +76,9 @@ rc_is() { [ "$(cat "$LAB_TMP/$1.rc")" = "$2" ]; }
 # reach NS PROTO PORT TEXT: from the internet host to the carrier's address and PORT; true
 # when TEXT arrives at a listener on the LAN host NS (on the same port number: natpmpc maps
 # public = private where it can, and the listener sits on the private port given)
-reach() {
-	local ns=$1 proto=$2 extport=$3 intport=$4 text=$5 out="$LAB_TMP/recv.$RANDOM"
-	lab_listen "$ns" "$proto" "$intport" "$out" || return 1
-	lab_send inet "$proto" "$ext" "$extport" "$text"
-	lab_wait_for "grep -q '$text' '$out'" 3
-}
-unreachable() { ! reach "$@"; }
+# reach NS PROTO EXTPORT INTPORT: the internet host -> the carrier's EXTPORT -> NS's INTPORT
+reach() { lab_reach inet "$2" "$ext" "$3" "$1" "$4"; }
+unreachable() { lab_unreachable inet "$2" "$ext" "$3" "$1" "$4"; }
 
 lab_up || exit 1
 lab_add_lan_host || exit 1
@@ -146,7 +142,7 @@ for proto in udp tcp; do
 		[ "$entry" = "$ext $extport natpmp $LAB_LAN_HOST_IP" ]
 	lab_check "$proto: the carrier has the mapping" carrier_has_port "$extport"
 	lab_check "$proto: traffic from the internet reaches the LAN host" \
-		reach lan $proto "$extport" "$port" "hello-$proto-$RANDOM"
+		reach lan $proto "$extport" "$port"
 
 	lab_say "$proto: lifetime 0 deletes it"
 	natpmpc_run lan del_$proto -a "$extport" "$port" "$proto" 0
@@ -155,7 +151,7 @@ for proto in udp tcp; do
 	lab_wait_for "! carrier_has_port $extport" 5
 	lab_check "$proto: gone at the carrier" eval "! carrier_has_port $extport"
 	lab_check "$proto: traffic no longer arrives" \
-		unreachable lan $proto "$extport" "$port" "late-$proto-$RANDOM"
+		unreachable lan $proto "$extport" "$port"
 done
 
 lab_say "retransmissions of one request make one upstream mapping"
@@ -201,9 +197,9 @@ echo "  first host: $p1, second host: $p2"
 lab_check "both got a port" [ -n "$p1" ] && [ -n "$p2" ]
 lab_check "the second host did not take the first host's port" [ "$p1" != "$p2" ]
 lab_check "the first host's port still reaches the first host" \
-	reach lan tcp "$p1" 9000 "first-$RANDOM"
+	reach lan tcp "$p1" 9000
 lab_check "the second host's port reaches the second host" \
-	reach lan2 tcp "$p2" 9000 "second-$RANDOM"
+	reach lan2 tcp "$p2" 9000
 lab_check "the gateway lists the second host's own mapping" \
 	[ "$(gw_entry tcp 9000 "$LAB_LAN2_HOST_IP" | awk '{print $3}')" = natpmp ]
 

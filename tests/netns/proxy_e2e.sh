@@ -74,16 +74,13 @@ for o in json.load(sys.stdin)["nftables"]:
 }
 carrier_rules() { lab_exec cgn nft list ruleset | grep -c 'dnat ip to'; }
 
-# reach PROTO ADDR PORT TEXT: send from the internet host (or, without an upstream, from
-# the carrier, which is the gateway's "internet"), true when TEXT arrives on the LAN host
-reach() {
-	local proto=$1 addr=$2 port=$3 text=$4 from=inet out="$LAB_TMP/recv.$RANDOM"
-	[ "$mode" = last ] && from=cgn
-	lab_listen lan "$proto" "$port" "$out" || return 1
-	lab_send "$from" "$proto" "$addr" "$port" "$text"
-	lab_wait_for "grep -q '$text' '$out'" 3
-}
-unreachable() { ! reach "$@"; }
+# reach PROTO ADDR PORT INTPORT: sent from the internet host (or, without an upstream,
+# from the carrier, which is the gateway's "internet") to ADDR:PORT, a line arrives at
+# the LAN host's INTPORT
+from=inet
+[ "$mode" = last ] && from=cgn
+reach() { lab_reach "$from" "$1" "$2" "$3" lan "$4"; }
+unreachable() { lab_unreachable "$from" "$1" "$2" "$3" lan "$4"; }
 
 # nat = none: the home router routes the LAN instead of masquerading it
 [ "$mode" = none ] && export LAB_GW_NAT=none
@@ -125,7 +122,7 @@ for proto in tcp udp; do
 	lab_check "$proto external address is the outermost one ($want_addr)" [ "$ext_addr" = "$want_addr" ]
 	lab_check "$proto lifetime granted" [ "$(jget "$LAB_TMP/map_$proto.json" lifetime)" -gt 0 ]
 	lab_check "$proto traffic from the internet reaches the LAN host" \
-		reach $proto "$ext_addr" "$ext_port" "hello-$proto-$RANDOM"
+		reach $proto "$ext_addr" "$ext_port" "$port"
 	entry=$(gw_entry $proto $port)
 	echo "  gateway list: $entry"
 	lab_check "$proto: pcp-iwfctl list shows the outermost address and port" \
@@ -149,7 +146,7 @@ for proto in tcp udp; do
 	# goes when the carrier has processed the delete: give it a moment.
 	[ "$mode" = none ] && lab_wait_for "! lab_exec cgn nft list ruleset | grep -q 'dport $ext_port dnat'" 3
 	lab_check "$proto traffic no longer arrives after the delete" \
-		unreachable $proto "$ext_addr" "$ext_port" "late-$proto-$RANDOM"
+		unreachable $proto "$ext_addr" "$ext_port" "$port"
 done
 
 # ---- PEER (RFC 6887 §12, RFC 7648 §3) ------------------------------------------------

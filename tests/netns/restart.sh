@@ -77,12 +77,8 @@ for o in json.load(sys.stdin)["nftables"]:
 }
 carrier_rules() { lab_exec cgn nft list ruleset | grep -c 'dnat ip to'; }
 
-reach() {
-	local proto=$1 addr=$2 port=$3 text=$4 out="$LAB_TMP/recv.$RANDOM"
-	lab_listen lan "$proto" "$port" "$out" || return 1
-	lab_send inet "$proto" "$addr" "$port" "$text"
-	lab_wait_for "grep -q '$text' '$out'" 3
-}
+# reach PROTO ADDR PORT: the internet host -> ADDR:PORT -> the LAN host's PORT
+reach() { lab_reach inet "$1" "$2" "$3" lan "$3"; }
 
 lab_up || exit 1
 lab_start_carrier || { echo "FAIL - the carrier (miniupnpd) did not start"; exit 1; }
@@ -135,9 +131,9 @@ lab_check "the gateway's nft map holds $((2 * NMAP)) elements" [ "$(nft_elements
 read -r _ _ taddr tport < <(grep "^tcp $BASE_PORT " "$LAB_TMP/made")
 read -r _ _ uaddr uport < <(grep "^udp $((BASE_PORT + 1)) " "$LAB_TMP/made")
 lab_check "TCP from the internet reaches the LAN host ($taddr:$tport)" \
-	reach tcp "$taddr" "$tport" "before-tcp-$RANDOM"
+	reach tcp "$taddr" "$tport"
 lab_check "UDP from the internet reaches the LAN host ($uaddr:$uport)" \
-	reach udp "$uaddr" "$uport" "before-udp-$RANDOM"
+	reach udp "$uaddr" "$uport"
 lab_check "the state file was written (group commit)" [ -s "$state" ]
 
 # after_restart WHAT: every check a restart must pass
@@ -156,7 +152,7 @@ after_restart() {
 	lab_check "$what: ... and the list still has the same external ports" \
 		lab_wait_for "[ \"\$(gw_list)\" = \"\$(cat '$LAB_TMP/made')\" ]" 5
 	lab_check "$what: TCP from the internet reaches the LAN host" \
-		reach tcp "$taddr" "$tport" "$what-tcp-$RANDOM"
+		reach tcp "$taddr" "$tport"
 	for proto in tcp udp; do
 		port=$((BASE_PORT + 2))
 		nonce=$(jget "$LAB_TMP/map_${proto}_$port.json" nonce)

@@ -74,13 +74,9 @@ redirected_port() {
 
 # reach PROTO EXTPORT INTPORT TEXT: from the internet host to the carrier's address; true
 # when TEXT arrives at a listener on the LAN host's INTPORT
-reach() {
-	local proto=$1 extport=$2 intport=$3 text=$4 out="$LAB_TMP/recv.$RANDOM"
-	lab_listen lan "$proto" "$intport" "$out" || return 1
-	lab_send inet "$proto" "$ext" "$extport" "$text"
-	lab_wait_for "grep -q '$text' '$out'" 3
-}
-unreachable() { ! reach "$@"; }
+# reach PROTO EXTPORT INTPORT: the internet host -> the carrier's EXTPORT -> the LAN host
+reach() { lab_reach inet "$1" "$ext" "$2" lan "$3"; }
+unreachable() { lab_unreachable inet "$1" "$ext" "$2" lan "$3"; }
 
 lab_say "the binary exports connect(): libupnp's calls land in the CallStranger guard"
 lab_log nm -D "$daemon" | grep -w connect
@@ -146,7 +142,7 @@ for proto in TCP UDP; do
 		[ "$entry" = "$ext $extport upnp $lan" ]
 	lab_check "$proto: the carrier holds the mapping" carrier_has_port "$extport"
 	lab_check "$proto: traffic from the internet reaches the LAN host" \
-		reach $p "$extport" "$port" "hello-$p-$RANDOM"
+		reach $p "$extport" "$port"
 	eval "ext_$p=$extport"
 done
 
@@ -265,7 +261,7 @@ for proto in TCP UDP; do
 	lab_wait_for "! carrier_has_port $extport" 5
 	lab_check "$proto: gone at the carrier" eval "! carrier_has_port $extport"
 	lab_check "$proto: traffic no longer arrives" \
-		unreachable $p "$extport" "$port" "late-$p-$RANDOM"
+		unreachable $p "$extport" "$port"
 done
 
 lab_say "upnpc -r: a mapping for the host itself"
@@ -293,7 +289,7 @@ if [ "$version" = 2 ]; then
 		[ "$(gw_entry tcp 7301)" = "$ext $anyport upnp $lan" ]
 	lab_check "-n: the carrier holds it" carrier_has_port "${anyport:-0}"
 	lab_check "-n: traffic from the internet reaches the LAN host" \
-		reach tcp "${anyport:-0}" 7301 "any-$RANDOM"
+		reach tcp "${anyport:-0}" 7301
 	upnpc_run listing -L
 	lab_check "-L lists 7300" has listing "TCP  *7300->$lan:7300 "
 	lab_check "-L lists the AddAnyPortMapping one" has listing "TCP  *$anyport->$lan:7301 "
