@@ -69,8 +69,8 @@ for m in json.load(sys.stdin):
         print(m["external_address"], m["external_port"])' "$1" "$2"
 }
 gw_ext_is() { [ "$(gw_ext "$1" "$2" | cut -d' ' -f1)" = "$3" ]; }
-# reach FROM PROTO ADDR PORT: a packet from FROM arrives at the LAN host
-# reach_mapping FROM PROTO INTPORT: through what the gateway's list says
+# reach_mapping FROM PROTO INTPORT: a line from FROM arrives at the LAN host's INTPORT
+# through the external address and port the gateway's list says
 reach_mapping() {
 	local e
 	e=$(gw_ext "$2" "$3")

@@ -73,10 +73,8 @@ probe_run() {
 kv() { tr ' ' '\n' <"$LAB_TMP/$1.out" | sed -n "s/^$2=//p" | head -1; }
 rc_is() { [ "$(cat "$LAB_TMP/$1.rc")" = "$2" ]; }
 
-# reach NS PROTO PORT TEXT: from the internet host to the carrier's address and PORT; true
-# when TEXT arrives at a listener on the LAN host NS (on the same port number: natpmpc maps
-# public = private where it can, and the listener sits on the private port given)
-# reach NS PROTO EXTPORT INTPORT: the internet host -> the carrier's EXTPORT -> NS's INTPORT
+# reach NS PROTO EXTPORT INTPORT: a line from the internet host to the carrier's address
+# and EXTPORT arrives at a listener on the LAN host NS's INTPORT
 reach() { lab_reach inet "$2" "$ext" "$3" "$1" "$4"; }
 unreachable() { lab_unreachable inet "$2" "$ext" "$3" "$1" "$4"; }
 

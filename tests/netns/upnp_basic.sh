@@ -72,9 +72,8 @@ redirected_port() {
 		"$LAB_TMP/$1.out" | tail -1
 }
 
-# reach PROTO EXTPORT INTPORT TEXT: from the internet host to the carrier's address; true
-# when TEXT arrives at a listener on the LAN host's INTPORT
-# reach PROTO EXTPORT INTPORT: the internet host -> the carrier's EXTPORT -> the LAN host
+# reach PROTO EXTPORT INTPORT: a line from the internet host to the carrier's address and
+# EXTPORT arrives at a listener on the LAN host's INTPORT
 reach() { lab_reach inet "$1" "$ext" "$2" lan "$3"; }
 unreachable() { lab_unreachable inet "$1" "$ext" "$2" lan "$3"; }
 
