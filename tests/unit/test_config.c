@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "test_file.h"
 
 #define GOLDEN_DIR		IWFD_TEST_DATA_DIR "/golden/config"
 #define DOCS_EXAMPLE		IWFD_TEST_DATA_DIR "/../docs/pcp-iwfd.conf.example"
@@ -31,34 +32,6 @@
 /* Both large; static keeps cmocka's stack small. */
 static struct iwfd_config cfg, cfg2;
 static struct config_errors errs;
-
-/* Whole file, NUL added; NULL if it cannot be read. */
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f;
-	char *buf;
-	long n;
-
-	if ((f = fopen(path, "rb")) == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0) {
-		fclose(f);
-		return NULL;
-	}
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
 
 static char *
 print_config(const struct iwfd_config *c, size_t *len)
@@ -170,12 +143,12 @@ run_golden_case(const char *conf)
 	snprintf(base, sizeof(base), "%.*s", (int)(strlen(conf) -
 	    strlen(".conf")), conf);
 	snprintf(path, sizeof(path), "%s/%s", GOLDEN_DIR, conf);
-	text = slurp(path, &len);
+	text = test_slurp(path, &len);
 	assert_non_null(text);
 	snprintf(path, sizeof(path), "%s/%s.out", GOLDEN_DIR, base);
-	out = slurp(path, &out_len);
+	out = test_slurp(path, &out_len);
 	snprintf(path, sizeof(path), "%s/%s.err", GOLDEN_DIR, base);
-	err = slurp(path, &err_len);
+	err = test_slurp(path, &err_len);
 	if ((out == NULL) == (err == NULL)) {
 		printf("FAIL %s: needs exactly one of %s.out, %s.err\n",
 		    conf, base, base);
@@ -241,7 +214,7 @@ test_docs_example(void **state)
 	size_t want_len, got_len;
 
 	(void)state;
-	want = slurp(GOLDEN_DIR "/" DOCS_EXAMPLE_OUT, &want_len);
+	want = test_slurp(GOLDEN_DIR "/" DOCS_EXAMPLE_OUT, &want_len);
 	assert_non_null(want);
 	if (config_parse_file(DOCS_EXAMPLE, &cfg, &errs) != 0) {
 		config_errors_print(&errs, stdout);
@@ -337,7 +310,7 @@ test_stored_values(void **state)
 	size_t len;
 
 	(void)state;
-	text = slurp(GOLDEN_DIR "/full.conf", &len);
+	text = test_slurp(GOLDEN_DIR "/full.conf", &len);
 	assert_non_null(text);
 	assert_int_equal(config_parse_buffer("full.conf", text, len, &cfg,
 	    &errs), 0);

@@ -30,6 +30,7 @@
 #include "pcp_wire.h"
 #include "state.h"
 #include "table.h"
+#include "test_file.h"
 
 #define NAME		"t.state"
 #define NOW_MS		5000000ULL	/* monotonic */
@@ -344,23 +345,6 @@ test_round_trip(void **state)
 	table_free(t2);
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	char *buf = NULL;
-	FILE *f, *m;
-	int c;
-
-	if ((f = fopen(path, "r")) == NULL)
-		return NULL;
-	assert_non_null(m = open_memstream(&buf, len));
-	while ((c = fgetc(f)) != EOF)
-		fputc(c, m);
-	fclose(f);
-	fclose(m);
-	return buf;
-}
-
 /* Records equal in every field but where they were read. */
 static void
 assert_record_equal(const struct state_record *a, const struct state_record *b)
@@ -421,7 +405,7 @@ test_golden_v2(void **state)
 	assert_int_equal(img.rec[5].flags, MAPPING_F_ANY_PORT |
 	    MAPPING_F_WAS_GRANTED);
 	text = format_text(&img, &len);
-	assert_non_null(want = slurp(GOLDEN_V2, &wlen));
+	assert_non_null(want = test_slurp(GOLDEN_V2, &wlen));
 	assert_int_equal(wlen, len);
 	assert_memory_equal(want, text, len);
 	free(want);
@@ -1139,7 +1123,7 @@ save_records(struct table *t, uint64_t now_ms, uint64_t now_wall,
 	assert_int_equal(state_image_from_table(t, now_ms, now_wall, img), 0);
 	snprintf(path, sizeof(path), "%s/renew.state", tmpdir);
 	assert_int_equal(state_write_table(path, &h, t, now_ms, now_wall), 0);
-	assert_non_null(*text = slurp(path, &len));
+	assert_non_null(*text = test_slurp(path, &len));
 	return len;
 }
 
@@ -1262,7 +1246,7 @@ test_write_failure_keeps_old(void **state)
 	state_image_init(&small);
 	small.hdr = img.hdr;
 	assert_int_equal(state_write(path, &small), 0);
-	assert_non_null(before = slurp(path, &blen));
+	assert_non_null(before = test_slurp(path, &blen));
 	assert_int_equal(stat(tmp, &sb), -1);
 
 	/* the temp file cannot be created (a directory has its name; this
@@ -1270,7 +1254,7 @@ test_write_failure_keeps_old(void **state)
 	assert_int_equal(mkdir(tmp, 0700), 0);
 	assert_int_equal(state_write(path, &img), -1);
 	assert_int_equal(rmdir(tmp), 0);
-	assert_non_null(after = slurp(path, &alen));
+	assert_non_null(after = test_slurp(path, &alen));
 	assert_int_equal(alen, blen);
 	assert_memory_equal(before, after, blen);
 	free(after);
@@ -1285,7 +1269,7 @@ test_write_failure_keeps_old(void **state)
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	signal(SIGXFSZ, SIG_DFL);
 	assert_int_equal(stat(tmp, &sb), -1);	/* removed */
-	assert_non_null(after = slurp(path, &alen));
+	assert_non_null(after = test_slurp(path, &alen));
 	assert_int_equal(alen, blen);
 	assert_memory_equal(before, after, blen);
 	free(after);
@@ -1335,11 +1319,11 @@ test_load_missing_and_corrupt(void **state)
 	snprintf(want, sizeof(want), "%s.corrupt-%llu-1", path, NOW_WALL);
 	assert_string_equal(moved2, want);
 	/* both kept, intact */
-	assert_non_null(text = slurp(moved, &len));
+	assert_non_null(text = test_slurp(moved, &len));
 	assert_int_equal(len, strlen(garbage));
 	assert_memory_equal(text, garbage, len);
 	free(text);
-	assert_non_null(text = slurp(moved2, &len));
+	assert_non_null(text = test_slurp(moved2, &len));
 	assert_int_equal(len, strlen(garbage));
 	free(text);
 	/* unreadable (a directory): an error, left in place */

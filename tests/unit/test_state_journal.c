@@ -31,6 +31,7 @@
 #include "pcp_wire.h"
 #include "state.h"
 #include "table.h"
+#include "test_file.h"
 
 #define NOW_MS		5000000ULL	/* monotonic */
 #define NOW_WALL	1700000000ULL
@@ -118,26 +119,6 @@ path_in(char *buf, size_t size, const char *name)
 	snprintf(buf + strlen(buf), size - strlen(buf), ".journal");
 	(void)unlink(buf);
 	snprintf(buf, size, "%s/%s", dir, name);
-}
-
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	if (f == NULL)
-		return NULL;
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	rewind(f);
-	assert_non_null(buf = malloc((size_t)n + 1));
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
 }
 
 static void
@@ -316,11 +297,11 @@ test_append_and_load(void **state)
 	    false), 0);
 	assert_int_equal(state_journal_stats(j)->compactions, 1);
 	assert_int_equal(table_dirty_count(t), 0);
-	assert_non_null(text = slurp(jpath, &len));
+	assert_non_null(text = test_slurp(jpath, &len));
 	assert_int_equal(count_of(text, "\n"), 1);	/* header only */
 	assert_true(strncmp(text, "pcp-iwfd-journal 1 ", 19) == 0);
 	free(text);
-	assert_non_null(text = slurp(path, &base_len));
+	assert_non_null(text = test_slurp(path, &base_len));
 	free(text);
 
 	/* nothing changed: nothing written */
@@ -338,7 +319,7 @@ test_append_and_load(void **state)
 	    NOW_WALL + 10, false), 0);
 	assert_int_equal(state_journal_stats(j)->groups, 1);
 	assert_int_equal(state_journal_stats(j)->compactions, 1);
-	assert_non_null(text = slurp(jpath, &len));
+	assert_non_null(text = test_slurp(jpath, &len));
 	print_message("%s", text);
 	assert_non_null(strstr(text, "\ngroup 1\nepoch 1010\nwritten "
 	    "1700000010\n"));
@@ -347,7 +328,7 @@ test_append_and_load(void **state)
 	assert_non_null(strstr(text, "\ncommit 5 "));
 	free(text);
 	/* the base was not touched: cost of the change, not the table */
-	assert_non_null(text = slurp(path, &len));
+	assert_non_null(text = test_slurp(path, &len));
 	assert_int_equal(len, base_len);
 	free(text);
 
@@ -369,7 +350,7 @@ test_append_and_load(void **state)
 	/* the whole file at shutdown: the journal emptied */
 	assert_int_equal(state_journal_commit(j, &h, t, NOW_MS + 20000,
 	    NOW_WALL + 20, true), 0);
-	assert_non_null(text = slurp(jpath, &len));
+	assert_non_null(text = test_slurp(jpath, &len));
 	assert_int_equal(count_of(text, "\n"), 1);
 	free(text);
 	assert_int_equal(load(path, &img), STATE_LOAD_OK);
@@ -414,7 +395,7 @@ test_peer_and_removal_keys(void **state)
 	m = add_granted(t, &r, 6666);
 	assert_int_equal(state_journal_commit(j, &h, t, NOW_MS, NOW_WALL,
 	    false), 0);
-	assert_non_null(text = slurp(jpath, &len));
+	assert_non_null(text = test_slurp(jpath, &len));
 	assert_int_equal(count_of(text, "\npeer tcp 2001:db8::20 5555 "), 2);
 	assert_non_null(strstr(text, "\ndel peer tcp 2001:db8::20 5555 "
 	    "2001:db8:1::9 443\n"));
@@ -464,7 +445,7 @@ three_groups(const char *path, size_t *len, size_t ends[4])
 	}
 	state_journal_free(j);
 	table_free(t);
-	assert_non_null(text = slurp(jpath, len));
+	assert_non_null(text = test_slurp(jpath, len));
 	ends[0] = (size_t)(strchr(text, '\n') - text) + 1;
 	for (i = 1, p = text; i < 4; i++) {
 		p = strstr(p, "\ncommit ");
@@ -634,7 +615,7 @@ test_compaction_order(void **state)
 	x = add_granted(t, &r, 2525);
 	assert_int_equal(state_journal_commit(j, &h, t, NOW_MS, NOW_WALL,
 	    false), 0);
-	assert_non_null(old = slurp(jpath, &len));
+	assert_non_null(old = test_slurp(jpath, &len));
 	/* X goes; the compaction writes a base without it, a second
 	   later (other bytes than the first base) */
 	table_remove(t, x, NOW_MS);
@@ -657,7 +638,7 @@ test_compaction_order(void **state)
 	table_remove(t, x, NOW_MS + 1000);
 	assert_int_equal(state_journal_commit(j, &h, t, NOW_MS + 1000,
 	    NOW_WALL + 1, true), 0);
-	assert_non_null(old = slurp(jpath, &len));
+	assert_non_null(old = test_slurp(jpath, &len));
 	assert_int_equal(count_of(old, "\n"), 1);
 	free(old);
 	assert_int_equal(load(path, &img), STATE_LOAD_OK);
@@ -798,7 +779,7 @@ victim_untouched(const char *victim)
 
 	assert_int_equal(lstat(victim, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
-	assert_non_null(text = slurp(victim, &len));
+	assert_non_null(text = test_slurp(victim, &len));
 	assert_string_equal(text, VICTIM_TEXT);
 	free(text);
 }

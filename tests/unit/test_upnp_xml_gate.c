@@ -24,6 +24,7 @@
 
 #include "soap_xml.h"
 #include "upnp.h"
+#include "test_file.h"
 #include "upnp_xml_gate.h"
 
 #define ENV_HEAD \
@@ -360,24 +361,6 @@ test_threads(void **state)
 	assert_true(upnp_xml_gate_take(&a));
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	buf = malloc(65536 + 1);
-	assert_non_null(buf);
-	n = fread(buf, 1, 65536, f);
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
 /* Every body of the upnp_soap corpus, and the inputs that showed libixml's
    faults: libixml never gets the input itself; what passes is taken as
    our reader reads it. */
@@ -392,7 +375,7 @@ check_file(const char *path)
 	bool ok;
 	int rc;
 
-	if ((buf = slurp(path, &len)) == NULL)
+	if ((buf = test_slurp(path, &len)) == NULL)
 		fail_msg("cannot read %s", path);
 	/* pupnp hands the body over as a C string: a NUL ends it */
 	len = strlen(buf);
